@@ -1,0 +1,175 @@
+//! The ledger: processed bytes summed by (minute, NAT gateway, direction, source, destination).
+//!
+//! Everything downstream (the report, CloudWatch datums, source detail lines) is a projection of
+//! this one table, so they cannot disagree with each other.
+
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+
+use crate::attribution::{Direction, Traversal};
+
+/// Who a source is. Today the address the NAT saw (a pod, or its node under default EKS SNAT);
+/// the seam where a time-aware IP → workload inventory will plug in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Ip(IpAddr),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Ip(ip) => ip.fmt(f),
+        }
+    }
+}
+
+/// Who a source is, decided from the address and the flow's own time (never the arrival time:
+/// pod IPs are reused and records arrive minutes late).
+pub trait Resolver {
+    fn resolve(&self, ip: IpAddr, minute: i64) -> Source;
+}
+
+/// Today's resolver: the address is the identity.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ByAddress;
+
+impl Resolver for ByAddress {
+    #[inline]
+    fn resolve(&self, ip: IpAddr, _minute: i64) -> Source {
+        Source::Ip(ip)
+    }
+}
+
+/// The aggregation key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub minute: i64,
+    pub gateway: u16,
+    pub direction: Direction,
+    pub source: Source,
+    /// Index into [`Ledger::destination`].
+    pub destination: u16,
+}
+
+/// Sums for one key.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64, packets: u64) {
+        // Saturate rather than wrap: a hostile record must not make totals small again.
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.packets = self.packets.saturating_add(packets);
+    }
+}
+
+/// Destinations are an open list of AWS service names, but a handful per deployment: interning
+/// them keeps the key `Copy` and the hot path allocation-free after the first sighting.
+const INTERNET: u16 = 0;
+const UNKNOWN: u16 = 1;
+
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    entries: FxHashMap<Key, Tally>,
+    destinations: Vec<Box<str>>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            entries: FxHashMap::default(),
+            destinations: vec!["INTERNET".into(), "UNKNOWN".into()],
+        }
+    }
+}
+
+impl Ledger {
+    /// Adds one counted traversal.
+    #[inline]
+    pub fn add(&mut self, t: &Traversal<'_>, resolver: &dyn Resolver) {
+        let destination = self.intern(t.destination.as_str());
+        let key = Key {
+            minute: t.minute,
+            gateway: t.gateway as u16,
+            direction: t.direction,
+            source: resolver.resolve(t.source, t.minute),
+            destination,
+        };
+        self.entries.entry(key).or_default().add(t.bytes, t.packets);
+    }
+
+    #[inline]
+    fn intern(&mut self, name: &str) -> u16 {
+        match name {
+            "INTERNET" => return INTERNET,
+            "UNKNOWN" => return UNKNOWN,
+            _ => {}
+        }
+        if let Some(i) = self.destinations.iter().position(|d| &**d == name) {
+            return i as u16;
+        }
+        // An open list, but not an unbounded one: past 60k names (hostile input), fold the rest.
+        if self.destinations.len() >= u16::MAX as usize {
+            return UNKNOWN;
+        }
+        self.destinations.push(name.into());
+        (self.destinations.len() - 1) as u16
+    }
+
+    /// The name of interned destination `i`.
+    pub fn destination(&self, i: u16) -> &str {
+        &self.destinations[usize::from(i)]
+    }
+
+    /// Entries in key order (deterministic output).
+    pub fn sorted(&self) -> Vec<(Key, Tally)> {
+        let mut v: Vec<_> = self.entries.iter().map(|(k, t)| (*k, *t)).collect();
+        v.sort_unstable_by(|a, b| {
+            (
+                a.0.minute,
+                a.0.gateway,
+                a.0.direction,
+                a.0.source,
+                self.destination(a.0.destination),
+            )
+                .cmp(&(
+                    b.0.minute,
+                    b.0.gateway,
+                    b.0.direction,
+                    b.0.source,
+                    self.destination(b.0.destination),
+                ))
+        });
+        v
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Tally)> {
+        self.entries.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds another ledger's entries (e.g. from another thread).
+    pub fn merge(&mut self, other: &Ledger) {
+        for (k, t) in &other.entries {
+            let mut k = *k;
+            k.destination = self.intern(other.destination(k.destination));
+            self.entries.entry(k).or_default().add(t.bytes, t.packets);
+        }
+    }
+
+    /// Empties the ledger but keeps its allocation (warm Lambda containers reuse it).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}

@@ -1,0 +1,348 @@
+//! The report: the ledger summed over time, priced, with counters and diagnostics; and its
+//! renderings (JSON is the `natmeter.report/v1` contract; table and CSV are for people).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::attribution::Direction;
+use crate::engine::{BatchStats, Engine, RecordStats};
+use crate::ledger::Source;
+use crate::price::cost;
+
+pub const SCHEMA: &str = "natmeter.report/v1";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Totals {
+    pub bytes: u64,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub packets: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DestinationBytes {
+    pub destination: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SourceRow {
+    pub source: String,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    pub cost_usd: f64,
+    pub destinations: Vec<DestinationBytes>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GatewayRow {
+    pub nat_gateway: String,
+    pub eni: String,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub bytes: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Diagnostic {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub schema: &'static str,
+    pub price_per_gb_usd: f64,
+    pub totals: Totals,
+    pub batches: BatchStats,
+    pub records: RecordStats,
+    pub sources: Vec<SourceRow>,
+    pub nat_gateways: Vec<GatewayRow>,
+    pub destinations: Vec<DestinationBytes>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Default)]
+struct Acc {
+    outbound: u64,
+    inbound: u64,
+    packets: u64,
+    destinations: BTreeMap<String, u64>,
+}
+
+impl Acc {
+    fn add(&mut self, dir: Direction, bytes: u64, packets: u64) {
+        match dir {
+            Direction::Outbound => self.outbound = self.outbound.saturating_add(bytes),
+            Direction::Inbound => self.inbound = self.inbound.saturating_add(bytes),
+        }
+        self.packets = self.packets.saturating_add(packets);
+    }
+    fn bytes(&self) -> u64 {
+        self.outbound.saturating_add(self.inbound)
+    }
+}
+
+fn by_bytes(m: BTreeMap<String, u64>) -> Vec<DestinationBytes> {
+    let mut v: Vec<_> = m
+        .into_iter()
+        .map(|(destination, bytes)| DestinationBytes { destination, bytes })
+        .collect();
+    v.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| a.destination.cmp(&b.destination))
+    });
+    v
+}
+
+impl Report {
+    pub fn build(engine: &Engine<'_>, price_per_gb_usd: f64) -> Report {
+        let topo = engine.topology();
+        let ledger = &engine.ledger;
+        let mut total = Acc::default();
+        let mut sources: BTreeMap<Source, Acc> = BTreeMap::new();
+        let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
+        for (k, t) in ledger.iter() {
+            let dest = ledger.destination(k.destination);
+            total.add(k.direction, t.bytes, t.packets);
+            *total.destinations.entry(dest.to_string()).or_default() += t.bytes;
+            let s = sources.entry(k.source).or_default();
+            s.add(k.direction, t.bytes, t.packets);
+            *s.destinations.entry(dest.to_string()).or_default() += t.bytes;
+            if let Some(g) = gateways.get_mut(usize::from(k.gateway)) {
+                g.add(k.direction, t.bytes, t.packets);
+            }
+        }
+        let mut sources: Vec<SourceRow> = sources
+            .into_iter()
+            .map(|(src, a)| SourceRow {
+                source: src.to_string(),
+                outbound_bytes: a.outbound,
+                inbound_bytes: a.inbound,
+                bytes: a.bytes(),
+                packets: a.packets,
+                cost_usd: cost(a.bytes(), price_per_gb_usd),
+                destinations: by_bytes(a.destinations),
+            })
+            .collect();
+        sources.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.source.cmp(&b.source)));
+        let nat_gateways = topo
+            .gateways()
+            .iter()
+            .zip(&gateways)
+            .map(|(g, a)| GatewayRow {
+                nat_gateway: g.id.clone(),
+                eni: g.eni.clone(),
+                outbound_bytes: a.outbound,
+                inbound_bytes: a.inbound,
+                bytes: a.bytes(),
+                cost_usd: cost(a.bytes(), price_per_gb_usd),
+            })
+            .collect();
+        Report {
+            schema: SCHEMA,
+            price_per_gb_usd,
+            totals: Totals {
+                bytes: total.bytes(),
+                outbound_bytes: total.outbound,
+                inbound_bytes: total.inbound,
+                packets: total.packets,
+                cost_usd: cost(total.bytes(), price_per_gb_usd),
+            },
+            batches: engine.batches,
+            records: engine.records,
+            sources,
+            nat_gateways,
+            destinations: by_bytes(std::mem::take(&mut total.destinations)),
+            diagnostics: diagnostics(engine),
+        }
+    }
+
+    /// CSV: one row per source.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("source,outbound_bytes,inbound_bytes,bytes,packets,cost_usd\n");
+        for r in &self.sources {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{:.6}",
+                r.source, r.outbound_bytes, r.inbound_bytes, r.bytes, r.packets, r.cost_usd
+            );
+        }
+        s
+    }
+
+    /// The table for people: top sources with a bar, totals, skips, diagnostics.
+    pub fn to_table(&self, top: usize) -> String {
+        let mut s = String::new();
+        let total = self.totals.bytes.max(1) as f64;
+        let _ = writeln!(
+            s,
+            "NAT Gateway processed bytes by source (price ${}/GB, GB = 2^30 bytes)\n",
+            self.price_per_gb_usd
+        );
+        let _ = writeln!(
+            s,
+            "{:<4} {:<40} {:>12} {:>12} {:>10} {:>7}  {}",
+            "#", "SOURCE", "GB", "OUT GB", "COST $", "SHARE", ""
+        );
+        for (i, r) in self.sources.iter().take(top).enumerate() {
+            let share = r.bytes as f64 / total;
+            let _ = writeln!(
+                s,
+                "{:<4} {:<40} {:>12.3} {:>12.3} {:>10.4} {:>6.1}%  {}",
+                i + 1,
+                r.source,
+                gb(r.bytes),
+                gb(r.outbound_bytes),
+                r.cost_usd,
+                share * 100.0,
+                bar(share, 20)
+            );
+        }
+        if self.sources.len() > top {
+            let rest: u64 = self.sources[top..].iter().map(|r| r.bytes).sum();
+            let _ = writeln!(
+                s,
+                "     {:<40} {:>12.3} {:>12} {:>10.4} {:>6.1}%",
+                format!("({} more sources)", self.sources.len() - top),
+                gb(rest),
+                "",
+                cost(rest, self.price_per_gb_usd),
+                rest as f64 / total * 100.0
+            );
+        }
+        let t = &self.totals;
+        let _ = writeln!(
+            s,
+            "\nTOTAL  {:.3} GB ({:.3} GB outbound, {:.3} GB inbound), {} packets, ${:.4}",
+            gb(t.bytes),
+            gb(t.outbound_bytes),
+            gb(t.inbound_bytes),
+            t.packets,
+            t.cost_usd
+        );
+        if !self.nat_gateways.is_empty() {
+            let _ = writeln!(s, "\nBy NAT gateway:");
+            for g in &self.nat_gateways {
+                let _ = writeln!(
+                    s,
+                    "  {:<24} {:<24} {:>10.3} GB  ${:.4}",
+                    g.nat_gateway,
+                    g.eni,
+                    gb(g.bytes),
+                    g.cost_usd
+                );
+            }
+        }
+        if !self.destinations.is_empty() {
+            let _ = writeln!(s, "\nBy destination:");
+            for d in &self.destinations {
+                let note = match d.destination.as_str() {
+                    "S3" | "DYNAMODB" => "  avoidable: a gateway endpoint is free",
+                    _ => "",
+                };
+                let _ = writeln!(
+                    s,
+                    "  {:<24} {:>10.3} GB  ${:.4}{note}",
+                    d.destination,
+                    gb(d.bytes),
+                    cost(d.bytes, self.price_per_gb_usd)
+                );
+            }
+        }
+        let b = &self.batches;
+        let r = &self.records;
+        let _ = writeln!(
+            s,
+            "\nBatches: {} read, {} control messages, {} skipped (not a NAT ENI)",
+            b.read, b.control_messages, b.skipped_not_nat
+        );
+        let _ = writeln!(
+            s,
+            "Records: {} read, {} counted; skipped: {} public side, {} not NAT, {} rejected, {} no data, {} zero bytes, {} parse errors",
+            r.read, r.counted, r.public_side, r.not_nat, r.rejected, r.no_data, r.zero_bytes, r.parse_errors
+        );
+        for d in &self.diagnostics {
+            let _ = writeln!(s, "\n! {}: {}", d.code, d.message);
+        }
+        s
+    }
+}
+
+fn gb(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+fn bar(share: f64, width: usize) -> String {
+    let n = (share * width as f64).round() as usize;
+    "#".repeat(n.min(width))
+}
+
+fn diagnostics(e: &Engine<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let o = &e.observed;
+    let r = &e.records;
+    if o.records_without_pkt > 0 {
+        out.push(Diagnostic {
+            code: "no_pkt_fields",
+            message: format!(
+                "{} records were read with a format lacking pkt-srcaddr/pkt-dstaddr: sources are the addresses the NAT saw, the remote side is unknown, and the public side was told apart only by the private CIDR list. Create a flow log with ${{pkt-srcaddr}} ${{pkt-dstaddr}} ${{pkt-src-aws-service}} ${{pkt-dst-aws-service}} in its format (a format cannot be changed).",
+                o.records_without_pkt
+            ),
+        });
+    }
+    let on_nat = r.counted + r.public_side + r.rejected + r.zero_bytes;
+    if on_nat == 0 && (r.read > 0 || e.batches.skipped_not_nat > 0) {
+        let configured: Vec<_> = e
+            .topology()
+            .gateways()
+            .iter()
+            .map(|g| g.eni.as_str())
+            .collect();
+        let seen: Vec<_> = o
+            .other_enis
+            .iter()
+            .map(|(eni, n)| format!("{eni} ({n} records)"))
+            .collect();
+        out.push(Diagnostic {
+            code: "no_nat_records",
+            message: format!(
+                "no record matched the configured NAT ENIs ({}). ENIs seen: {}. Configure each NAT gateway's network interface (aws ec2 describe-nat-gateways --query 'NatGateways[].NatGatewayAddresses[].[NetworkInterfaceId,PrivateIp]').",
+                if configured.is_empty() { "none".to_string() } else { configured.join(", ") },
+                if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            ),
+        });
+    }
+    if !o.unknown_fields.is_empty() {
+        out.push(Diagnostic {
+            code: "unknown_fields",
+            message: format!(
+                "the format names fields this version does not know: {}. Their values were ignored; the other fields were used.",
+                o.unknown_fields.join(", ")
+            ),
+        });
+    }
+    if r.parse_errors > 0 {
+        let samples: Vec<_> = o
+            .parse_error_samples
+            .iter()
+            .map(|s| format!("{}: {}", s.location, s.error))
+            .collect();
+        out.push(Diagnostic {
+            code: "parse_errors",
+            message: format!(
+                "{} records could not be parsed and were skipped. First: {}. Check that the configured format (--log-format / NATMETER_LOG_FORMAT) is the flow log's own.",
+                r.parse_errors,
+                samples.join("; ")
+            ),
+        });
+    }
+    out
+}

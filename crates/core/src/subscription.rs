@@ -1,0 +1,371 @@
+//! CloudWatch Logs subscription events: `{"awslogs":{"data":"<base64 of gzip of JSON>"}}`.
+//!
+//! Decoding is split in two so the hot path stays borrowed: [`Decoder::decode`] writes the
+//! inflated payload into a buffer that the caller keeps (and reuses across warm invocations), and
+//! [`Payload::parse`] borrows every string from that buffer. `aws_lambda_events`' `LogsEvent`
+//! would allocate a `String` per field and is 3–4x slower here.
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+use serde::Deserialize;
+
+/// Largest decoded payload accepted. CloudWatch Logs batches are at most ~1 MB of log events
+/// (PutLogEvents' limit) plus JSON framing, so 8 MiB refuses gzip bombs with room to spare.
+pub const DEFAULT_MAX_DECODED_BYTES: usize = 8 << 20;
+
+/// AWS pads its base64; some replay tools strip the padding. Accept both.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Why a subscription event could not be decoded. Each of these fails the invocation, so Lambda
+/// retries the event and finally hands it to the on-failure destination for replay.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event is not a CloudWatch Logs subscription event ({{\"awslogs\":{{\"data\":\"...\"}}}}): {0}")]
+    Envelope(serde_json::Error),
+    #[error("awslogs.data is not valid base64: {0}")]
+    Base64(base64::DecodeError),
+    #[error("awslogs.data is not valid gzip: {0}")]
+    Gzip(std::io::Error),
+    #[error("awslogs.data inflates to more than {max} bytes; refused (a gzip bomb, or not a CloudWatch Logs batch)")]
+    TooLarge { max: usize },
+    #[error("decoded payload is not the CloudWatch Logs JSON document: {0}")]
+    Payload(serde_json::Error),
+    #[error("decoded payload is a DATA_MESSAGE without logEvents")]
+    NoLogEvents,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    awslogs: AwsLogs<'a>,
+}
+
+#[derive(Deserialize)]
+struct AwsLogs<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+}
+
+/// Returns the base64 `awslogs.data` of a Lambda event, borrowed when it has no JSON escapes.
+pub fn event_data(event: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
+    let env: Envelope<'_> = serde_json::from_slice(event).map_err(DecodeError::Envelope)?;
+    Ok(env.awslogs.data)
+}
+
+/// Decodes subscription data into a caller-owned buffer, refusing more than `max` bytes.
+#[derive(Debug)]
+pub struct Decoder {
+    max: usize,
+    compressed: Vec<u8>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(DEFAULT_MAX_DECODED_BYTES)
+    }
+}
+
+impl Decoder {
+    pub fn new(max_decoded_bytes: usize) -> Decoder {
+        Decoder {
+            max: max_decoded_bytes,
+            compressed: Vec::new(),
+        }
+    }
+
+    /// base64 → gzip → `out` (cleared first). `out` keeps its capacity for the next call.
+    pub fn decode(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        self.compressed.clear();
+        BASE64
+            .decode_vec(data.trim_ascii(), &mut self.compressed)
+            .map_err(DecodeError::Base64)?;
+        out.clear();
+        let limit = self.max as u64 + 1;
+        flate2::read::GzDecoder::new(&self.compressed[..])
+            .take(limit)
+            .read_to_end(out)
+            .map_err(DecodeError::Gzip)?;
+        if out.len() > self.max {
+            out.clear();
+            out.shrink_to(self.max);
+            return Err(DecodeError::TooLarge { max: self.max });
+        }
+        Ok(())
+    }
+}
+
+/// `messageType` of a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    Data,
+    /// A reachability probe from CloudWatch Logs: acknowledge it and emit nothing.
+    Control,
+}
+
+/// One log event of a batch; for flow logs, `message` is one flow record and `timestamp` its
+/// `start` in milliseconds.
+#[derive(Debug, Deserialize)]
+pub struct LogEvent<'a> {
+    #[serde(borrow, default)]
+    pub id: Cow<'a, str>,
+    pub timestamp: i64,
+    #[serde(borrow)]
+    pub message: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPayload<'a> {
+    #[serde(borrow)]
+    message_type: Cow<'a, str>,
+    #[serde(borrow, default)]
+    owner: Cow<'a, str>,
+    #[serde(borrow, default)]
+    log_group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    log_stream: Cow<'a, str>,
+    #[serde(borrow, default)]
+    log_events: Option<Vec<LogEvent<'a>>>,
+}
+
+/// A decoded CloudWatch Logs subscription payload, borrowing from the decoded buffer.
+#[derive(Debug)]
+pub struct Payload<'a> {
+    pub message_type: MessageType,
+    pub owner: Cow<'a, str>,
+    pub log_group: Cow<'a, str>,
+    pub log_stream: Cow<'a, str>,
+    pub log_events: Vec<LogEvent<'a>>,
+}
+
+impl<'a> Payload<'a> {
+    /// Parses the decoded JSON. Unknown keys are tolerated; `logEvents` must be present for a
+    /// `DATA_MESSAGE`.
+    pub fn parse(json: &'a [u8]) -> Result<Payload<'a>, DecodeError> {
+        let raw: RawPayload<'a> = serde_json::from_slice(json).map_err(DecodeError::Payload)?;
+        let message_type = if raw.message_type == "CONTROL_MESSAGE" {
+            MessageType::Control
+        } else {
+            MessageType::Data
+        };
+        let log_events = match (message_type, raw.log_events) {
+            (_, Some(events)) => events,
+            (MessageType::Control, None) => Vec::new(),
+            (MessageType::Data, None) => return Err(DecodeError::NoLogEvents),
+        };
+        Ok(Payload {
+            message_type,
+            owner: raw.owner,
+            log_group: raw.log_group,
+            log_stream: raw.log_stream,
+            log_events,
+        })
+    }
+}
+
+/// The ENI a flow-log stream belongs to: CloudWatch delivery names streams `eni-<id>-all`
+/// (or `-accept`/`-reject` by traffic type). `None` for any other name.
+pub fn stream_eni(log_stream: &str) -> Option<&str> {
+    let eni = log_stream
+        .strip_suffix("-all")
+        .or_else(|| log_stream.strip_suffix("-accept"))
+        .or_else(|| log_stream.strip_suffix("-reject"))?;
+    let id = eni.strip_prefix("eni-")?;
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(eni)
+}
+
+/// Reads `logStream` from the first kilobyte of the payload without decoding the rest, so that a
+/// batch of a non-NAT ENI can be skipped at almost no cost. CloudWatch Logs writes `messageType`,
+/// `owner`, `logGroup` and `logStream` before `logEvents`. Returns `None` whenever it cannot be
+/// sure (the caller then decodes fully), never a wrong name: a raw `"logStream":"` can only be a
+/// key, because a quote inside a JSON string is always escaped.
+pub fn peek_log_stream(data: &str) -> Option<String> {
+    const B64_PREFIX: usize = 1400; // → 1050 compressed bytes
+    const WANT: usize = 1024;
+    let data = data.trim_ascii_start();
+    let take = data.len().min(B64_PREFIX) / 4 * 4;
+    let compressed = BASE64.decode(&data.as_bytes()[..take]).ok()?;
+    let mut head = vec![0u8; WANT];
+    let mut filled = 0;
+    let mut gz = flate2::read::GzDecoder::new(&compressed[..]);
+    while filled < WANT {
+        match gz.read(&mut head[filled..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    let head = &head[..filled];
+    let key = b"\"logStream\"";
+    let at = head.windows(key.len()).position(|w| w == key)?;
+    let mut rest = &head[at + key.len()..];
+    rest = rest
+        .trim_ascii_start()
+        .strip_prefix(b":")?
+        .trim_ascii_start();
+    rest = rest.strip_prefix(b"\"")?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    if rest[end] == b'\\' {
+        return None;
+    }
+    String::from_utf8(rest[..end].to_vec()).ok()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Write;
+
+    pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    pub(crate) fn event_of(payload: &str) -> String {
+        format!(
+            r#"{{"awslogs":{{"data":"{}"}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(gzip(payload.as_bytes()))
+        )
+    }
+
+    fn decode(event: &str) -> Result<Vec<u8>, DecodeError> {
+        let data = event_data(event.as_bytes())?;
+        let mut out = Vec::new();
+        Decoder::default().decode(&data, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn aws_lambda_events_fixture() {
+        let event = include_str!("../tests/data/cloudwatch-logs-event.json");
+        let json = decode(event).unwrap();
+        let p = Payload::parse(&json).unwrap();
+        assert_eq!(p.message_type, MessageType::Data);
+        assert_eq!(p.log_group, "testLogGroup");
+        assert_eq!(p.log_stream, "testLogStream");
+        assert_eq!(p.log_events.len(), 2);
+        assert_eq!(p.log_events[0].message, "[ERROR] First test message");
+        assert_eq!(
+            peek_log_stream(&event_data(event.as_bytes()).unwrap()).as_deref(),
+            Some("testLogStream")
+        );
+    }
+
+    #[test]
+    fn padding_is_optional() {
+        let payload = r#"{"messageType":"DATA_MESSAGE","logStream":"x","logEvents":[]}"#;
+        let event = event_of(payload);
+        let unpadded = event.replace('=', "");
+        assert_eq!(decode(&unpadded).unwrap(), payload.as_bytes());
+    }
+
+    #[test]
+    fn control_message_and_unknown_keys() {
+        let payload = r#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1432826855000,"message":"CWL CONTROL MESSAGE: Checking health of destination"}],"policyLevel":"x"}"#;
+        let json = decode(&event_of(payload)).unwrap();
+        assert_eq!(
+            Payload::parse(&json).unwrap().message_type,
+            MessageType::Control
+        );
+    }
+
+    #[test]
+    fn bad_events_say_what_is_wrong() {
+        let e = decode("not json").unwrap_err().to_string();
+        assert!(
+            e.starts_with("event is not a CloudWatch Logs subscription event"),
+            "{e}"
+        );
+        let e = decode(r#"{"awslogs":{"data":"!!!!"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("awslogs.data is not valid base64"), "{e}");
+        let e = decode(r#"{"awslogs":{"data":"aGVsbG8="}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("awslogs.data is not valid gzip"), "{e}");
+        let good = event_of(r#"{"messageType":"DATA_MESSAGE","logEvents":[]}"#);
+        let data = event_data(good.as_bytes()).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(data.as_bytes())
+            .unwrap();
+        let truncated = base64::engine::general_purpose::STANDARD.encode(&raw[..raw.len() - 10]);
+        let e = decode(&format!(r#"{{"awslogs":{{"data":"{truncated}"}}}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("awslogs.data is not valid gzip"), "{e}");
+        let json = decode(&event_of(
+            r#"{"messageType":"DATA_MESSAGE","logStream":"s"}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            Payload::parse(&json).unwrap_err().to_string(),
+            "decoded payload is a DATA_MESSAGE without logEvents"
+        );
+        let json = decode(&event_of(
+            r#"{"messageType":"DATA_MESSAGE","logEvents":null}"#,
+        ))
+        .unwrap();
+        assert!(matches!(
+            Payload::parse(&json),
+            Err(DecodeError::NoLogEvents)
+        ));
+        let json = decode(&event_of(
+            r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":5}]}"#,
+        ))
+        .unwrap();
+        assert!(matches!(
+            Payload::parse(&json),
+            Err(DecodeError::Payload(_))
+        ));
+    }
+
+    #[test]
+    fn gzip_bomb_is_refused_without_allocating_it() {
+        let zeros = vec![0u8; 64 << 20];
+        let event = format!(
+            r#"{{"awslogs":{{"data":"{}"}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(gzip(&zeros))
+        );
+        let data = event_data(event.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let e = Decoder::new(1 << 20).decode(&data, &mut out).unwrap_err();
+        assert_eq!(e.to_string(), "awslogs.data inflates to more than 1048576 bytes; refused (a gzip bomb, or not a CloudWatch Logs batch)");
+        assert!(out.capacity() <= 4 << 20);
+    }
+
+    #[test]
+    fn stream_names() {
+        assert_eq!(
+            stream_eni("eni-0352f8c82da6aa229-all"),
+            Some("eni-0352f8c82da6aa229")
+        );
+        assert_eq!(
+            stream_eni("eni-1235b8ca123456789-reject"),
+            Some("eni-1235b8ca123456789")
+        );
+        assert_eq!(stream_eni("eni-zz-all"), None);
+        assert_eq!(stream_eni("testLogStream"), None);
+        assert_eq!(stream_eni(""), None);
+    }
+
+    #[test]
+    fn peek_finds_the_stream_or_says_nothing() {
+        let p = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"eni-0abc-all","logEvents":[]}"#;
+        let ev = event_of(p);
+        assert_eq!(
+            peek_log_stream(&event_data(ev.as_bytes()).unwrap()).as_deref(),
+            Some("eni-0abc-all")
+        );
+        let p = r#"{"messageType":"DATA_MESSAGE","logStream":"we\"ird","logEvents":[]}"#;
+        let ev = event_of(p);
+        assert_eq!(peek_log_stream(&event_data(ev.as_bytes()).unwrap()), None);
+        assert_eq!(peek_log_stream("%%%"), None);
+    }
+}

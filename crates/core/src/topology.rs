@@ -1,0 +1,204 @@
+//! The NAT gateways being metered (their ENIs and private IPs) and the VPC's private ranges.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The default private ranges: RFC 1918 plus the shared address space EKS custom networking
+/// often uses.
+pub const DEFAULT_PRIVATE_CIDRS: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10";
+
+/// One NAT gateway: the ENI whose flow records carry its traffic and every private IP it owns
+/// (secondary IPs included: each is a NAT IP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatGateway {
+    /// `nat-...`; the ENI id when none was configured (`--nat ENI=IP`).
+    #[serde(default)]
+    pub id: String,
+    pub eni: String,
+    pub private_ips: Vec<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub az_id: Option<String>,
+}
+
+/// A configuration error, phrased for the person who wrote the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TopologyError(pub String);
+
+/// Gateways plus private CIDRs: everything attribution needs to know about the network.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    gateways: Vec<NatGateway>,
+    private: Vec<IpNet>,
+}
+
+impl Topology {
+    pub fn new(gateways: Vec<NatGateway>, private: Vec<IpNet>) -> Result<Topology, TopologyError> {
+        let mut gateways = gateways;
+        for (i, g) in gateways.iter_mut().enumerate() {
+            let valid_eni = g
+                .eni
+                .strip_prefix("eni-")
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !valid_eni {
+                return Err(TopologyError(format!(
+                    "NAT gateway {}: eni {:?} is not an ENI id (expected eni- followed by hex digits)",
+                    i + 1,
+                    g.eni
+                )));
+            }
+            if g.private_ips.is_empty() {
+                return Err(TopologyError(format!(
+                    "NAT gateway {} ({}): private_ips is empty; give at least the gateway's primary private IP",
+                    i + 1,
+                    g.eni
+                )));
+            }
+            if g.id.is_empty() {
+                g.id = g.eni.clone();
+            }
+        }
+        for (i, g) in gateways.iter().enumerate() {
+            if gateways[..i].iter().any(|o| o.eni == g.eni) {
+                return Err(TopologyError(format!(
+                    "NAT gateway ENI {} is configured twice",
+                    g.eni
+                )));
+            }
+        }
+        Ok(Topology {
+            gateways,
+            private: private,
+        })
+    }
+
+    /// Parses the `NATMETER_NAT_GATEWAYS` JSON list.
+    pub fn gateways_from_json(json: &str) -> Result<Vec<NatGateway>, TopologyError> {
+        serde_json::from_str(json).map_err(|e| {
+            TopologyError(format!(
+                "not a JSON list of NAT gateways like [{{\"id\":\"nat-0a1b2c\",\"eni\":\"eni-0352f8c82da6aa229\",\"private_ips\":[\"10.0.5.175\"],\"az_id\":\"use1-az1\"}}]: {e}"
+            ))
+        })
+    }
+
+    /// Parses one `--nat ENI=IP[,IP...]` value.
+    pub fn gateway_from_flag(flag: &str) -> Result<NatGateway, TopologyError> {
+        let (eni, ips) = flag
+            .split_once('=')
+            .ok_or_else(|| TopologyError(format!("--nat {flag:?}: expected ENI=IP[,IP...]")))?;
+        let private_ips = ips
+            .split(',')
+            .map(|ip| {
+                ip.trim().parse::<IpAddr>().map_err(|_| {
+                    TopologyError(format!("--nat {flag:?}: {ip:?} is not an IP address"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(NatGateway {
+            id: String::new(),
+            eni: eni.trim().to_string(),
+            private_ips,
+            az_id: None,
+        })
+    }
+
+    /// Parses a comma list of CIDRs (`NATMETER_PRIVATE_CIDRS`).
+    pub fn cidrs_from_list(list: &str) -> Result<Vec<IpNet>, TopologyError> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>().map_err(|_| {
+                    TopologyError(format!(
+                        "{s:?} is not a CIDR (expected a comma list like {DEFAULT_PRIVATE_CIDRS})"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    pub fn gateways(&self) -> &[NatGateway] {
+        &self.gateways
+    }
+
+    /// The gateway whose ENI is `eni`. A linear scan: deployments have a handful of gateways,
+    /// and comparing a few short strings beats hashing one.
+    #[inline]
+    pub fn gateway_by_eni(&self, eni: &str) -> Option<usize> {
+        self.gateways.iter().position(|g| g.eni == eni)
+    }
+
+    /// True when `ip` is one of gateway `gw`'s private IPs.
+    #[inline]
+    pub fn is_nat_ip(&self, gw: usize, ip: IpAddr) -> bool {
+        self.gateways[gw].private_ips.contains(&ip)
+    }
+
+    /// The gateway owning private IP `ip`, if any.
+    pub fn gateway_by_ip(&self, ip: IpAddr) -> Option<usize> {
+        self.gateways
+            .iter()
+            .position(|g| g.private_ips.contains(&ip))
+    }
+
+    /// True when `ip` is in one of the private ranges.
+    #[inline]
+    pub fn is_private(&self, ip: IpAddr) -> bool {
+        self.private.iter().any(|n| n.contains(&ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_flags() {
+        let gws = Topology::gateways_from_json(
+            r#"[{"id":"nat-0a1b2c","eni":"eni-0352f8c82da6aa229","private_ips":["10.0.5.175","10.0.5.176"],"az_id":"use1-az1"}]"#,
+        )
+        .unwrap();
+        let t = Topology::new(
+            gws,
+            Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(t.gateway_by_eni("eni-0352f8c82da6aa229"), Some(0));
+        assert!(t.is_nat_ip(0, "10.0.5.176".parse().unwrap()));
+        assert!(t.is_private("100.64.3.4".parse().unwrap()));
+        assert!(!t.is_private("203.0.113.5".parse().unwrap()));
+
+        let g = Topology::gateway_from_flag("eni-1235b8ca123456789=10.0.0.220").unwrap();
+        let t = Topology::new(vec![g], vec![]).unwrap();
+        assert_eq!(t.gateways()[0].id, "eni-1235b8ca123456789");
+    }
+
+    #[test]
+    fn bad_configuration_is_explained() {
+        assert!(Topology::gateways_from_json("{}")
+            .unwrap_err()
+            .0
+            .starts_with("not a JSON list"));
+        let bad = NatGateway {
+            id: String::new(),
+            eni: "nat-1".into(),
+            private_ips: vec![],
+            az_id: None,
+        };
+        assert!(Topology::new(vec![bad], vec![])
+            .unwrap_err()
+            .0
+            .contains("not an ENI id"));
+        assert!(Topology::gateway_from_flag("eni-1=10.0.0.x")
+            .unwrap_err()
+            .0
+            .contains("not an IP address"));
+        assert!(Topology::cidrs_from_list("10.0.0.0/8,nope")
+            .unwrap_err()
+            .0
+            .contains("\"nope\" is not a CIDR"));
+    }
+}

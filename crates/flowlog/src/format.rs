@@ -1,0 +1,302 @@
+//! A flow log's format: the ordered list of its fields.
+//!
+//! CloudWatch Logs delivery carries no header, so the format comes from configuration in AWS
+//! syntax (`${version} ${srcaddr} ...`); S3 delivery starts each file with a header line of bare
+//! names (`version srcaddr ...`). Both build the same [`Format`].
+
+use crate::field::Field;
+use crate::record::{Record, RecordError};
+
+/// Most columns a format may have. AWS offers under 50 fields; the cap only stops a hostile
+/// format string from making every record parse allocate or loop without bound.
+pub const MAX_COLUMNS: usize = 256;
+
+/// One position of a format: a field this build knows, or a name it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    Known(Field),
+    /// A field name this build does not know: its position is kept and its value ignored.
+    Unknown(String),
+}
+
+/// Why a format string could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("the flow-log format is empty; expected fields like `${{version}} ${{srcaddr}} ...`")]
+    Empty,
+    #[error("flow-log format token {position} `{token}` is not of the form `${{field-name}}`")]
+    Malformed { position: usize, token: String },
+    #[error("flow-log format names field `{name}` twice (positions {first} and {second}); a record would be ambiguous")]
+    Duplicate {
+        name: String,
+        first: usize,
+        second: usize,
+    },
+    #[error("flow-log format has {0} fields; at most {MAX_COLUMNS} are supported")]
+    TooManyColumns(usize),
+}
+
+/// The ordered fields of a flow log, with each known field's position precomputed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format {
+    columns: Vec<Column>,
+    /// For each known field (indexed by `Field as usize`), its column, if present.
+    position: [Option<u16>; Field::COUNT],
+    /// For each column, the known field stored there (`None` for unknown names).
+    slots: Vec<Option<Field>>,
+}
+
+/// The AWS default format: the 14 version-2 fields.
+pub const DEFAULT_FORMAT: &str = "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status}";
+
+impl Default for Format {
+    fn default() -> Self {
+        Format::from_aws_syntax(DEFAULT_FORMAT).expect("the default format is valid")
+    }
+}
+
+impl Format {
+    /// Parses AWS syntax: `${field} ${field} ...`, separated by whitespace.
+    pub fn from_aws_syntax(s: &str) -> Result<Format, FormatError> {
+        let mut names = Vec::new();
+        for (i, token) in s.split_ascii_whitespace().enumerate() {
+            let name = token
+                .strip_prefix("${")
+                .and_then(|t| t.strip_suffix('}'))
+                .filter(|n| !n.is_empty() && !n.contains(['$', '{', '}']))
+                .ok_or_else(|| FormatError::Malformed {
+                    position: i + 1,
+                    token: truncate(token),
+                })?;
+            names.push(name);
+        }
+        Format::from_names(&names)
+    }
+
+    /// Parses the header line of an S3-delivered flow-log file: bare names.
+    pub fn from_header(line: &str) -> Result<Format, FormatError> {
+        let names: Vec<&str> = line.split_ascii_whitespace().collect();
+        for (i, n) in names.iter().enumerate() {
+            if n.contains(['$', '{', '}']) {
+                return Err(FormatError::Malformed {
+                    position: i + 1,
+                    token: truncate(n),
+                });
+            }
+        }
+        Format::from_names(&names)
+    }
+
+    /// Parses either syntax: AWS syntax when the string contains `${`, else a header line.
+    pub fn parse(s: &str) -> Result<Format, FormatError> {
+        if s.contains("${") {
+            Format::from_aws_syntax(s)
+        } else {
+            Format::from_header(s)
+        }
+    }
+
+    /// True when `line` looks like an S3 header line: every token a field name we know or a
+    /// plausible lowercase name, and the first one a known field. Used to detect input kind.
+    pub fn looks_like_header(line: &str) -> bool {
+        let mut tokens = line.split_ascii_whitespace();
+        let Some(first) = tokens.next() else {
+            return false;
+        };
+        Field::from_name(first).is_some()
+            && tokens.all(|t| {
+                !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit())
+            })
+    }
+
+    fn from_names(names: &[&str]) -> Result<Format, FormatError> {
+        if names.is_empty() {
+            return Err(FormatError::Empty);
+        }
+        if names.len() > MAX_COLUMNS {
+            return Err(FormatError::TooManyColumns(names.len()));
+        }
+        let mut columns = Vec::with_capacity(names.len());
+        let mut position = [None; Field::COUNT];
+        let mut slots = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            if let Some(first) = names[..i].iter().position(|n| n == name) {
+                return Err(FormatError::Duplicate {
+                    name: truncate(name),
+                    first: first + 1,
+                    second: i + 1,
+                });
+            }
+            match Field::from_name(name) {
+                Some(f) => {
+                    position[f as usize] = Some(i as u16);
+                    columns.push(Column::Known(f));
+                    slots.push(Some(f));
+                }
+                None => {
+                    columns.push(Column::Unknown(truncate(name)));
+                    slots.push(None);
+                }
+            }
+        }
+        Ok(Format {
+            columns,
+            position,
+            slots,
+        })
+    }
+
+    /// The columns, in order.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Number of columns (fields per record).
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Always false: an empty format cannot be built.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// True when the format has `field`.
+    pub fn has(&self, field: Field) -> bool {
+        self.position[field as usize].is_some()
+    }
+
+    /// The column of `field`, if the format has it.
+    pub fn position(&self, field: Field) -> Option<usize> {
+        self.position[field as usize].map(usize::from)
+    }
+
+    /// Names this build does not know, in order of appearance (ignored when parsing).
+    pub fn unknown_fields(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().filter_map(|c| match c {
+            Column::Unknown(n) => Some(n.as_str()),
+            Column::Known(_) => None,
+        })
+    }
+
+    /// The format in AWS syntax.
+    pub fn to_aws_syntax(&self) -> String {
+        let mut s = String::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str("${");
+            s.push_str(match c {
+                Column::Known(f) => f.name(),
+                Column::Unknown(n) => n,
+            });
+            s.push('}');
+        }
+        s
+    }
+
+    /// Splits `line` on runs of whitespace and maps its values to fields. Allocates nothing
+    /// unless the line is malformed.
+    pub fn parse_line<'a>(&self, line: &'a str) -> Result<Record<'a>, RecordError> {
+        let mut values = [""; Field::COUNT];
+        let mut n = 0usize;
+        for token in line.split_ascii_whitespace() {
+            if let Some(Some(f)) = self.slots.get(n) {
+                values[*f as usize] = token;
+            }
+            n += 1;
+        }
+        if n != self.columns.len() {
+            return Err(RecordError::field_count(self.columns.len(), n));
+        }
+        Ok(Record::new(values))
+    }
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+pub(crate) fn truncate_value(s: &str) -> String {
+    truncate(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_syntax_and_header_give_the_same_format() {
+        let a = Format::from_aws_syntax("${version} ${srcaddr}  ${bytes}").unwrap();
+        let b = Format::from_header("version srcaddr bytes").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.position(Field::Bytes), Some(2));
+        assert_eq!(a.to_aws_syntax(), "${version} ${srcaddr} ${bytes}");
+    }
+
+    #[test]
+    fn default_format_has_the_14_v2_fields() {
+        let f = Format::default();
+        assert_eq!(f.len(), 14);
+        assert!(f
+            .columns()
+            .iter()
+            .all(|c| matches!(c, Column::Known(f) if f.version() == 2)));
+    }
+
+    #[test]
+    fn unknown_field_keeps_its_position() {
+        let f = Format::parse("${version} ${future-field} ${bytes}").unwrap();
+        assert_eq!(f.unknown_fields().collect::<Vec<_>>(), ["future-field"]);
+        let r = f.parse_line("2 whatever 42").unwrap();
+        assert_eq!(r.u64(Field::Bytes).unwrap(), Some(42));
+    }
+
+    #[test]
+    fn bad_formats_are_errors() {
+        assert_eq!(Format::parse(""), Err(FormatError::Empty));
+        assert_eq!(Format::parse("   "), Err(FormatError::Empty));
+        assert!(matches!(
+            Format::parse("${version} ${bytes"),
+            Err(FormatError::Malformed { position: 2, .. })
+        ));
+        assert!(matches!(
+            Format::parse("${version} bytes"),
+            Err(FormatError::Malformed { position: 2, .. })
+        ));
+        let e = Format::parse("${bytes} ${srcaddr} ${bytes}").unwrap_err();
+        assert_eq!(e.to_string(), "flow-log format names field `bytes` twice (positions 1 and 3); a record would be ambiguous");
+        let huge = "${x} ".repeat(100_000);
+        assert_eq!(
+            Format::parse(&huge),
+            Err(FormatError::TooManyColumns(100_000))
+        );
+        let many: String = (0..=MAX_COLUMNS).map(|i| format!("${{f{i}}} ")).collect();
+        assert_eq!(
+            Format::parse(&many),
+            Err(FormatError::TooManyColumns(MAX_COLUMNS + 1))
+        );
+    }
+
+    #[test]
+    fn header_detection() {
+        assert!(Format::looks_like_header(
+            "version account-id interface-id srcaddr"
+        ));
+        assert!(!Format::looks_like_header(
+            "2 123456789010 eni-1235b8ca123456789 172.31.16.139"
+        ));
+        assert!(!Format::looks_like_header(""));
+    }
+}

@@ -1,0 +1,13 @@
+//! VPC Flow Logs: the field table (versions 2–8), format strings and zero-copy records.
+//!
+//! A flow log's format is chosen when the flow log is created and never changes, so the parser is
+//! driven by a [`Format`] built once (from the AWS `${field}` syntax or from the header line of an
+//! S3-delivered file). Records borrow from the caller's buffer: parsing a line allocates nothing.
+
+mod field;
+mod format;
+mod record;
+
+pub use field::Field;
+pub use format::{Column, Format, FormatError};
+pub use record::{Action, FlowDirection, LogStatus, Record, RecordError, RecordErrorKind};

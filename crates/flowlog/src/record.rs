@@ -1,0 +1,369 @@
+//! One flow-log record, borrowed from the line it was parsed from, with typed accessors.
+//!
+//! Values are parsed on access, so a consumer pays only for the fields it reads. Every accessor
+//! returns `Ok(None)` when the format lacks the field or the record says `-` (AWS: "a field that
+//! does not apply or could not be computed").
+
+use std::net::IpAddr;
+
+use crate::field::Field;
+use crate::format::truncate_value;
+
+/// A parsed line: the raw text of each known field.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    values: [&'a str; Field::COUNT],
+}
+
+/// `action`: whether security groups and network ACLs allowed the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Accept,
+    Reject,
+}
+
+/// `log-status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStatus {
+    Ok,
+    /// No traffic in the capture window.
+    NoData,
+    /// Records were dropped for capacity; one SKIPDATA line can stand for many flows.
+    SkipData,
+}
+
+/// `flow-direction`, relative to the ENI that captured the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowDirection {
+    Ingress,
+    Egress,
+}
+
+/// What was wrong with a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordErrorKind {
+    FieldCount {
+        expected: usize,
+        found: usize,
+    },
+    NotUtf8,
+    NotAnInteger,
+    Overflow,
+    NotAnAddress,
+    PortOutOfRange,
+    UnknownValue {
+        expected: &'static str,
+    },
+    /// A field the rules need was `-` or absent in a record that should have it.
+    Missing,
+}
+
+/// A record that could not be used, naming the field and the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct RecordError {
+    pub field: Option<Field>,
+    pub kind: RecordErrorKind,
+    /// The offending value, truncated to 64 bytes.
+    pub value: String,
+}
+
+impl RecordError {
+    pub(crate) fn field_count(expected: usize, found: usize) -> RecordError {
+        RecordError {
+            field: None,
+            kind: RecordErrorKind::FieldCount { expected, found },
+            value: String::new(),
+        }
+    }
+
+    /// A line that is not valid UTF-8.
+    pub fn not_utf8() -> RecordError {
+        RecordError {
+            field: None,
+            kind: RecordErrorKind::NotUtf8,
+            value: String::new(),
+        }
+    }
+
+    /// A required field that was `-` or absent.
+    pub fn missing(field: Field) -> RecordError {
+        RecordError::new(field, RecordErrorKind::Missing, "-")
+    }
+
+    fn new(field: Field, kind: RecordErrorKind, value: &str) -> RecordError {
+        RecordError {
+            field: Some(field),
+            kind,
+            value: truncate_value(value),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let what = match &self.kind {
+            RecordErrorKind::FieldCount { expected, found } => {
+                return format!("expected {expected} fields (the configured format), found {found}")
+            }
+            RecordErrorKind::NotUtf8 => return "the line is not valid UTF-8".to_string(),
+            RecordErrorKind::NotAnInteger => "expected a non-negative integer".to_string(),
+            RecordErrorKind::Overflow => "integer too large for 64 bits".to_string(),
+            RecordErrorKind::NotAnAddress => "expected an IPv4 or IPv6 address".to_string(),
+            RecordErrorKind::PortOutOfRange => "expected a port 0-65535".to_string(),
+            RecordErrorKind::UnknownValue { expected } => format!("expected {expected}"),
+            RecordErrorKind::Missing => "a value is required here".to_string(),
+        };
+        match self.field {
+            Some(f) => format!("field `{f}`: {what}, found {:?}", self.value),
+            None => format!("{what}, found {:?}", self.value),
+        }
+    }
+}
+
+impl<'a> Record<'a> {
+    pub(crate) fn new(values: [&'a str; Field::COUNT]) -> Record<'a> {
+        Record { values }
+    }
+
+    /// The raw text, or `None` when the format lacks the field or the value is `-`.
+    #[inline]
+    pub fn get(&self, field: Field) -> Option<&'a str> {
+        match self.values[field as usize] {
+            "" | "-" => None,
+            v => Some(v),
+        }
+    }
+
+    /// An unsigned integer field (`bytes`, `packets`, `start`, `end`, `tcp-flags`, ...).
+    #[inline]
+    pub fn u64(&self, field: Field) -> Result<Option<u64>, RecordError> {
+        let Some(v) = self.get(field) else {
+            return Ok(None);
+        };
+        parse_u64(v)
+            .map(Some)
+            .map_err(|kind| RecordError::new(field, kind, v))
+    }
+
+    /// An address field (`srcaddr`, `dstaddr`, `pkt-srcaddr`, `pkt-dstaddr`). IPv6 zones
+    /// (`fe80::1%eth0`) are rejected: flow logs never write them.
+    #[inline]
+    pub fn ip(&self, field: Field) -> Result<Option<IpAddr>, RecordError> {
+        let Some(v) = self.get(field) else {
+            return Ok(None);
+        };
+        v.parse::<IpAddr>()
+            .map(Some)
+            .map_err(|_| RecordError::new(field, RecordErrorKind::NotAnAddress, v))
+    }
+
+    /// A port field (`srcport`, `dstport`).
+    pub fn port(&self, field: Field) -> Result<Option<u16>, RecordError> {
+        match self.u64(field)? {
+            None => Ok(None),
+            Some(p) => u16::try_from(p).map(Some).map_err(|_| {
+                RecordError::new(
+                    field,
+                    RecordErrorKind::PortOutOfRange,
+                    self.get(field).unwrap_or_default(),
+                )
+            }),
+        }
+    }
+
+    /// `protocol`: the IANA protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    pub fn protocol(&self) -> Result<Option<u8>, RecordError> {
+        let f = Field::Protocol;
+        match self.u64(f)? {
+            None => Ok(None),
+            Some(p) => u8::try_from(p).map(Some).map_err(|_| {
+                RecordError::new(
+                    f,
+                    RecordErrorKind::UnknownValue {
+                        expected: "an IANA protocol number 0-255",
+                    },
+                    self.get(f).unwrap_or_default(),
+                )
+            }),
+        }
+    }
+
+    /// `start`, Unix seconds of the first packet in the capture window.
+    pub fn start(&self) -> Result<Option<u64>, RecordError> {
+        self.u64(Field::Start)
+    }
+
+    /// `end`, Unix seconds of the last packet in the capture window.
+    pub fn end(&self) -> Result<Option<u64>, RecordError> {
+        self.u64(Field::End)
+    }
+
+    /// `bytes`.
+    pub fn bytes(&self) -> Result<Option<u64>, RecordError> {
+        self.u64(Field::Bytes)
+    }
+
+    /// `packets`.
+    pub fn packets(&self) -> Result<Option<u64>, RecordError> {
+        self.u64(Field::Packets)
+    }
+
+    /// `action`.
+    pub fn action(&self) -> Result<Option<Action>, RecordError> {
+        self.enumerated(Field::Action, "ACCEPT or REJECT", |v| match v {
+            "ACCEPT" => Some(Action::Accept),
+            "REJECT" => Some(Action::Reject),
+            _ => None,
+        })
+    }
+
+    /// `log-status`.
+    pub fn log_status(&self) -> Result<Option<LogStatus>, RecordError> {
+        self.enumerated(Field::LogStatus, "OK, NODATA or SKIPDATA", |v| match v {
+            "OK" => Some(LogStatus::Ok),
+            "NODATA" => Some(LogStatus::NoData),
+            "SKIPDATA" => Some(LogStatus::SkipData),
+            _ => None,
+        })
+    }
+
+    /// `flow-direction`.
+    pub fn flow_direction(&self) -> Result<Option<FlowDirection>, RecordError> {
+        self.enumerated(Field::FlowDirection, "ingress or egress", |v| match v {
+            "ingress" => Some(FlowDirection::Ingress),
+            "egress" => Some(FlowDirection::Egress),
+            _ => None,
+        })
+    }
+
+    /// `traffic-path` (egress only): 1 same VPC ... 8 IGW (Nitro). There is no NAT value.
+    pub fn traffic_path(&self) -> Result<Option<u8>, RecordError> {
+        let f = Field::TrafficPath;
+        match self.u64(f)? {
+            None => Ok(None),
+            Some(p) => u8::try_from(p).map(Some).map_err(|_| {
+                RecordError::new(
+                    f,
+                    RecordErrorKind::UnknownValue {
+                        expected: "a traffic path 1-8",
+                    },
+                    self.get(f).unwrap_or_default(),
+                )
+            }),
+        }
+    }
+
+    /// `interface-id`, borrowed.
+    pub fn interface_id(&self) -> Option<&'a str> {
+        self.get(Field::InterfaceId)
+    }
+
+    /// `pkt-src-aws-service`: an open list of names (S3, DYNAMODB, EC2, ...), borrowed.
+    pub fn pkt_src_aws_service(&self) -> Option<&'a str> {
+        self.get(Field::PktSrcAwsService)
+    }
+
+    /// `pkt-dst-aws-service`, borrowed.
+    pub fn pkt_dst_aws_service(&self) -> Option<&'a str> {
+        self.get(Field::PktDstAwsService)
+    }
+
+    fn enumerated<T>(
+        &self,
+        field: Field,
+        expected: &'static str,
+        f: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, RecordError> {
+        let Some(v) = self.get(field) else {
+            return Ok(None);
+        };
+        f(v).map(Some)
+            .ok_or_else(|| RecordError::new(field, RecordErrorKind::UnknownValue { expected }, v))
+    }
+}
+
+/// Decimal digits only: no sign, no spaces. Faster than `str::parse` and stricter about what
+/// flow logs can contain.
+#[inline]
+fn parse_u64(v: &str) -> Result<u64, RecordErrorKind> {
+    let b = v.as_bytes();
+    if b.is_empty() || b.len() > 20 {
+        return Err(if b.len() > 20 && b.iter().all(u8::is_ascii_digit) {
+            RecordErrorKind::Overflow
+        } else {
+            RecordErrorKind::NotAnInteger
+        });
+    }
+    let mut n: u64 = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return Err(RecordErrorKind::NotAnInteger);
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d)))
+            .ok_or(RecordErrorKind::Overflow)?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Format;
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_u64("0"), Ok(0));
+        assert_eq!(parse_u64("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(
+            parse_u64("18446744073709551616"),
+            Err(RecordErrorKind::Overflow)
+        );
+        assert_eq!(
+            parse_u64("999999999999999999999999"),
+            Err(RecordErrorKind::Overflow)
+        );
+        assert_eq!(parse_u64("-5"), Err(RecordErrorKind::NotAnInteger));
+        assert_eq!(parse_u64("+5"), Err(RecordErrorKind::NotAnInteger));
+        assert_eq!(parse_u64("1e3"), Err(RecordErrorKind::NotAnInteger));
+        assert_eq!(parse_u64(""), Err(RecordErrorKind::NotAnInteger));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_value() {
+        let f = Format::parse("${srcaddr} ${bytes} ${srcport} ${log-status}").unwrap();
+        let r = f.parse_line("10.0.0.1 -5 70000 MAYBE").unwrap();
+        assert_eq!(
+            r.bytes().unwrap_err().to_string(),
+            "field `bytes`: expected a non-negative integer, found \"-5\""
+        );
+        assert_eq!(
+            r.port(Field::SrcPort).unwrap_err().to_string(),
+            "field `srcport`: expected a port 0-65535, found \"70000\""
+        );
+        assert_eq!(
+            r.log_status().unwrap_err().to_string(),
+            "field `log-status`: expected OK, NODATA or SKIPDATA, found \"MAYBE\""
+        );
+        let r = f.parse_line("fe80::1%eth0 1 1 OK").unwrap();
+        assert_eq!(
+            r.ip(Field::SrcAddr).unwrap_err().to_string(),
+            "field `srcaddr`: expected an IPv4 or IPv6 address, found \"fe80::1%eth0\""
+        );
+        assert_eq!(
+            f.parse_line("1 2 3").unwrap_err().to_string(),
+            "expected 4 fields (the configured format), found 3"
+        );
+    }
+
+    #[test]
+    fn dash_and_missing_fields_are_none() {
+        let f = Format::parse("${srcaddr} ${bytes}").unwrap();
+        let r = f.parse_line("- -").unwrap();
+        assert_eq!(r.ip(Field::SrcAddr).unwrap(), None);
+        assert_eq!(r.bytes().unwrap(), None);
+        assert_eq!(r.packets().unwrap(), None);
+        assert_eq!(r.action().unwrap(), None);
+    }
+}
