@@ -14,3 +14,5 @@ pub mod subscription;
 pub mod topology;
 
 pub use flowlog;
+pub mod metrics;
+pub mod simulate;

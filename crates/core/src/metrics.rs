@@ -1,0 +1,391 @@
+//! The metric model (PRODUCT.md "Metrics contract"): which datums and source detail lines one
+//! invocation produces. Pure: the sinks in `natmeter-cloudwatch` only encode and send them.
+//!
+//! Cardinality is the product's own cost (every distinct dimension value is a $0.30/month custom
+//! metric), so `SourceIp` series are capped per invocation and the rest summed as `other`; every
+//! source, uncapped, goes to the source detail lines instead, which cost nothing as metrics.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::attribution::{Direction, SkipReason};
+use crate::engine::Engine;
+use crate::ledger::Source;
+use crate::price::cost;
+
+pub const DEFAULT_NAMESPACE: &str = "NatMeter";
+pub const DEFAULT_MAX_SOURCES: usize = 20;
+/// The `SourceIp` value that sums every source past the cap.
+pub const OTHER_SOURCE: &str = "other";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Unit {
+    Bytes,
+    Count,
+    Seconds,
+    None,
+}
+
+impl Unit {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Unit::Bytes => "Bytes",
+            Unit::Count => "Count",
+            Unit::Seconds => "Seconds",
+            Unit::None => "None",
+        }
+    }
+}
+
+/// One metric of the contract.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub dimension_sets: &'static [&'static [&'static str]],
+}
+
+const NAT_SETS: &[&[&str]] = &[
+    &[],
+    &["NatGatewayId"],
+    &["NatGatewayId", "Direction"],
+    &["Destination"],
+    &["SourceIp"],
+];
+
+pub const NAT_BYTES: &str = "NatBytes";
+pub const NAT_COST: &str = "NatCost";
+pub const NAT_PACKETS: &str = "NatPackets";
+pub const RECORDS_COUNTED: &str = "RecordsCounted";
+pub const RECORDS_SKIPPED: &str = "RecordsSkipped";
+pub const PARSE_ERRORS: &str = "ParseErrors";
+pub const INGEST_LAG: &str = "IngestLag";
+
+/// Every metric natmeter emits. The dashboard, alarms and Contributor Insights rule are tested
+/// against this list (`natmeter metrics --json`).
+pub const METRICS: &[MetricSpec] = &[
+    MetricSpec {
+        name: NAT_BYTES,
+        unit: Unit::Bytes,
+        dimension_sets: NAT_SETS,
+    },
+    MetricSpec {
+        name: NAT_COST,
+        unit: Unit::None,
+        dimension_sets: NAT_SETS,
+    },
+    MetricSpec {
+        name: NAT_PACKETS,
+        unit: Unit::Count,
+        dimension_sets: &[&["NatGatewayId"]],
+    },
+    MetricSpec {
+        name: RECORDS_COUNTED,
+        unit: Unit::Count,
+        dimension_sets: &[&[]],
+    },
+    MetricSpec {
+        name: RECORDS_SKIPPED,
+        unit: Unit::Count,
+        dimension_sets: &[&[], &["Reason"]],
+    },
+    MetricSpec {
+        name: PARSE_ERRORS,
+        unit: Unit::Count,
+        dimension_sets: &[&[]],
+    },
+    MetricSpec {
+        name: INGEST_LAG,
+        unit: Unit::Seconds,
+        dimension_sets: &[&[]],
+    },
+];
+
+/// The environment variables the function reads (the Terraform module sets them).
+pub const CONFIG_VARIABLES: &[&str] = &[
+    "NATMETER_LOG_FORMAT",
+    "NATMETER_NAT_GATEWAYS",
+    "NATMETER_PRIVATE_CIDRS",
+    "NATMETER_NAMESPACE",
+    "NATMETER_PRICE_PER_GB",
+    "NATMETER_SINK",
+    "NATMETER_MAX_SOURCES",
+];
+
+/// The fields of a source detail line, and the member that marks it.
+pub const DETAIL_MARKER: (&str, &str) = ("natmeter", "source");
+pub const DETAIL_FIELDS: &[&str] = &[
+    "SourceIp",
+    "NatGatewayId",
+    "Direction",
+    "Destination",
+    NAT_BYTES,
+    NAT_PACKETS,
+    NAT_COST,
+];
+
+/// The model as JSON (`natmeter metrics --json`).
+pub fn model_json(namespace: &str) -> serde_json::Value {
+    let reasons: Vec<_> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+    serde_json::json!({
+        "schema": "natmeter.metrics/v1",
+        "namespace": namespace,
+        "metrics": METRICS,
+        "dimension_values": {
+            "Direction": [Direction::Outbound.as_str(), Direction::Inbound.as_str()],
+            "Reason": reasons,
+            "Destination": ["INTERNET", "UNKNOWN", "S3", "DYNAMODB"],
+        },
+        "source_detail_line": {
+            "discriminator": { DETAIL_MARKER.0: DETAIL_MARKER.1 },
+            "fields": DETAIL_FIELDS,
+        },
+        "config_variables": CONFIG_VARIABLES,
+    })
+}
+
+/// One datapoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Datum {
+    pub metric: &'static str,
+    pub unit: Unit,
+    /// In the order of the contract's dimension set.
+    pub dimensions: Vec<(&'static str, String)>,
+    /// Unix seconds: the flow's minute for traffic metrics, `now` for processing counters.
+    pub timestamp: i64,
+    pub value: f64,
+}
+
+/// Settings of the projection.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricOptions {
+    pub max_sources: usize,
+    pub price_per_gb: f64,
+    /// The invocation's clock, Unix seconds (the core has no clock of its own).
+    pub now: i64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Sum {
+    bytes: u64,
+    packets: u64,
+}
+
+impl Sum {
+    fn add(&mut self, bytes: u64, packets: u64) {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.packets = self.packets.saturating_add(packets);
+    }
+}
+
+/// The `SourceIp` values kept under the cap: the largest sources of this invocation.
+pub fn kept_sources(engine: &Engine<'_>, max: usize) -> Vec<Source> {
+    let mut per: BTreeMap<Source, u64> = BTreeMap::new();
+    for (k, t) in engine.ledger.iter() {
+        let e = per.entry(k.source).or_default();
+        *e = e.saturating_add(t.bytes);
+    }
+    let mut v: Vec<_> = per.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.into_iter().take(max).map(|(s, _)| s).collect()
+}
+
+/// Projects an engine's results onto the metric contract. Returns nothing when no record was
+/// read (a CONTROL_MESSAGE or a skipped batch emits nothing).
+pub fn datums(engine: &Engine<'_>, opts: &MetricOptions) -> Vec<Datum> {
+    let mut out = Vec::new();
+    if engine.records.read == 0 {
+        return out;
+    }
+    let topo = engine.topology();
+    let ledger = &engine.ledger;
+    let kept = kept_sources(engine, opts.max_sources);
+    // (minute, dimension values) → sum; BTreeMaps keep the output deterministic.
+    let mut all: BTreeMap<i64, Sum> = BTreeMap::new();
+    let mut by_gw: BTreeMap<(i64, u16), Sum> = BTreeMap::new();
+    let mut by_gw_dir: BTreeMap<(i64, u16, Direction), Sum> = BTreeMap::new();
+    let mut by_dest: BTreeMap<(i64, String), Sum> = BTreeMap::new();
+    let mut by_src: BTreeMap<(i64, String), Sum> = BTreeMap::new();
+    for (k, t) in ledger.iter() {
+        all.entry(k.minute).or_default().add(t.bytes, t.packets);
+        by_gw
+            .entry((k.minute, k.gateway))
+            .or_default()
+            .add(t.bytes, t.packets);
+        by_gw_dir
+            .entry((k.minute, k.gateway, k.direction))
+            .or_default()
+            .add(t.bytes, t.packets);
+        by_dest
+            .entry((k.minute, ledger.destination(k.destination).to_string()))
+            .or_default()
+            .add(t.bytes, t.packets);
+        let src = if kept.contains(&k.source) {
+            k.source.to_string()
+        } else {
+            OTHER_SOURCE.to_string()
+        };
+        by_src
+            .entry((k.minute, src))
+            .or_default()
+            .add(t.bytes, t.packets);
+    }
+    let gw_id = |g: u16| {
+        topo.gateways()
+            .get(usize::from(g))
+            .map_or_else(|| format!("gateway-{g}"), |g| g.id.clone())
+    };
+    let mut both = |dims: Vec<(&'static str, String)>, minute: i64, s: Sum| {
+        out.push(Datum {
+            metric: NAT_BYTES,
+            unit: Unit::Bytes,
+            dimensions: dims.clone(),
+            timestamp: minute,
+            value: s.bytes as f64,
+        });
+        out.push(Datum {
+            metric: NAT_COST,
+            unit: Unit::None,
+            dimensions: dims,
+            timestamp: minute,
+            value: cost(s.bytes, opts.price_per_gb),
+        });
+    };
+    for (m, s) in &all {
+        both(vec![], *m, *s);
+    }
+    for ((m, g), s) in &by_gw {
+        both(vec![("NatGatewayId", gw_id(*g))], *m, *s);
+    }
+    for ((m, g, d), s) in &by_gw_dir {
+        both(
+            vec![
+                ("NatGatewayId", gw_id(*g)),
+                ("Direction", d.as_str().to_string()),
+            ],
+            *m,
+            *s,
+        );
+    }
+    for ((m, d), s) in &by_dest {
+        both(vec![("Destination", d.clone())], *m, *s);
+    }
+    for ((m, src), s) in &by_src {
+        both(vec![("SourceIp", src.clone())], *m, *s);
+    }
+    for ((m, g), s) in &by_gw {
+        out.push(Datum {
+            metric: NAT_PACKETS,
+            unit: Unit::Count,
+            dimensions: vec![("NatGatewayId", gw_id(*g))],
+            timestamp: *m,
+            value: s.packets as f64,
+        });
+    }
+    let r = &engine.records;
+    let counter = |metric, dimensions, value: u64| Datum {
+        metric,
+        unit: Unit::Count,
+        dimensions,
+        timestamp: opts.now,
+        value: value as f64,
+    };
+    out.push(counter(RECORDS_COUNTED, vec![], r.counted));
+    let skipped: u64 = SkipReason::ALL.iter().map(|s| r.skipped(*s)).sum();
+    out.push(counter(RECORDS_SKIPPED, vec![], skipped));
+    for reason in SkipReason::ALL {
+        out.push(counter(
+            RECORDS_SKIPPED,
+            vec![("Reason", reason.as_str().to_string())],
+            r.skipped(reason),
+        ));
+    }
+    out.push(counter(PARSE_ERRORS, vec![], r.parse_errors));
+    if let Some(end) = engine.observed.latest_end {
+        let lag = opts
+            .now
+            .saturating_sub(i64::try_from(end).unwrap_or(i64::MAX));
+        out.push(Datum {
+            metric: INGEST_LAG,
+            unit: Unit::Seconds,
+            dimensions: vec![],
+            timestamp: opts.now,
+            value: lag.max(0) as f64,
+        });
+    }
+    out
+}
+
+/// One source detail line: a plain log field set per (minute, source, gateway, direction,
+/// destination), uncapped, for Logs Insights and Contributor Insights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceDetail {
+    pub minute: i64,
+    pub source: String,
+    pub nat_gateway: String,
+    pub direction: Direction,
+    pub destination: String,
+    pub bytes: u64,
+    pub packets: u64,
+    pub cost_usd: f64,
+}
+
+impl SourceDetail {
+    /// The JSON line written to stdout.
+    pub fn to_json_line(&self) -> String {
+        let mut s = String::with_capacity(256);
+        let _ = write!(
+            s,
+            r#"{{"{}":"{}","Timestamp":{},"SourceIp":{},"NatGatewayId":{},"Direction":"{}","Destination":{},"NatBytes":{},"NatPackets":{},"NatCost":{}}}"#,
+            DETAIL_MARKER.0,
+            DETAIL_MARKER.1,
+            self.minute.saturating_mul(1000),
+            json_str(&self.source),
+            json_str(&self.nat_gateway),
+            self.direction.as_str(),
+            json_str(&self.destination),
+            self.bytes,
+            self.packets,
+            finite(self.cost_usd),
+        );
+        s
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// JSON has no NaN or infinity; a cost is never either, but a line must never be invalid.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// Every ledger entry as a detail line, in deterministic order.
+pub fn source_details(engine: &Engine<'_>, price_per_gb: f64) -> Vec<SourceDetail> {
+    let topo = engine.topology();
+    engine
+        .ledger
+        .sorted()
+        .into_iter()
+        .map(|(k, t)| SourceDetail {
+            minute: k.minute,
+            source: k.source.to_string(),
+            nat_gateway: topo
+                .gateways()
+                .get(usize::from(k.gateway))
+                .map_or_else(String::new, |g| g.id.clone()),
+            direction: k.direction,
+            destination: engine.ledger.destination(k.destination).to_string(),
+            bytes: t.bytes,
+            packets: t.packets,
+            cost_usd: cost(t.bytes, price_per_gb),
+        })
+        .collect()
+}

@@ -1,0 +1,1070 @@
+//! A synthetic EKS cluster's flow logs, with the exact answer.
+//!
+//! The simulator decides conversations first (which pod talked to what, through which NAT
+//! gateway, how many bytes each way) and only then writes the flow records AWS would write for
+//! them: the four NAT-ENI records (A)–(D), the node-ENI records, pod-to-pod traffic, S3 and
+//! DynamoDB, REJECT, NODATA, SKIPDATA, IPv6 and a few malformed lines. The ground truth is summed
+//! from the conversations, never from the engine, so comparing the two tests the engine.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use base64::Engine as _;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::topology::NatGateway;
+
+/// What the flow log covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A VPC-wide flow log: node ENIs too (their batches must be skipped).
+    Vpc,
+    /// Dedicated flow logs on the NAT gateway ENIs only.
+    NatEnis,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub pods: usize,
+    pub nodes: usize,
+    pub nat_gateways: usize,
+    pub minutes: usize,
+    /// `AWS_VPC_K8S_CNI_EXTERNALSNAT`: when false, the node SNATs pod traffic to its own IP.
+    pub external_snat: bool,
+    pub scope: Scope,
+    /// Unix seconds of the first minute (rounded down to a minute).
+    pub start: i64,
+    /// Shuffle the format's field order (any order must work).
+    pub shuffle_format: bool,
+    /// Largest decoded payload per event; CloudWatch's async invoke limit is 1 MB.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            pods: 40,
+            nodes: 4,
+            nat_gateways: 2,
+            minutes: 5,
+            external_snat: true,
+            scope: Scope::Vpc,
+            start: 1_764_547_200, // 2025-12-01T00:00:00Z
+            shuffle_format: false,
+            max_batch_bytes: 1_000_000,
+        }
+    }
+}
+
+/// The format the simulator writes: the module's recommended NAT format plus time and status.
+pub const SIM_FIELDS: &[&str] = &[
+    "version",
+    "account-id",
+    "region",
+    "vpc-id",
+    "az-id",
+    "subnet-id",
+    "instance-id",
+    "interface-id",
+    "flow-direction",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+    "pkt-src-aws-service",
+    "pkt-dst-aws-service",
+    "traffic-path",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+    "type",
+];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthTotals {
+    pub bytes: u64,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub packets: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthBatches {
+    pub read: u64,
+    pub control_messages: u64,
+    pub skipped_not_nat: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthRecords {
+    pub read: u64,
+    pub counted: u64,
+    pub public_side: u64,
+    pub not_nat: u64,
+    pub rejected: u64,
+    pub no_data: u64,
+    pub zero_bytes: u64,
+    pub parse_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthDestination {
+    pub destination: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthSource {
+    pub source: String,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    pub destinations: Vec<TruthDestination>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthGateway {
+    pub nat_gateway: String,
+    pub eni: String,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub bytes: u64,
+}
+
+/// `truth.json`: what a correct engine must report for the simulated events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Truth {
+    pub schema: String,
+    pub seed: u64,
+    pub region: String,
+    pub price_per_gb_usd: f64,
+    pub log_format: String,
+    pub external_snat: bool,
+    pub totals: TruthTotals,
+    pub batches: TruthBatches,
+    pub records: TruthRecords,
+    pub sources: Vec<TruthSource>,
+    pub nat_gateways: Vec<TruthGateway>,
+    pub destinations: Vec<TruthDestination>,
+    /// Processed bytes per flow minute (Unix seconds), for metric checks.
+    pub minutes: BTreeMap<i64, u64>,
+}
+
+/// One Lambda event file.
+#[derive(Debug, Clone)]
+pub struct SimEvent {
+    pub file_name: String,
+    pub log_stream: String,
+    /// `{"awslogs":{"data":"..."}}`
+    pub json: String,
+    pub decoded_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    pub gateways: Vec<NatGateway>,
+    pub log_format: String,
+    pub events: Vec<SimEvent>,
+    pub truth: Truth,
+}
+
+struct Node {
+    ip: Ipv4Addr,
+    ipv6: Ipv6Addr,
+    eni: String,
+    instance: String,
+    subnet: String,
+    az: usize,
+}
+
+struct Pod {
+    ip: Ipv4Addr,
+    node: usize,
+    /// Heavy-tailed traffic weight: a few pods spend most of the money, as in real clusters.
+    weight: f64,
+}
+
+const AZS: [&str; 3] = ["use1-az1", "use1-az2", "use1-az4"];
+const ACCOUNT: &str = "123456789012";
+const VPC: &str = "vpc-0a1b2c3d4e5f60718";
+
+/// One record as AWS would write it, before rendering in the format's order.
+#[derive(Clone)]
+struct Rec {
+    eni: String,
+    instance: Option<String>,
+    subnet: String,
+    az: &'static str,
+    direction: &'static str,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    pkt_src: Option<IpAddr>,
+    pkt_dst: Option<IpAddr>,
+    svc_src: Option<&'static str>,
+    svc_dst: Option<&'static str>,
+    path: Option<u8>,
+    packets: Option<u64>,
+    bytes: Option<u64>,
+    start: i64,
+    end: i64,
+    action: Option<&'static str>,
+    status: &'static str,
+}
+
+enum Corrupt {
+    None,
+    DropField,
+    BadSrcAddr,
+    NegativeBytes,
+}
+
+fn hex_id(rng: &mut ChaCha8Rng, prefix: &str) -> String {
+    let mut s = String::from(prefix);
+    for _ in 0..17 {
+        let _ = write!(s, "{:x}", rng.gen_range(0..16u8));
+    }
+    s
+}
+
+fn opt<T: std::fmt::Display>(s: &mut String, v: Option<T>) {
+    match v {
+        Some(v) => {
+            let _ = write!(s, "{v}");
+        }
+        None => s.push('-'),
+    }
+}
+
+impl Rec {
+    fn render(&self, fields: &[&str], corrupt: &Corrupt) -> String {
+        let mut s = String::with_capacity(256);
+        let n = fields.len() - usize::from(matches!(corrupt, Corrupt::DropField));
+        for (i, f) in fields[..n].iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            let nodata = self.status != "OK";
+            match *f {
+                "version" => s.push('5'),
+                "account-id" => s.push_str(ACCOUNT),
+                "region" => s.push_str("us-east-1"),
+                "vpc-id" => s.push_str(VPC),
+                "az-id" => s.push_str(self.az),
+                "subnet-id" => s.push_str(&self.subnet),
+                "instance-id" => opt(&mut s, self.instance.as_deref()),
+                "interface-id" => s.push_str(&self.eni),
+                "flow-direction" => opt(&mut s, (!nodata).then_some(self.direction)),
+                "srcaddr" if matches!(corrupt, Corrupt::BadSrcAddr) => s.push_str("10.0.300.7"),
+                "srcaddr" => opt(&mut s, self.src),
+                "dstaddr" => opt(&mut s, self.dst),
+                "srcport" => opt(&mut s, (!nodata).then_some(self.sport)),
+                "dstport" => opt(&mut s, (!nodata).then_some(self.dport)),
+                "protocol" => opt(&mut s, (!nodata).then_some(self.proto)),
+                "pkt-srcaddr" => opt(&mut s, self.pkt_src),
+                "pkt-dstaddr" => opt(&mut s, self.pkt_dst),
+                "pkt-src-aws-service" => opt(&mut s, self.svc_src),
+                "pkt-dst-aws-service" => opt(&mut s, self.svc_dst),
+                "traffic-path" => opt(&mut s, self.path),
+                "packets" => opt(&mut s, self.packets),
+                "bytes" if matches!(corrupt, Corrupt::NegativeBytes) => s.push_str("-12"),
+                "bytes" => opt(&mut s, self.bytes),
+                "start" => {
+                    let _ = write!(s, "{}", self.start);
+                }
+                "end" => {
+                    let _ = write!(s, "{}", self.end);
+                }
+                "action" => opt(&mut s, self.action),
+                "log-status" => s.push_str(self.status),
+                "type" => opt(
+                    &mut s,
+                    (!nodata).then(|| match self.src {
+                        Some(IpAddr::V6(_)) => "IPv6",
+                        _ => "IPv4",
+                    }),
+                ),
+                _ => s.push('-'),
+            }
+        }
+        s
+    }
+}
+
+#[derive(Default)]
+struct SourceAcc {
+    outbound: u64,
+    inbound: u64,
+    packets: u64,
+    destinations: BTreeMap<String, u64>,
+}
+
+struct Builder<'c> {
+    cfg: &'c SimConfig,
+    fields: Vec<&'static str>,
+    /// Records per ENI stream, with the log event timestamp (ms).
+    streams: BTreeMap<String, Vec<(i64, String)>>,
+    nat_streams: Vec<String>,
+    truth: Truth,
+    sources: BTreeMap<IpAddr, SourceAcc>,
+    gateways: Vec<(u64, u64)>,
+    destinations: BTreeMap<String, u64>,
+}
+
+impl Builder<'_> {
+    fn emit(&mut self, rec: &Rec, corrupt: Corrupt) {
+        let line = rec.render(&self.fields, &corrupt);
+        let on_nat = self.nat_streams.iter().any(|s| s == &rec.eni);
+        if !on_nat && self.cfg.scope == Scope::NatEnis {
+            return;
+        }
+        if on_nat {
+            let r = &mut self.truth.records;
+            r.read += 1;
+            if !matches!(corrupt, Corrupt::None) {
+                r.parse_errors += 1;
+            }
+        }
+        self.streams
+            .entry(rec.eni.clone())
+            .or_default()
+            .push((rec.start * 1000, line));
+    }
+
+    /// Books one NAT-processed record in the truth (called for (A) and (D) only).
+    fn book(
+        &mut self,
+        gw: usize,
+        local: IpAddr,
+        outbound: bool,
+        dest: &str,
+        bytes: u64,
+        packets: u64,
+        minute: i64,
+    ) {
+        let r = &mut self.truth.records;
+        r.counted += 1;
+        let s = self.sources.entry(local).or_default();
+        if outbound {
+            s.outbound += bytes;
+            self.gateways[gw].0 += bytes;
+            self.truth.totals.outbound_bytes += bytes;
+        } else {
+            s.inbound += bytes;
+            self.gateways[gw].1 += bytes;
+            self.truth.totals.inbound_bytes += bytes;
+        }
+        s.packets += packets;
+        *s.destinations.entry(dest.to_string()).or_default() += bytes;
+        *self.destinations.entry(dest.to_string()).or_default() += bytes;
+        self.truth.totals.bytes += bytes;
+        self.truth.totals.packets += packets;
+        *self.truth.minutes.entry(minute).or_default() += bytes;
+    }
+}
+
+/// Runs the simulation.
+pub fn simulate(cfg: &SimConfig) -> Simulation {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let g_count = cfg.nat_gateways.max(1);
+    let gateways: Vec<NatGateway> = (0..g_count)
+        .map(|g| {
+            let mut private_ips = vec![IpAddr::V4(Ipv4Addr::new(
+                10,
+                0,
+                g as u8,
+                10 + (g as u8 % 200),
+            ))];
+            if g == 0 {
+                // A secondary private IP: each is a NAT IP.
+                private_ips.push(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 250)));
+            }
+            NatGateway {
+                id: hex_id(&mut rng, "nat-"),
+                eni: hex_id(&mut rng, "eni-"),
+                private_ips,
+                az_id: Some(AZS[g % AZS.len()].to_string()),
+            }
+        })
+        .collect();
+    let nodes: Vec<Node> = (0..cfg.nodes.max(1))
+        .map(|k| Node {
+            ip: Ipv4Addr::new(10, 0, 64 + (k / 200) as u8, 10 + (k % 200) as u8),
+            ipv6: Ipv6Addr::new(
+                0x2600,
+                0x1f18,
+                0xabc,
+                0x4a00 + (k as u16 % 3),
+                0,
+                0,
+                0,
+                10 + k as u16,
+            ),
+            eni: hex_id(&mut rng, "eni-"),
+            instance: hex_id(&mut rng, "i-"),
+            subnet: hex_id(&mut rng, "subnet-"),
+            az: k % AZS.len(),
+        })
+        .collect();
+    let pods: Vec<Pod> = (0..cfg.pods.max(1))
+        .map(|p| Pod {
+            ip: Ipv4Addr::new(10, 0, 128 + (p / 250) as u8, 4 + (p % 250) as u8),
+            node: p % nodes.len(),
+            weight: 1.0 / (1.0 + (p % 97) as f64).powf(0.8),
+        })
+        .collect();
+    let mut fields: Vec<&'static str> = SIM_FIELDS.to_vec();
+    if cfg.shuffle_format {
+        fields.shuffle(&mut rng);
+    }
+    let log_format = fields
+        .iter()
+        .map(|f| format!("${{{f}}}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let nat_subnets: Vec<String> = (0..g_count).map(|_| hex_id(&mut rng, "subnet-")).collect();
+    let mut b = Builder {
+        cfg,
+        fields,
+        streams: BTreeMap::new(),
+        nat_streams: gateways.iter().map(|g| g.eni.clone()).collect(),
+        truth: Truth {
+            schema: "natmeter.truth/v1".into(),
+            seed: cfg.seed,
+            region: "us-east-1".into(),
+            price_per_gb_usd: 0.045,
+            log_format: log_format.clone(),
+            external_snat: cfg.external_snat,
+            totals: TruthTotals::default(),
+            batches: TruthBatches::default(),
+            records: TruthRecords::default(),
+            sources: vec![],
+            nat_gateways: vec![],
+            destinations: vec![],
+            minutes: BTreeMap::new(),
+        },
+        sources: BTreeMap::new(),
+        gateways: vec![(0, 0); g_count],
+        destinations: BTreeMap::new(),
+    };
+    let start = cfg.start - cfg.start.rem_euclid(60);
+    for m in 0..cfg.minutes as i64 {
+        let minute = start + m * 60;
+        for pod in &pods {
+            if !rng.gen_bool((0.3 + 0.7 * pod.weight).min(1.0)) {
+                continue;
+            }
+            let node = &nodes[pod.node];
+            let kind = rng.gen_range(0..100);
+            let t0 = minute + rng.gen_range(0..50);
+            let t1 = t0 + rng.gen_range(1..10);
+            let sport = rng.gen_range(32768..60999u16);
+            if kind < 8 {
+                pod_to_pod(&mut b, &mut rng, pod, &pods, &nodes, t0, t1, sport);
+                continue;
+            }
+            if kind < 12 {
+                ipv6_egress(&mut b, &mut rng, node, t0, t1, sport);
+                continue;
+            }
+            let (remote, svc, dport): (IpAddr, Option<&'static str>, u16) = if kind < 30 {
+                (
+                    Ipv4Addr::new(52, 216, rng.gen(), rng.gen()).into(),
+                    Some("S3"),
+                    443,
+                )
+            } else if kind < 40 {
+                (
+                    Ipv4Addr::new(3, 218, 180 + rng.gen_range(0..4), rng.gen()).into(),
+                    Some("DYNAMODB"),
+                    443,
+                )
+            } else {
+                let nets = [[203, 0, 113], [198, 51, 100], [192, 0, 2]];
+                let n = nets[rng.gen_range(0..3)];
+                (
+                    Ipv4Addr::new(n[0], n[1], n[2], rng.gen_range(1..255)).into(),
+                    None,
+                    if rng.gen_bool(0.8) { 443 } else { 80 },
+                )
+            };
+            let scale = 1.0 + 400.0 * pod.weight * pod.weight;
+            let out_bytes = (rng.gen_range(200..20_000) as f64 * scale) as u64;
+            let in_bytes = (rng.gen_range(500..200_000) as f64 * scale) as u64;
+            let gw = node.az % g_count;
+            let nat_ip = if gw == 0 && rng.gen_bool(0.3) {
+                gateways[0].private_ips[1]
+            } else {
+                gateways[gw].private_ips[0]
+            };
+            let local: IpAddr = if cfg.external_snat {
+                pod.ip.into()
+            } else {
+                node.ip.into()
+            };
+            nat_conversation(
+                &mut b,
+                &mut rng,
+                NatConv {
+                    gw,
+                    eni: &gateways[gw].eni,
+                    subnet: &nat_subnets[gw],
+                    az: AZS[gw % AZS.len()],
+                    nat_ip,
+                    local,
+                    pod: pod.ip.into(),
+                    node,
+                    remote,
+                    svc,
+                    sport,
+                    dport,
+                    out_bytes,
+                    in_bytes,
+                    t0,
+                    t1,
+                    minute,
+                },
+            );
+        }
+        // Per gateway and minute: scans, idle windows, capacity drops and the odd bad line.
+        for (gw, g) in gateways.iter().enumerate() {
+            nat_noise(
+                &mut b,
+                &mut rng,
+                g,
+                &nat_subnets[gw],
+                AZS[gw % AZS.len()],
+                minute,
+            );
+        }
+    }
+    finish(b, gateways, log_format, cfg)
+}
+
+struct NatConv<'a> {
+    gw: usize,
+    eni: &'a str,
+    subnet: &'a str,
+    az: &'static str,
+    nat_ip: IpAddr,
+    local: IpAddr,
+    pod: IpAddr,
+    node: &'a Node,
+    remote: IpAddr,
+    svc: Option<&'static str>,
+    sport: u16,
+    dport: u16,
+    out_bytes: u64,
+    in_bytes: u64,
+    t0: i64,
+    t1: i64,
+    minute: i64,
+}
+
+fn packets_of(bytes: u64) -> u64 {
+    bytes / 1200 + 1
+}
+
+fn nat_conversation(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, c: NatConv<'_>) {
+    let (out_p, in_p) = (packets_of(c.out_bytes), packets_of(c.in_bytes));
+    let nat = |direction, src, dst, pkt_src, pkt_dst, svc_src, svc_dst, path, bytes, packets| Rec {
+        eni: c.eni.to_string(),
+        instance: None,
+        subnet: c.subnet.to_string(),
+        az: c.az,
+        direction,
+        src: Some(src),
+        dst: Some(dst),
+        sport: c.sport,
+        dport: c.dport,
+        proto: 6,
+        pkt_src: Some(pkt_src),
+        pkt_dst: Some(pkt_dst),
+        svc_src,
+        svc_dst,
+        path,
+        packets: Some(packets),
+        bytes: Some(bytes),
+        start: c.t0,
+        end: c.t1,
+        action: Some("ACCEPT"),
+        status: "OK",
+    };
+    // (A) local → NAT, private side: counted outbound.
+    let a = nat(
+        "ingress",
+        c.local,
+        c.nat_ip,
+        c.local,
+        c.remote,
+        None,
+        c.svc,
+        None,
+        c.out_bytes,
+        out_p,
+    );
+    // (B) NAT → remote, public side.
+    let bb = nat(
+        "egress",
+        c.nat_ip,
+        c.remote,
+        c.nat_ip,
+        c.remote,
+        None,
+        c.svc,
+        Some(8),
+        c.out_bytes,
+        out_p,
+    );
+    // (C) remote → NAT, public side.
+    let cc = nat(
+        "ingress", c.remote, c.nat_ip, c.remote, c.nat_ip, c.svc, None, None, c.in_bytes, in_p,
+    );
+    // (D) NAT → local, private side: counted inbound.
+    let d = nat(
+        "egress",
+        c.nat_ip,
+        c.local,
+        c.remote,
+        c.local,
+        c.svc,
+        None,
+        Some(1),
+        c.in_bytes,
+        in_p,
+    );
+    let dest = c.svc.unwrap_or("INTERNET");
+    for (rec, counted) in [(a, Some(true)), (bb, None), (cc, None), (d, Some(false))] {
+        b.emit(&rec, Corrupt::None);
+        if b.nat_streams.iter().any(|s| s == &rec.eni) {
+            match counted {
+                Some(outbound) => b.book(
+                    c.gw,
+                    c.local,
+                    outbound,
+                    dest,
+                    rec.bytes.unwrap_or(0),
+                    rec.packets.unwrap_or(0),
+                    c.minute,
+                ),
+                None => b.truth.records.public_side += 1,
+            }
+        }
+    }
+    // The node's own ENI sees the conversation twice more (srcaddr/dstaddr are its primary IP;
+    // the pod IP is only in pkt-*, or the node IP again when the node SNATs).
+    let n = c.node;
+    let inner = if b.cfg.external_snat { c.pod } else { c.local };
+    let mut node_rec =
+        |direction, src, dst, pkt_src, pkt_dst, svc_src, svc_dst, path, bytes, packets| Rec {
+            eni: n.eni.clone(),
+            instance: Some(n.instance.clone()),
+            subnet: n.subnet.clone(),
+            az: AZS[n.az],
+            direction,
+            src: Some(src),
+            dst: Some(dst),
+            sport: c.sport,
+            dport: c.dport,
+            proto: 6,
+            pkt_src: Some(pkt_src),
+            pkt_dst: Some(pkt_dst),
+            svc_src,
+            svc_dst,
+            path,
+            packets: Some(packets),
+            bytes: Some(bytes),
+            start: c.t0 + rng.gen_range(0..3),
+            end: c.t1,
+            action: Some("ACCEPT"),
+            status: "OK",
+        };
+    let node_ip: IpAddr = n.ip.into();
+    b.emit(
+        &node_rec(
+            "egress",
+            node_ip,
+            c.remote,
+            inner,
+            c.remote,
+            None,
+            c.svc,
+            Some(1),
+            c.out_bytes,
+            out_p,
+        ),
+        Corrupt::None,
+    );
+    b.emit(
+        &node_rec(
+            "ingress", c.remote, node_ip, c.remote, inner, c.svc, None, None, c.in_bytes, in_p,
+        ),
+        Corrupt::None,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pod_to_pod(
+    b: &mut Builder<'_>,
+    rng: &mut ChaCha8Rng,
+    pod: &Pod,
+    pods: &[Pod],
+    nodes: &[Node],
+    t0: i64,
+    t1: i64,
+    sport: u16,
+) {
+    let peer = &pods[rng.gen_range(0..pods.len())];
+    let (na, nb) = (&nodes[pod.node], &nodes[peer.node]);
+    let bytes = rng.gen_range(100..50_000);
+    for (n, direction) in [(na, "egress"), (nb, "ingress")] {
+        let rec = Rec {
+            eni: n.eni.clone(),
+            instance: Some(n.instance.clone()),
+            subnet: n.subnet.clone(),
+            az: AZS[n.az],
+            direction,
+            src: Some(na.ip.into()),
+            dst: Some(nb.ip.into()),
+            sport,
+            dport: 8080,
+            proto: 6,
+            pkt_src: Some(pod.ip.into()),
+            pkt_dst: Some(peer.ip.into()),
+            svc_src: None,
+            svc_dst: None,
+            path: (direction == "egress").then_some(1),
+            packets: Some(packets_of(bytes)),
+            bytes: Some(bytes),
+            start: t0,
+            end: t1,
+            action: Some("ACCEPT"),
+            status: "OK",
+        };
+        b.emit(&rec, Corrupt::None);
+    }
+}
+
+fn ipv6_egress(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, n: &Node, t0: i64, t1: i64, sport: u16) {
+    // IPv6 leaves through an egress-only internet gateway: never through a NAT gateway.
+    let remote = IpAddr::V6(Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        0x1234,
+        rng.gen(),
+        0,
+        0,
+        0,
+        rng.gen(),
+    ));
+    let bytes = rng.gen_range(100..80_000);
+    let rec = Rec {
+        eni: n.eni.clone(),
+        instance: Some(n.instance.clone()),
+        subnet: n.subnet.clone(),
+        az: AZS[n.az],
+        direction: "egress",
+        src: Some(n.ipv6.into()),
+        dst: Some(remote),
+        sport,
+        dport: 443,
+        proto: 6,
+        pkt_src: Some(n.ipv6.into()),
+        pkt_dst: Some(remote),
+        svc_src: None,
+        svc_dst: None,
+        path: Some(8),
+        packets: Some(packets_of(bytes)),
+        bytes: Some(bytes),
+        start: t0,
+        end: t1,
+        action: Some("ACCEPT"),
+        status: "OK",
+    };
+    b.emit(&rec, Corrupt::None);
+}
+
+fn nat_noise(
+    b: &mut Builder<'_>,
+    rng: &mut ChaCha8Rng,
+    g: &NatGateway,
+    subnet: &str,
+    az: &'static str,
+    minute: i64,
+) {
+    let nat_ip = g.private_ips[0];
+    let base = Rec {
+        eni: g.eni.clone(),
+        instance: None,
+        subnet: subnet.to_string(),
+        az,
+        direction: "ingress",
+        src: None,
+        dst: None,
+        sport: 0,
+        dport: 0,
+        proto: 6,
+        pkt_src: None,
+        pkt_dst: None,
+        svc_src: None,
+        svc_dst: None,
+        path: None,
+        packets: None,
+        bytes: None,
+        start: minute,
+        end: minute + 59,
+        action: None,
+        status: "NODATA",
+    };
+    if rng.gen_bool(0.4) {
+        // An internet scan of the NAT's address, dropped: REJECT.
+        let remote: IpAddr = Ipv4Addr::new(198, 51, 100, rng.gen_range(1..255)).into();
+        let rec = Rec {
+            src: Some(remote),
+            dst: Some(nat_ip),
+            sport: rng.gen_range(1024..65535),
+            dport: 22,
+            pkt_src: Some(remote),
+            pkt_dst: Some(nat_ip),
+            packets: Some(1),
+            bytes: Some(44),
+            start: minute + 3,
+            end: minute + 4,
+            action: Some("REJECT"),
+            status: "OK",
+            ..base.clone()
+        };
+        b.emit(&rec, Corrupt::None);
+        b.truth.records.rejected += 1;
+    }
+    for status in ["NODATA", "SKIPDATA"] {
+        if rng.gen_bool(0.15) {
+            b.emit(
+                &Rec {
+                    status,
+                    ..base.clone()
+                },
+                Corrupt::None,
+            );
+            b.truth.records.no_data += 1;
+        }
+    }
+    // A private-side record without bytes: counted as zero_bytes, not as a source.
+    if rng.gen_bool(0.1) {
+        let local: IpAddr = Ipv4Addr::new(10, 0, 128, 4).into();
+        let remote: IpAddr = Ipv4Addr::new(203, 0, 113, 9).into();
+        let rec = Rec {
+            src: Some(local),
+            dst: Some(nat_ip),
+            pkt_src: Some(local),
+            pkt_dst: Some(remote),
+            sport: 40000,
+            dport: 443,
+            packets: Some(0),
+            bytes: Some(0),
+            start: minute + 7,
+            end: minute + 8,
+            action: Some("ACCEPT"),
+            status: "OK",
+            ..base.clone()
+        };
+        b.emit(&rec, Corrupt::None);
+        b.truth.records.zero_bytes += 1;
+    }
+    // Malformed lines: a missing field, a bad address, negative bytes on an (A) record.
+    if rng.gen_bool(0.08) {
+        let local: IpAddr = Ipv4Addr::new(10, 0, 128, 5).into();
+        let remote: IpAddr = Ipv4Addr::new(203, 0, 113, 10).into();
+        let rec = Rec {
+            src: Some(local),
+            dst: Some(nat_ip),
+            pkt_src: Some(local),
+            pkt_dst: Some(remote),
+            sport: 40001,
+            dport: 443,
+            packets: Some(3),
+            bytes: Some(999),
+            start: minute + 9,
+            end: minute + 10,
+            action: Some("ACCEPT"),
+            status: "OK",
+            ..base
+        };
+        let corrupt = match rng.gen_range(0..3) {
+            0 => Corrupt::DropField,
+            1 => Corrupt::BadSrcAddr,
+            _ => Corrupt::NegativeBytes,
+        };
+        b.emit(&rec, corrupt);
+    }
+}
+
+fn sorted_destinations(m: BTreeMap<String, u64>) -> Vec<TruthDestination> {
+    let mut v: Vec<_> = m
+        .into_iter()
+        .map(|(destination, bytes)| TruthDestination { destination, bytes })
+        .collect();
+    v.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| a.destination.cmp(&b.destination))
+    });
+    v
+}
+
+fn finish(
+    mut b: Builder<'_>,
+    gateways: Vec<NatGateway>,
+    log_format: String,
+    cfg: &SimConfig,
+) -> Simulation {
+    let mut sources: Vec<TruthSource> = std::mem::take(&mut b.sources)
+        .into_iter()
+        .map(|(ip, a)| TruthSource {
+            source: ip.to_string(),
+            outbound_bytes: a.outbound,
+            inbound_bytes: a.inbound,
+            bytes: a.outbound + a.inbound,
+            packets: a.packets,
+            destinations: sorted_destinations(a.destinations),
+        })
+        .collect();
+    sources.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.source.cmp(&b.source)));
+    b.truth.sources = sources;
+    b.truth.destinations = sorted_destinations(std::mem::take(&mut b.destinations));
+    b.truth.nat_gateways = gateways
+        .iter()
+        .zip(&b.gateways)
+        .map(|(g, (o, i))| TruthGateway {
+            nat_gateway: g.id.clone(),
+            eni: g.eni.clone(),
+            outbound_bytes: *o,
+            inbound_bytes: *i,
+            bytes: o + i,
+        })
+        .collect();
+
+    let mut events = Vec::new();
+    let streams = std::mem::take(&mut b.streams);
+    for (eni, mut recs) in streams {
+        recs.sort_by_key(|r| r.0);
+        let log_stream = format!("{eni}-all");
+        let is_nat = b.nat_streams.contains(&eni);
+        let mut batch: Vec<(i64, String)> = Vec::new();
+        let mut size = 0usize;
+        let overhead = 256 + log_stream.len();
+        for (ts, line) in recs {
+            let add = line.len() + 100;
+            if !batch.is_empty() && overhead + size + add > cfg.max_batch_bytes {
+                events.push(make_event(
+                    &log_stream,
+                    std::mem::take(&mut batch),
+                    events.len(),
+                ));
+                size = 0;
+            }
+            size += add;
+            batch.push((ts, line));
+        }
+        if !batch.is_empty() {
+            events.push(make_event(&log_stream, batch, events.len()));
+        }
+        let _ = is_nat;
+    }
+    for e in &events {
+        if b.nat_streams
+            .iter()
+            .any(|s| e.log_stream.starts_with(s.as_str()))
+        {
+            b.truth.batches.read += 1;
+        } else {
+            b.truth.batches.skipped_not_nat += 1;
+        }
+    }
+    // Delivery is out of order across streams: shuffle the file order deterministically.
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed);
+    events.shuffle(&mut rng);
+    for (i, e) in events.iter_mut().enumerate() {
+        e.file_name = format!("{i:05}-{}.json", e.log_stream);
+    }
+    Simulation {
+        gateways,
+        log_format,
+        events,
+        truth: b.truth,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutPayload<'a> {
+    message_type: &'a str,
+    owner: &'a str,
+    log_group: &'a str,
+    log_stream: &'a str,
+    subscription_filters: [&'a str; 1],
+    log_events: Vec<OutEvent>,
+}
+
+#[derive(Serialize)]
+struct OutEvent {
+    id: String,
+    timestamp: i64,
+    message: String,
+}
+
+fn make_event(log_stream: &str, batch: Vec<(i64, String)>, n: usize) -> SimEvent {
+    let log_events = batch
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ts, message))| OutEvent {
+            // CloudWatch's ids are ~56-digit decimal strings.
+            id: format!("{:020}{:018}{:018}", ts, n, i),
+            timestamp: ts,
+            message,
+        })
+        .collect();
+    let payload = OutPayload {
+        message_type: "DATA_MESSAGE",
+        owner: ACCOUNT,
+        log_group: "/aws/vpc/flow-logs",
+        log_stream,
+        subscription_filters: ["natmeter"],
+        log_events,
+    };
+    let json = serde_json::to_vec(&payload).expect("serializing plain structs cannot fail");
+    SimEvent {
+        file_name: String::new(),
+        log_stream: log_stream.to_string(),
+        json: lambda_event(&json),
+        decoded_bytes: json.len(),
+    }
+}
+
+/// Wraps a decoded payload as CloudWatch Logs does: gzip, base64, `{"awslogs":{"data":...}}`.
+pub fn lambda_event(payload_json: &[u8]) -> String {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(payload_json)
+        .expect("writing to a Vec cannot fail");
+    let gz = gz.finish().expect("writing to a Vec cannot fail");
+    format!(
+        r#"{{"awslogs":{{"data":"{}"}}}}"#,
+        base64::engine::general_purpose::STANDARD.encode(gz)
+    )
+}

@@ -1,0 +1,166 @@
+//! The engine's report of any simulated cluster equals the simulator's ground truth, for both
+//! scopes and both SNAT modes; and the metric model sums to the same totals.
+
+use natmeter_core::engine::Engine;
+use natmeter_core::flowlog::Format;
+use natmeter_core::metrics::{datums, source_details, MetricOptions, NAT_BYTES};
+use natmeter_core::report::Report;
+use natmeter_core::simulate::{simulate, Scope, SimConfig, Simulation};
+use natmeter_core::subscription::Decoder;
+use natmeter_core::topology::{Topology, DEFAULT_PRIVATE_CIDRS};
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn run(sim: &Simulation) -> Report {
+    let topo = Topology::new(
+        sim.gateways.clone(),
+        Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
+    )
+    .unwrap();
+    let format = Format::parse(&sim.log_format).unwrap();
+    let mut engine = Engine::new(&topo, format);
+    let mut decoder = Decoder::default();
+    let mut buf = Vec::new();
+    for e in &sim.events {
+        assert!(
+            e.decoded_bytes <= 1_000_000,
+            "{} decodes to {}",
+            e.file_name,
+            e.decoded_bytes
+        );
+        engine
+            .ingest_event(e.json.as_bytes(), &mut decoder, &mut buf, &e.file_name)
+            .unwrap();
+    }
+    let report = Report::build(&engine, sim.truth.price_per_gb_usd);
+    // The metric projections of the same engine sum to the same total.
+    let opts = MetricOptions {
+        max_sources: 3,
+        price_per_gb: 0.045,
+        now: 2_000_000_000,
+    };
+    let ds = datums(&engine, &opts);
+    for set in [0usize, 1, 3, 4] {
+        let sum: f64 = ds
+            .iter()
+            .filter(|d| d.metric == NAT_BYTES && d.dimensions.len() == usize::from(set > 0))
+            .filter(|d| match set {
+                0 => d.dimensions.is_empty(),
+                1 => d.dimensions[0].0 == "NatGatewayId",
+                3 => d.dimensions[0].0 == "Destination",
+                _ => d.dimensions[0].0 == "SourceIp",
+            })
+            .map(|d| d.value)
+            .sum();
+        assert_eq!(sum as u64, sim.truth.totals.bytes, "dimension set {set}");
+    }
+    let distinct_sources: std::collections::BTreeSet<_> = ds
+        .iter()
+        .filter(|d| {
+            d.metric == NAT_BYTES && d.dimensions.first().is_some_and(|x| x.0 == "SourceIp")
+        })
+        .map(|d| d.dimensions[0].1.clone())
+        .collect();
+    assert!(distinct_sources.len() <= 4, "{distinct_sources:?}");
+    let detail_sum: u64 = source_details(&engine, 0.045).iter().map(|d| d.bytes).sum();
+    assert_eq!(detail_sum, sim.truth.totals.bytes);
+    report
+}
+
+/// The keys of the report that truth.json pins down.
+fn comparable(v: &Value) -> Value {
+    let strip = |rows: &Value, keep: &[&str]| -> Value {
+        Value::Array(
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let o = r.as_object().unwrap();
+                    Value::Object(
+                        keep.iter()
+                            .map(|k| (k.to_string(), o[*k].clone()))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let t = &v["totals"];
+    serde_json::json!({
+        "totals": {"bytes": t["bytes"], "outbound_bytes": t["outbound_bytes"], "inbound_bytes": t["inbound_bytes"], "packets": t["packets"]},
+        "batches": v["batches"],
+        "records": v["records"],
+        "sources": strip(&v["sources"], &["source", "outbound_bytes", "inbound_bytes", "bytes", "packets", "destinations"]),
+        "nat_gateways": strip(&v["nat_gateways"], &["nat_gateway", "eni", "outbound_bytes", "inbound_bytes", "bytes"]),
+        "destinations": v["destinations"],
+    })
+}
+
+fn check(cfg: SimConfig) {
+    let sim = simulate(&cfg);
+    let report = run(&sim);
+    let got = comparable(&serde_json::to_value(&report).unwrap());
+    let want = comparable(&serde_json::to_value(&sim.truth).unwrap());
+    assert_eq!(got, want, "config {cfg:?}");
+    assert!(sim.truth.totals.bytes > 0);
+    assert_eq!(
+        report.totals.cost_usd,
+        report.totals.bytes as f64 / (1u64 << 30) as f64 * 0.045
+    );
+}
+
+#[test]
+fn default_simulation_matches_truth() {
+    check(SimConfig::default());
+}
+
+#[test]
+fn node_snat_attributes_to_node_ips() {
+    let cfg = SimConfig {
+        external_snat: false,
+        ..SimConfig::default()
+    };
+    let sim = simulate(&cfg);
+    assert!(sim
+        .truth
+        .sources
+        .iter()
+        .all(|s| s.source.starts_with("10.0.64.")));
+    check(cfg);
+}
+
+#[test]
+fn multi_batch_streams_split_under_one_megabyte() {
+    let cfg = SimConfig {
+        pods: 300,
+        minutes: 6,
+        nat_gateways: 1,
+        max_batch_bytes: 200_000,
+        ..SimConfig::default()
+    };
+    let sim = simulate(&cfg);
+    assert!(sim.truth.batches.read > 1, "{:?}", sim.truth.batches);
+    check(cfg);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn any_simulated_cluster_matches_truth(
+        seed in any::<u64>(),
+        pods in 1usize..120,
+        nodes in 1usize..8,
+        gws in 1usize..4,
+        minutes in 1usize..6,
+        external_snat in any::<bool>(),
+        vpc in any::<bool>(),
+        shuffle in any::<bool>(),
+    ) {
+        check(SimConfig {
+            seed, pods, nodes, nat_gateways: gws, minutes, external_snat,
+            scope: if vpc { Scope::Vpc } else { Scope::NatEnis },
+            shuffle_format: shuffle,
+            ..SimConfig::default()
+        });
+    }
+}
