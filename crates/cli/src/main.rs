@@ -1,1 +1,264 @@
-fn main() {}
+//! `natmeter`: NAT Gateway cost attribution from VPC Flow Logs, on your machine.
+//!
+//!   natmeter simulate --seed 7 --out /tmp/sim
+//!   natmeter report --nat-gateways @/tmp/sim/nat-gateways.json \
+//!       --log-format "$(cat /tmp/sim/log-format.txt)" /tmp/sim/events
+//!
+//! The same core as the Lambda function; this shell only reads files, prints and sends.
+
+mod emit;
+mod input;
+mod settings;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use natmeter_core::metrics;
+use natmeter_core::report::Report;
+use natmeter_core::simulate::{simulate, Scope, SimConfig};
+
+use settings::EngineArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "natmeter",
+    version,
+    about = "Which pod is spending our NAT Gateway money? Attribution from VPC Flow Logs."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attribute NAT Gateway bytes in local inputs and print a report.
+    Report(ReportArgs),
+    /// Write a synthetic cluster's flow logs as Lambda events, with the exact expected answer.
+    Simulate(SimulateArgs),
+    /// Print the metric model (names, units, dimension sets) the function emits.
+    Metrics(MetricsArgs),
+    /// Send the metrics of local inputs to CloudWatch exactly as the Lambda function would.
+    Emit(emit::EmitArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Files or directories (walked, sorted): Lambda events, JSON arrays or lines of them,
+    /// decoded payloads, S3 flow-log files (optionally .gz), or plain flow-log lines.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+    /// Sources shown in the table.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Worker threads (files are processed in parallel; the output does not depend on this).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Vpc,
+    NatEnis,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 40)]
+    pods: usize,
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    #[arg(long, default_value_t = 2)]
+    nat_gateways: usize,
+    #[arg(long, default_value_t = 5)]
+    minutes: usize,
+    /// AWS_VPC_K8S_CNI_EXTERNALSNAT: false makes nodes SNAT pod traffic to the node IP.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    external_snat: bool,
+    #[arg(long, value_enum, default_value = "vpc")]
+    scope: ScopeArg,
+    /// Unix seconds of the first simulated minute.
+    #[arg(long, default_value_t = SimConfig::default().start)]
+    start: i64,
+    /// Shuffle the format's field order.
+    #[arg(long)]
+    shuffle_format: bool,
+    /// Largest decoded payload per event file.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_batch_bytes: usize,
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct MetricsArgs {
+    /// Print the model as JSON (the contract the Terraform module is tested against).
+    #[arg(long)]
+    json: bool,
+    #[arg(long, env = "NATMETER_NAMESPACE", default_value = metrics::DEFAULT_NAMESPACE)]
+    namespace: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Report(a) => report(a),
+        Command::Simulate(a) => run_simulate(a).map(|()| ExitCode::SUCCESS),
+        Command::Metrics(a) => print_metrics(a).map(|()| ExitCode::SUCCESS),
+        Command::Emit(a) => emit::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("natmeter: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs the engine over inputs, printing per-file errors; `None` when nothing could be read.
+pub(crate) fn run_inputs<'t>(
+    inputs: &[PathBuf],
+    cfg: &'t settings::Settings,
+    threads: Option<usize>,
+) -> Option<natmeter_core::engine::Engine<'t>> {
+    let files = input::expand(inputs);
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bar = (std::io::stderr().is_terminal() && files.len() > 20).then(|| {
+        let b = indicatif::ProgressBar::new(files.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let tick = || {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    };
+    let (engine, errors, readable) =
+        input::process_all(&files, &cfg.topology, &cfg.format, now(), threads, &tick);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for e in &errors {
+        eprintln!("natmeter: {e}");
+    }
+    if readable == 0 {
+        eprintln!("natmeter: no input could be read ({} given)", files.len());
+        return None;
+    }
+    Some(engine)
+}
+
+fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
+    let cfg = a.engine.settings()?;
+    let Some(engine) = run_inputs(&a.inputs, &cfg, a.threads) else {
+        return Ok(ExitCode::from(1));
+    };
+    let report = Report::build(&engine, cfg.price_per_gb);
+    let mut out = std::io::stdout().lock();
+    match a.output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Output::Csv => out.write_all(report.to_csv().as_bytes())?,
+        Output::Table => out.write_all(report.to_table(a.top).as_bytes())?,
+    }
+    for d in &report.diagnostics {
+        if a.output != Output::Table {
+            eprintln!("natmeter: {}: {}", d.code, d.message);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
+    let cfg = SimConfig {
+        seed: a.seed,
+        pods: a.pods,
+        nodes: a.nodes,
+        nat_gateways: a.nat_gateways,
+        minutes: a.minutes,
+        external_snat: a.external_snat,
+        scope: match a.scope {
+            ScopeArg::Vpc => Scope::Vpc,
+            ScopeArg::NatEnis => Scope::NatEnis,
+        },
+        start: a.start,
+        shuffle_format: a.shuffle_format,
+        max_batch_bytes: a.max_batch_bytes,
+    };
+    let sim = simulate(&cfg);
+    let events = a.out.join("events");
+    std::fs::create_dir_all(&events).with_context(|| format!("creating {}", events.display()))?;
+    let write = |p: PathBuf, s: &[u8]| {
+        std::fs::write(&p, s).with_context(|| format!("writing {}", p.display()))
+    };
+    for e in &sim.events {
+        write(events.join(&e.file_name), e.json.as_bytes())?;
+    }
+    write(
+        a.out.join("nat-gateways.json"),
+        &serde_json::to_vec_pretty(&sim.gateways)?,
+    )?;
+    write(a.out.join("log-format.txt"), sim.log_format.as_bytes())?;
+    write(
+        a.out.join("truth.json"),
+        &serde_json::to_vec_pretty(&sim.truth)?,
+    )?;
+    let decoded: usize = sim.events.iter().map(|e| e.decoded_bytes).sum();
+    eprintln!(
+        "natmeter: wrote {} events ({:.1} MB decoded), nat-gateways.json, log-format.txt and truth.json to {}",
+        sim.events.len(),
+        decoded as f64 / 1e6,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn print_metrics(a: MetricsArgs) -> anyhow::Result<()> {
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&metrics::model_json(&a.namespace))?
+        );
+        return Ok(());
+    }
+    println!("namespace {}", a.namespace);
+    for m in metrics::METRICS {
+        let sets: Vec<String> = m
+            .dimension_sets
+            .iter()
+            .map(|s| format!("[{}]", s.join(", ")))
+            .collect();
+        println!("{:<16} {:<8} {}", m.name, m.unit.as_str(), sets.join(" "));
+    }
+    Ok(())
+}

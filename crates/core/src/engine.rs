@@ -94,6 +94,8 @@ pub struct Observations {
     pub other_enis: BTreeMap<String, u64>,
     /// Latest `end` of a counted record (freshness).
     pub latest_end: Option<u64>,
+    /// Log stream of the last subscription batch seen.
+    pub log_stream: Option<String>,
 }
 
 /// What one subscription event turned out to be.
@@ -179,6 +181,7 @@ impl<'t> Engine<'t> {
         if let Some(stream) = subscription::peek_log_stream(&data) {
             if self.is_foreign_stream(&stream) {
                 self.skip_foreign_batch(&stream);
+                self.observed.log_stream = Some(stream);
                 return Ok(BatchKind::SkippedNotNat);
             }
         }
@@ -196,6 +199,7 @@ impl<'t> Engine<'t> {
 
     /// Ingests a decoded payload.
     pub fn ingest_payload(&mut self, payload: &Payload<'_>, origin: &str) -> BatchKind {
+        self.observed.log_stream = Some(payload.log_stream.to_string());
         if payload.message_type == MessageType::Control {
             self.batches.control_messages += 1;
             return BatchKind::Control;

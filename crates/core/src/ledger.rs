@@ -26,7 +26,7 @@ impl std::fmt::Display for Source {
 
 /// Who a source is, decided from the address and the flow's own time (never the arrival time:
 /// pod IPs are reused and records arrive minutes late).
-pub trait Resolver {
+pub trait Resolver: Send + Sync {
     fn resolve(&self, ip: IpAddr, minute: i64) -> Source;
 }
 

@@ -6,6 +6,7 @@
 //! CloudWatch. [`engine`] ties the steps together for every record source.
 
 pub mod attribution;
+pub mod config;
 pub mod engine;
 pub mod ledger;
 pub mod price;

@@ -504,7 +504,7 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
                     if rng.gen_bool(0.8) { 443 } else { 80 },
                 )
             };
-            let scale = 1.0 + 400.0 * pod.weight * pod.weight;
+            let scale = 1.0 + 60.0 * pod.weight * pod.weight;
             let out_bytes = (rng.gen_range(200..20_000) as f64 * scale) as u64;
             let in_bytes = (rng.gen_range(500..200_000) as f64 * scale) as u64;
             let gw = node.az % g_count;

@@ -1,0 +1,212 @@
+//! Splitting datums into PutMetricData requests within CloudWatch's limits (DOMAIN.md §5):
+//! at most 1000 datums and 1 MB per request, 30 dimensions per datum, 150 `Values`/`Counts`,
+//! and never NaN or ±Infinity.
+
+use natmeter_core::metrics::{Datum, Unit};
+
+pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
+/// The documented limit is 1 MB of request payload; keep a margin for envelope and encoding.
+pub const MAX_REQUEST_BYTES: usize = 1_000_000;
+pub const MAX_DIMENSIONS: usize = 30;
+pub const MAX_VALUES: usize = 150;
+
+/// A datum as it goes on the wire: one or more values (with counts) for one metric, dimension
+/// set and timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireDatum {
+    pub metric: String,
+    pub unit: Unit,
+    pub dimensions: Vec<(String, String)>,
+    pub timestamp: i64,
+    pub values: Vec<f64>,
+    pub counts: Vec<f64>,
+}
+
+impl WireDatum {
+    /// A conservative estimate of the encoded size (CBOR or query encoding, whichever is larger).
+    pub fn encoded_size(&self) -> usize {
+        let dims: usize = self
+            .dimensions
+            .iter()
+            .map(|(k, v)| 48 + k.len() + v.len())
+            .sum();
+        96 + self.metric.len() + dims + 24 * (self.values.len() + self.counts.len())
+    }
+}
+
+/// Datums that cannot be sent, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejected {
+    pub non_finite: usize,
+    pub too_many_dimensions: usize,
+}
+
+/// Converts model datums to wire datums: drops non-finite values (CloudWatch rejects the whole
+/// request otherwise) and datums with more dimensions than allowed, counting both.
+pub fn to_wire(datums: &[Datum]) -> (Vec<WireDatum>, Rejected) {
+    let mut rej = Rejected::default();
+    let mut out = Vec::with_capacity(datums.len());
+    for d in datums {
+        if !d.value.is_finite() {
+            rej.non_finite += 1;
+            continue;
+        }
+        if d.dimensions.len() > MAX_DIMENSIONS {
+            rej.too_many_dimensions += 1;
+            continue;
+        }
+        out.push(WireDatum {
+            metric: d.metric.to_string(),
+            unit: d.unit,
+            dimensions: d
+                .dimensions
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            timestamp: d.timestamp,
+            values: vec![d.value],
+            counts: vec![1.0],
+        });
+    }
+    (out, rej)
+}
+
+/// Splits datums whose value arrays exceed 150 entries, then packs them into requests of at most
+/// 1000 datums and [`MAX_REQUEST_BYTES`]. Order is kept, so the split is deterministic.
+pub fn requests(datums: Vec<WireDatum>) -> Vec<Vec<WireDatum>> {
+    let mut split = Vec::with_capacity(datums.len());
+    for mut d in datums {
+        d.values.retain(|v| v.is_finite());
+        if d.values.len() != d.counts.len() {
+            d.counts = vec![1.0; d.values.len()];
+        }
+        if d.values.is_empty() {
+            continue;
+        }
+        while d.values.len() > MAX_VALUES {
+            let rest_v = d.values.split_off(MAX_VALUES);
+            let rest_c = d.counts.split_off(MAX_VALUES);
+            split.push(d.clone());
+            d.values = rest_v;
+            d.counts = rest_c;
+        }
+        split.push(d);
+    }
+    let mut out: Vec<Vec<WireDatum>> = Vec::new();
+    let mut cur: Vec<WireDatum> = Vec::new();
+    let mut size = 0usize;
+    for d in split {
+        let s = d.encoded_size();
+        if !cur.is_empty() && (cur.len() == MAX_DATUMS_PER_REQUEST || size + s > MAX_REQUEST_BYTES)
+        {
+            out.push(std::mem::take(&mut cur));
+            size = 0;
+        }
+        size += s;
+        cur.push(d);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datum(i: usize, dims: usize, value: f64) -> Datum {
+        Datum {
+            metric: "NatBytes",
+            unit: Unit::Bytes,
+            dimensions: (0..dims)
+                .map(|d| {
+                    (
+                        if d == 0 { "SourceIp" } else { "X" },
+                        format!("10.0.{}.{}", i / 250, d),
+                    )
+                })
+                .collect(),
+            timestamp: 1_764_547_200,
+            value,
+        }
+    }
+
+    #[test]
+    fn thousand_datums_per_request() {
+        let ds: Vec<_> = (0..2500).map(|i| datum(i, 1, i as f64)).collect();
+        let (wire, rej) = to_wire(&ds);
+        assert_eq!(rej, Rejected::default());
+        let reqs = requests(wire);
+        assert_eq!(
+            reqs.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1000, 1000, 500]
+        );
+        let sum: f64 = reqs.iter().flatten().map(|d| d.values[0]).sum();
+        assert_eq!(sum, (0..2500).sum::<usize>() as f64);
+    }
+
+    #[test]
+    fn one_megabyte_per_request() {
+        // Datums with 30 long dimension values: ~8 KB each, so the byte limit binds first.
+        let ds: Vec<_> = (0..400)
+            .map(|i| {
+                let mut d = datum(i, 0, 1.0);
+                d.dimensions = (0..30)
+                    .map(|k| ("X", format!("{k}-{}", "v".repeat(200))))
+                    .collect();
+                d
+            })
+            .collect();
+        let (wire, _) = to_wire(&ds);
+        let reqs = requests(wire);
+        assert!(reqs.len() > 1);
+        for r in &reqs {
+            assert!(r.len() < MAX_DATUMS_PER_REQUEST);
+            assert!(r.iter().map(WireDatum::encoded_size).sum::<usize>() <= MAX_REQUEST_BYTES);
+        }
+        assert_eq!(reqs.iter().map(Vec::len).sum::<usize>(), 400);
+    }
+
+    #[test]
+    fn thirty_dimensions_at_most() {
+        let ds = vec![datum(0, 30, 1.0), datum(1, 31, 1.0)];
+        let (wire, rej) = to_wire(&ds);
+        assert_eq!(wire.len(), 1);
+        assert_eq!(rej.too_many_dimensions, 1);
+    }
+
+    #[test]
+    fn at_most_150_values_per_datum() {
+        let mut w = to_wire(&[datum(0, 1, 1.0)]).0.remove(0);
+        w.values = (0..400).map(f64::from).collect();
+        w.counts = vec![1.0; 400];
+        let reqs = requests(vec![w]);
+        let lens: Vec<_> = reqs[0].iter().map(|d| d.values.len()).collect();
+        assert_eq!(lens, [150, 150, 100]);
+        assert!(reqs[0].iter().all(|d| d.values.len() == d.counts.len()));
+        let total: f64 = reqs[0].iter().flat_map(|d| d.values.iter()).sum();
+        assert_eq!(total, (0..400).sum::<i32>() as f64);
+    }
+
+    #[test]
+    fn nan_and_infinity_are_never_sent() {
+        let ds = vec![
+            datum(0, 1, f64::NAN),
+            datum(1, 1, f64::INFINITY),
+            datum(2, 1, f64::NEG_INFINITY),
+            datum(3, 1, 2.0),
+        ];
+        let (wire, rej) = to_wire(&ds);
+        assert_eq!(rej.non_finite, 3);
+        let mut w = wire;
+        w[0].values.push(f64::NAN);
+        w[0].counts.push(1.0);
+        let reqs = requests(w);
+        assert!(reqs
+            .iter()
+            .flatten()
+            .all(|d| d.values.iter().all(|v| v.is_finite())));
+        assert_eq!(reqs[0][0].values, [2.0]);
+    }
+}

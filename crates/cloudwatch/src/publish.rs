@@ -1,0 +1,76 @@
+//! The emission step shared by the Lambda function and `natmeter emit`: metrics to CloudWatch
+//! (PutMetricData and/or EMF) and the uncapped source detail lines.
+
+use std::io::Write;
+
+use natmeter_core::config::{Config, Sink};
+use natmeter_core::engine::Engine;
+use natmeter_core::metrics::{self, MetricOptions};
+use tokio::time::Instant;
+
+use crate::put::{self, SendError, SendReport};
+
+/// What one publication did.
+#[derive(Debug, Default, Clone)]
+pub struct Publication {
+    pub datums: usize,
+    pub emf_lines: usize,
+    pub detail_lines: usize,
+    pub sent: Option<SendReport>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("writing metric lines to stdout: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("NATMETER_SINK includes cloudwatch but no CloudWatch client was set up")]
+    NoClient,
+}
+
+/// Publishes an engine's results. PutMetricData goes first and the log lines only after it
+/// succeeded: when sending fails the invocation fails and is retried, and lines written before
+/// the failure would be counted twice by Logs Insights and Contributor Insights.
+pub async fn publish(
+    engine: &Engine<'_>,
+    cfg: &Config,
+    client: Option<&aws_sdk_cloudwatch::Client>,
+    deadline: Instant,
+    now: i64,
+    out: &mut dyn Write,
+) -> Result<Publication, PublishError> {
+    let opts = MetricOptions {
+        max_sources: cfg.max_sources,
+        price_per_gb: cfg.price_per_gb,
+        now,
+    };
+    let datums = metrics::datums(engine, &opts);
+    let mut p = Publication {
+        datums: datums.len(),
+        ..Publication::default()
+    };
+    if datums.is_empty() {
+        return Ok(p);
+    }
+    if matches!(cfg.sink, Sink::CloudWatch | Sink::Both) {
+        let client = client.ok_or(PublishError::NoClient)?;
+        p.sent = Some(put::send(client, &cfg.namespace, &datums, deadline).await?);
+    }
+    let mut buf = Vec::with_capacity(64 * 1024);
+    if matches!(cfg.sink, Sink::Emf | Sink::Both) {
+        for line in crate::emf::lines(&cfg.namespace, &datums) {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            p.emf_lines += 1;
+        }
+    }
+    for d in metrics::source_details(engine, cfg.price_per_gb) {
+        buf.extend_from_slice(d.to_json_line().as_bytes());
+        buf.push(b'\n');
+        p.detail_lines += 1;
+    }
+    out.write_all(&buf)?;
+    out.flush()?;
+    Ok(p)
+}
