@@ -104,8 +104,18 @@ pub fn process_file<'t>(
         r.errors.push(format!("{name}: empty file: expected Lambda events, a CloudWatch Logs payload or flow-log lines"));
         return r;
     }
+    let json_name = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json") || e.eq_ignore_ascii_case("jsonl"));
     match body[0] {
         b'{' | b'[' => process_json(&name, body, &mut r),
+        // A .json file that does not start like JSON is a broken export, not flow-log text.
+        _ if json_name => {
+            let e = serde_json::from_slice::<&RawValue>(body)
+                .err()
+                .map_or_else(String::new, |e| e.to_string());
+            r.errors.push(format!("{name}: not valid JSON: {e}"));
+        }
         _ => {
             let (header, rest, first_line) = split_header(body);
             match header {

@@ -14,11 +14,14 @@ use serde_json::{json, Map, Value};
 pub const MAX_METRICS_PER_LINE: usize = 100;
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
 
+/// (timestamp, dimension names and values): one EMF line each.
+type GroupKey<'a> = (i64, Vec<(&'a str, &'a str)>);
+
 /// Renders datums as EMF lines (without trailing newlines). Non-finite values are dropped.
 pub fn lines(namespace: &str, datums: &[Datum]) -> Vec<String> {
     // Group by (timestamp, dimension set with values); within a group each metric appears once
     // because the model emits one datum per (metric, dimensions, minute).
-    let mut groups: BTreeMap<(i64, Vec<(&str, &str)>), Vec<&Datum>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey<'_>, Vec<&Datum>> = BTreeMap::new();
     for d in datums {
         if !d.value.is_finite() || d.dimensions.len() > 30 {
             continue;

@@ -189,18 +189,19 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<4} {:<40} {:>12} {:>12} {:>10} {:>7}  {}",
-            "#", "SOURCE", "GB", "OUT GB", "COST $", "SHARE", ""
+            "{:<4} {:<40} {:>11} {:>11} {:>11} {:>10} {:>7}",
+            "#", "SOURCE", "TOTAL", "OUTBOUND", "INBOUND", "COST $", "SHARE"
         );
         for (i, r) in self.sources.iter().take(top).enumerate() {
             let share = r.bytes as f64 / total;
             let _ = writeln!(
                 s,
-                "{:<4} {:<40} {:>12.3} {:>12.3} {:>10.4} {:>6.1}%  {}",
+                "{:<4} {:<40} {:>11} {:>11} {:>11} {:>10.4} {:>6.1}%  {}",
                 i + 1,
                 r.source,
-                gb(r.bytes),
-                gb(r.outbound_bytes),
+                human(r.bytes),
+                human(r.outbound_bytes),
+                human(r.inbound_bytes),
                 r.cost_usd,
                 share * 100.0,
                 bar(share, 20)
@@ -210,9 +211,10 @@ impl Report {
             let rest: u64 = self.sources[top..].iter().map(|r| r.bytes).sum();
             let _ = writeln!(
                 s,
-                "     {:<40} {:>12.3} {:>12} {:>10.4} {:>6.1}%",
+                "     {:<40} {:>11} {:>11} {:>11} {:>10.4} {:>6.1}%",
                 format!("({} more sources)", self.sources.len() - top),
-                gb(rest),
+                human(rest),
+                "",
                 "",
                 cost(rest, self.price_per_gb_usd),
                 rest as f64 / total * 100.0
@@ -221,10 +223,10 @@ impl Report {
         let t = &self.totals;
         let _ = writeln!(
             s,
-            "\nTOTAL  {:.3} GB ({:.3} GB outbound, {:.3} GB inbound), {} packets, ${:.4}",
-            gb(t.bytes),
-            gb(t.outbound_bytes),
-            gb(t.inbound_bytes),
+            "\nTOTAL  {} ({} outbound, {} inbound), {} packets, ${:.4}",
+            human(t.bytes),
+            human(t.outbound_bytes),
+            human(t.inbound_bytes),
             t.packets,
             t.cost_usd
         );
@@ -233,10 +235,10 @@ impl Report {
             for g in &self.nat_gateways {
                 let _ = writeln!(
                     s,
-                    "  {:<24} {:<24} {:>10.3} GB  ${:.4}",
+                    "  {:<24} {:<24} {:>11}  ${:.4}",
                     g.nat_gateway,
                     g.eni,
-                    gb(g.bytes),
+                    human(g.bytes),
                     g.cost_usd
                 );
             }
@@ -250,9 +252,9 @@ impl Report {
                 };
                 let _ = writeln!(
                     s,
-                    "  {:<24} {:>10.3} GB  ${:.4}{note}",
+                    "  {:<24} {:>11}  ${:.4}{note}",
                     d.destination,
-                    gb(d.bytes),
+                    human(d.bytes),
                     cost(d.bytes, self.price_per_gb_usd)
                 );
             }
@@ -272,12 +274,31 @@ impl Report {
         for d in &self.diagnostics {
             let _ = writeln!(s, "\n! {}: {}", d.code, d.message);
         }
+        let _ = writeln!(
+            s,
+            "\nSources are the addresses the NAT gateway saw. Under the VPC CNI's default SNAT \
+             (AWS_VPC_K8S_CNI_EXTERNALSNAT=false) pod traffic leaves as its node's IP, so a node IP \
+             here stands for all its pods; set AWS_VPC_K8S_CNI_EXTERNALSNAT=true on the aws-node \
+             daemonset to see pod IPs."
+        );
         s
     }
 }
 
-fn gb(bytes: u64) -> f64 {
-    bytes as f64 / (1u64 << 30) as f64
+/// Binary units, as AWS bills them (GB = 2^30 bytes).
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
 }
 
 fn bar(share: f64, width: usize) -> String {

@@ -295,7 +295,7 @@ impl Rec {
                 "log-status" => s.push_str(self.status),
                 "type" => opt(
                     &mut s,
-                    (!nodata).then(|| match self.src {
+                    (!nodata).then_some(match self.src {
                         Some(IpAddr::V6(_)) => "IPv6",
                         _ => "IPv4",
                     }),
@@ -348,6 +348,7 @@ impl Builder<'_> {
     }
 
     /// Books one NAT-processed record in the truth (called for (A) and (D) only).
+    #[allow(clippy::too_many_arguments)]
     fn book(
         &mut self,
         gw: usize,

@@ -69,10 +69,7 @@ impl Topology {
                 )));
             }
         }
-        Ok(Topology {
-            gateways,
-            private: private,
-        })
+        Ok(Topology { gateways, private })
     }
 
     /// Parses the `NATMETER_NAT_GATEWAYS` JSON list.

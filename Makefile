@@ -1,0 +1,61 @@
+# natmeter: two commands from a fresh clone.
+#   make demo   build natmeter and report on the shipped sample events (no AWS account needed)
+#   make test   install what the tests need, start the emulators they need, run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+SAMPLE := events/sample
+NATMETER := target/debug/natmeter
+
+.PHONY: help demo build test test-rust lint test-infra test-e2e package bench fuzz load clean-tools
+
+help:
+	@echo "make demo      build natmeter and print the report of $(SAMPLE)"
+	@echo "make test      fmt + clippy + unit/property/CLI tests + Terraform checks + end-to-end (LocalStack)"
+	@echo "make package   Lambda zips (arm64 and x86_64) via cargo-lambda"
+	@echo "make bench     throughput benchmarks vs a Python handler and the inflate+JSON floor"
+	@echo "make fuzz      cargo-fuzz targets (FUZZ_SECONDS each, default 60)"
+	@echo "make load      1,000 events through the real bootstrap against LocalStack"
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+demo:
+	$(CARGO) build -p natmeter-cli
+	$(NATMETER) report --nat-gateways @$(SAMPLE)/nat-gateways.json \
+	    --log-format "$$(cat $(SAMPLE)/log-format.txt)" --region us-east-1 $(SAMPLE)/events
+
+test: lint test-rust test-infra test-e2e
+	@echo "make test: all passed"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust: build
+	$(CARGO) test --workspace
+
+test-infra: build
+	NATMETER_BIN=$(CURDIR)/$(NATMETER) tests/infra/run.sh
+
+test-e2e: build
+	NATMETER_BIN=$(CURDIR)/$(NATMETER) BOOTSTRAP_BIN=$(CURDIR)/target/debug/bootstrap tests/e2e/run.sh
+
+# --- packaging: cargo-lambda and zig come from PyPI into .venv-lambda ---------------------------
+LAMBDA_VENV := .venv-lambda
+$(LAMBDA_VENV)/.stamp:
+	python3 -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/pip install -q 'cargo-lambda==1.9.*'
+	touch $@
+
+package: $(LAMBDA_VENV)/.stamp
+	rustup target add aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
+	    -p natmeter-lambda --lambda-dir target/lambda/arm64
+	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --x86-64 --output-format zip \
+	    -p natmeter-lambda --lambda-dir target/lambda/x86_64
+	mkdir -p target/lambda/bootstrap && cp target/lambda/arm64/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
+	@ls -l target/lambda/*/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
+
+clean-tools:
+	rm -rf .venv .venv-infra .venv-lambda .tools
