@@ -6,6 +6,7 @@
 //!
 //! The same core as the Lambda function; this shell only reads files, prints and sends.
 
+mod bench;
 mod emit;
 mod input;
 mod settings;
@@ -43,6 +44,8 @@ enum Command {
     Metrics(MetricsArgs),
     /// Send the metrics of local inputs to CloudWatch exactly as the Lambda function would.
     Emit(emit::EmitArgs),
+    /// Measure throughput against a Python handler and the inflate+JSON floor (make bench).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => run_simulate(a).map(|()| ExitCode::SUCCESS),
         Command::Metrics(a) => print_metrics(a).map(|()| ExitCode::SUCCESS),
         Command::Emit(a) => emit::run(a),
+        Command::Bench(a) => bench::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -10,9 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use natmeter_core::config::{Config, Sink};
+use natmeter_core::dedup::{BatchKey, RecentBatches};
 use natmeter_core::engine::{BatchKind, Engine};
 use natmeter_core::price::cost;
-use natmeter_core::subscription::Decoder;
+use natmeter_core::subscription::{event_data, Decoder};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -24,7 +25,12 @@ struct Shared {
     client: Option<aws_sdk_cloudwatch::Client>,
     /// Decode buffers kept across invocations of a warm container (no re-allocation).
     scratch: Mutex<(Decoder, Vec<u8>)>,
+    /// Keys of batches this container already published (duplicate delivery).
+    recent: Mutex<RecentBatches>,
 }
+
+/// Batches remembered per warm container: about 20 minutes at one batch per second.
+const RECENT_BATCHES: usize = 1024;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -64,6 +70,7 @@ async fn main() -> Result<(), Error> {
         cfg,
         client,
         scratch: Mutex::new((Decoder::default(), Vec::new())),
+        recent: Mutex::new(RecentBatches::new(RECENT_BATCHES)),
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Box<RawValue>>| {
         let shared = Arc::clone(&shared);
@@ -78,6 +85,21 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
     let request_id = ev.context.request_id.clone();
     let remaining = Duration::from_millis(ev.context.deadline.saturating_sub(now_ms()));
     let deadline = tokio::time::Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN);
+
+    let key = event_data(ev.payload.get().as_bytes())
+        .ok()
+        .map(|d| BatchKey::of(&d));
+    if let Some(k) = &key {
+        if shared
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(k)
+        {
+            tracing::warn!(request_id = %request_id, "duplicate delivery of a batch this container already published; skipped");
+            return Ok(json!({"batch": "duplicate"}));
+        }
+    }
 
     let mut engine = Engine::new(&cfg.topology, cfg.format.clone());
     let kind = {
@@ -123,6 +145,13 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
     let r = &engine.records;
     match published {
         Ok(p) => {
+            if let (Some(k), BatchKind::Data) = (key, kind) {
+                shared
+                    .recent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(k);
+            }
             let sent = p.sent.as_ref().map_or(0, |s| s.datums);
             tracing::info!(
                 request_id = %request_id,
