@@ -1,0 +1,14 @@
+output "dashboard_name" {
+  description = "Name of the natmeter CloudWatch dashboard."
+  value       = module.natmeter.dashboard_name
+}
+
+output "nat_flow_log_ids" {
+  description = "IDs of the flow logs created on the NAT gateway ENIs."
+  value       = module.natmeter.nat_flow_log_ids
+}
+
+output "log_format" {
+  description = "Format of the NAT flow logs, as the function parses it."
+  value       = module.natmeter.log_format
+}

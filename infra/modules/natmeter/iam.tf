@@ -1,0 +1,136 @@
+# Least-privilege roles: the function may write its own log group, publish
+# metrics into its own namespace only, and send failed events to its own queue;
+# the optional flow log role may write the dedicated NAT flow log group only.
+
+data "aws_iam_policy_document" "function_assume" {
+  statement {
+    sid     = "LambdaAssume"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  name               = "${var.name}-function"
+  description        = "natmeter function ${var.name}: own log group, own metric namespace, own failed-event queue"
+  assume_role_policy = data.aws_iam_policy_document.function_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "function" {
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function.arn}:*"]
+  }
+
+  # PutMetricData has no resource-level permissions; the namespace condition is
+  # how it is scoped. Not needed when metrics go out as EMF log lines only.
+  dynamic "statement" {
+    for_each = var.sink == "emf" ? [] : [var.metric_namespace]
+
+    content {
+      sid       = "OwnMetricNamespace"
+      actions   = ["cloudwatch:PutMetricData"]
+      resources = ["*"]
+
+      condition {
+        test     = "StringEquals"
+        variable = "cloudwatch:namespace"
+        values   = [statement.value]
+      }
+    }
+  }
+
+  statement {
+    sid       = "OwnFailedEventQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.failed_events.arn]
+  }
+
+  # With a customer managed key: decrypt the environment, encrypt messages for
+  # the queue.
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "CustomerManagedKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  name   = "natmeter"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.function.json
+}
+
+# ---------------------------------------------------------------------------
+# Role of the optional dedicated NAT flow logs
+# ---------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "flow_logs_assume" {
+  count = var.create_nat_flow_logs ? 1 : 0
+
+  statement {
+    sid     = "VpcFlowLogsAssume"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+
+    # Confused-deputy protection recommended by the VPC flow logs guide.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:vpc-flow-log/*"]
+    }
+  }
+}
+
+resource "aws_iam_role" "flow_logs" {
+  count = var.create_nat_flow_logs ? 1 : 0
+
+  name               = "${var.name}-nat-flow-logs"
+  description        = "VPC flow logs of the NAT gateway ENIs metered by natmeter ${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume[0].json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "flow_logs" {
+  count = var.create_nat_flow_logs ? 1 : 0
+
+  statement {
+    sid       = "NatFlowLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.nat_flow_logs[0].arn}:*"]
+  }
+
+  statement {
+    sid       = "DescribeLogGroups"
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  count = var.create_nat_flow_logs ? 1 : 0
+
+  name   = "nat-flow-logs"
+  role   = aws_iam_role.flow_logs[0].id
+  policy = data.aws_iam_policy_document.flow_logs[0].json
+}

@@ -1,0 +1,323 @@
+# natmeter: the function, where its input comes from (subscription filter on the
+# flow log group, optionally dedicated NAT flow logs), where failed events go
+# (an encrypted SQS on-failure destination), and the Contributor Insights rules
+# over its source detail lines. IAM is in iam.tf, the dashboard in dashboard.tf,
+# the alarms in alarms.tf.
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+# count, not for_each: nat_gateway_ids usually comes from resources created in
+# the same apply (module.vpc.natgw_ids), whose values are unknown at plan time
+# while their number is known. for_each would refuse to plan.
+data "aws_nat_gateway" "this" {
+  count = length(var.nat_gateway_ids)
+  id    = var.nat_gateway_ids[count.index]
+}
+
+data "aws_subnet" "nat" {
+  count = length(var.nat_gateway_ids)
+  id    = data.aws_nat_gateway.this[count.index].subnet_id
+}
+
+locals {
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+
+  # Format of the dedicated NAT flow logs (create_nat_flow_logs): the 14 default
+  # fields in their default order, then what attribution needs: pkt-* for the
+  # pod behind the NAT (DOMAIN.md sections 2-3), pkt-*-aws-service for the
+  # destination, and vpc/subnet/AZ, flow-direction, traffic-path for context.
+  nat_flow_log_format = join(" ", [for f in [
+    "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport",
+    "protocol", "packets", "bytes", "start", "end", "action", "log-status",
+    "vpc-id", "subnet-id", "az-id", "flow-direction", "traffic-path",
+    "pkt-srcaddr", "pkt-dstaddr", "pkt-src-aws-service", "pkt-dst-aws-service",
+  ] : format("$${%s}", f)])
+
+  log_format = var.create_nat_flow_logs ? local.nat_flow_log_format : var.flow_log_format
+
+  # "" only when flow_log_group_name is missing: the precondition of the
+  # subscription filter then stops the plan with a message that says so.
+  source_log_group_name = var.create_nat_flow_logs ? aws_cloudwatch_log_group.nat_flow_logs[0].name : (var.flow_log_group_name == null ? "" : var.flow_log_group_name)
+  source_log_group_arn  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.source_log_group_name}"
+
+  # NATMETER_NAT_GATEWAYS: one object per gateway, every private IP included
+  # (a NAT gateway may have secondary private IPs; each is a NAT IP).
+  nat_gateways = [for i, ng in data.aws_nat_gateway.this : {
+    id          = ng.id
+    eni         = ng.network_interface_id
+    private_ips = try(concat([ng.private_ip], ng.secondary_private_ip_addresses), [ng.private_ip])
+    az_id       = data.aws_subnet.nat[i].availability_zone_id
+  }]
+
+  function_environment = merge(
+    {
+      NATMETER_LOG_FORMAT    = local.log_format
+      NATMETER_NAT_GATEWAYS  = jsonencode(local.nat_gateways)
+      NATMETER_PRIVATE_CIDRS = join(",", var.private_cidrs)
+      NATMETER_NAMESPACE     = var.metric_namespace
+      NATMETER_SINK          = var.sink
+      NATMETER_MAX_SOURCES   = tostring(var.max_sources)
+    },
+    # Unset means: the built-in price table, by AWS_REGION.
+    var.price_per_gb == null ? {} : { NATMETER_PRICE_PER_GB = tostring(var.price_per_gb) },
+  )
+
+  # Subscription filter pattern: pass only records of the NAT gateway ENIs.
+  # CloudWatch Logs' space-delimited syntax names every field of a line in order
+  # and accepts an OR of conditions on one field
+  # ([w1=ERROR || w1=WARN, w2] in the CloudWatch Logs user guide), so the
+  # interface-id position of the configured format gets
+  # interface_id = "eni-a" || interface_id = "eni-b" and every other position a
+  # bare name. A format without interface-id, or a pattern over the API's
+  # 1024-character limit (more than 19 gateways with the 19-field format of
+  # examples/complete; the default format fits all 20), falls back to ""
+  # (every record): the function still skips batches of other ENIs by their
+  # log stream name, at the price of being invoked for them.
+  log_format_fields   = [for m in regexall("[$][{]([a-z0-9-]+)[}]", local.log_format) : m[0]]
+  nat_enis            = [for ng in data.aws_nat_gateway.this : ng.network_interface_id]
+  interface_condition = join(" || ", [for eni in local.nat_enis : "interface_id = \"${eni}\""])
+  nat_eni_filter_pattern = format("[%s]", join(", ", [
+    for f in local.log_format_fields : f == "interface-id" ? local.interface_condition : replace(f, "-", "_")
+  ]))
+  filter_pattern_fits = contains(local.log_format_fields, "interface-id") && length(local.nat_eni_filter_pattern) <= 1024
+  filter_pattern      = local.filter_pattern_fits ? local.nat_eni_filter_pattern : ""
+
+  function_log_group_name = "/aws/lambda/${var.name}"
+  subscription_name       = "${var.name}-nat-enis"
+}
+
+# ---------------------------------------------------------------------------
+# The function
+# ---------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "function" {
+  name              = local.function_log_group_name
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+  #checkov:skip=CKV_AWS_158:Encrypted with var.kms_key_arn when the caller gives one; otherwise CloudWatch Logs' own encryption at rest applies. A CMK needs a key policy for logs.<region>.amazonaws.com that only the key's owner can grant.
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 30): these are operational logs and per-source detail lines billed per GB-month; a one-year floor is the caller's policy to set.
+}
+
+resource "aws_lambda_function" "this" {
+  function_name    = var.name
+  description      = "natmeter: attributes NAT gateway bytes in VPC flow logs to source IPs and publishes NAT cost metrics"
+  role             = aws_iam_role.function.arn
+  filename         = var.lambda_zip
+  source_code_hash = filebase64sha256(var.lambda_zip)
+  handler          = "bootstrap"
+  runtime          = "provided.al2023"
+  architectures    = [var.architecture]
+  memory_size      = var.memory_size
+  timeout          = var.timeout
+  kms_key_arn      = var.kms_key_arn
+
+  reserved_concurrent_executions = var.reserved_concurrent_executions
+
+  environment {
+    variables = local.function_environment
+  }
+
+  # Text: stdout lines reach the log group unchanged, so the source detail lines
+  # stay plain JSON objects for Contributor Insights and Logs Insights.
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.function.name
+  }
+
+  tracing_config {
+    mode = "PassThrough"
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.function]
+
+  lifecycle {
+    precondition {
+      # Lambda rejects more than 4 KB of environment variables (keys and values);
+      # the JSON encoding slightly overestimates them.
+      condition     = length(jsonencode(local.function_environment)) <= 4096
+      error_message = "The function's environment (flow log format and NAT gateways with their private IPs) exceeds Lambda's 4 KB limit: meter fewer NAT gateways per module instance."
+    }
+  }
+
+  #checkov:skip=CKV_AWS_116:Failed asynchronous events go to the SQS on-failure destination of aws_lambda_function_event_invoke_config.this, which keeps the event together with the error; a dead-letter queue as well would hold a second copy.
+  #checkov:skip=CKV_AWS_117:The function calls only CloudWatch APIs. Inside a VPC it would need a NAT gateway or interface endpoints for them: metering NAT traffic must not create NAT traffic.
+  #checkov:skip=CKV_AWS_115:Concurrency is var.reserved_concurrent_executions (default unreserved): reserving by default fails in accounts with a small concurrency quota (new accounts have 10), and CloudWatch Logs retries throttled deliveries for 24 hours anyway.
+  #checkov:skip=CKV_AWS_173:The environment holds no secrets (flow log format, NAT IDs, CIDRs, namespace). It is encrypted with var.kms_key_arn when given, otherwise with Lambda's AWS-owned key.
+  #checkov:skip=CKV_AWS_272:The package is built from this repository by `make package` and deployed by path; AWS Signer code signing would need a signing profile and a signed S3 object the module does not own.
+}
+
+# Asynchronous invocations (CloudWatch Logs invokes asynchronously): two retries,
+# then the event and the error go to the queue, from which they can be replayed.
+resource "aws_lambda_function_event_invoke_config" "this" {
+  function_name                = aws_lambda_function.this.function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = 21600
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.failed_events.arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.function]
+}
+
+resource "aws_sqs_queue" "failed_events" {
+  name                              = "${var.name}-failed-events"
+  message_retention_seconds         = 1209600 # 14 days, the maximum: time to notice, fix and replay
+  sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
+  kms_master_key_id                 = var.kms_key_arn
+  kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+  tags                              = var.tags
+}
+
+# ---------------------------------------------------------------------------
+# Input: flow log records of the NAT gateway ENIs
+# ---------------------------------------------------------------------------
+
+resource "aws_lambda_permission" "logs" {
+  statement_id   = "AllowCloudWatchLogsSubscription"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.this.function_name
+  principal      = "logs.amazonaws.com"
+  source_arn     = "${local.source_log_group_arn}:*"
+  source_account = local.account_id
+}
+
+resource "aws_cloudwatch_log_subscription_filter" "flow_logs" {
+  name            = local.subscription_name
+  log_group_name  = local.source_log_group_name
+  filter_pattern  = local.filter_pattern
+  destination_arn = aws_lambda_function.this.arn
+
+  depends_on = [aws_lambda_permission.logs]
+
+  lifecycle {
+    precondition {
+      condition     = var.create_nat_flow_logs != (var.flow_log_group_name != null)
+      error_message = "Set exactly one input: flow_log_group_name (an existing flow log group) or create_nat_flow_logs = true (dedicated NAT flow logs)."
+    }
+  }
+}
+
+# Optional dedicated flow logs on the NAT gateway ENIs only.
+resource "aws_cloudwatch_log_group" "nat_flow_logs" {
+  count = var.create_nat_flow_logs ? 1 : 0
+
+  name              = "/aws/vpc-flow-log/${var.name}-nat-gateways"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+  #checkov:skip=CKV_AWS_158:Encrypted with var.kms_key_arn when the caller gives one; otherwise CloudWatch Logs' own encryption at rest applies. A CMK needs a key policy for logs.<region>.amazonaws.com that only the key's owner can grant.
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 30): raw flow records are billed per GB-month and natmeter has already turned them into metrics; a one-year floor is the caller's policy to set.
+}
+
+resource "aws_flow_log" "nat" {
+  count = var.create_nat_flow_logs ? length(var.nat_gateway_ids) : 0
+
+  eni_id                   = data.aws_nat_gateway.this[count.index].network_interface_id
+  traffic_type             = "ALL"
+  log_destination_type     = "cloud-watch-logs"
+  log_destination          = aws_cloudwatch_log_group.nat_flow_logs[0].arn
+  iam_role_arn             = aws_iam_role.flow_logs[0].arn
+  log_format               = local.nat_flow_log_format
+  max_aggregation_interval = 60
+  tags                     = merge(var.tags, { Name = "${var.name}-${var.nat_gateway_ids[count.index]}" })
+
+  depends_on = [aws_iam_role_policy.flow_logs]
+}
+
+# ---------------------------------------------------------------------------
+# Contributor Insights over the source detail lines
+# ---------------------------------------------------------------------------
+
+# The function writes one JSON object per (minute, source, NAT gateway,
+# direction, destination) on stdout, discriminated by "natmeter": "source".
+# Unlike SourceIp metrics these are not capped by max_sources, so the rules rank
+# every source.
+locals {
+  insight_rule_definitions = {
+    top_sources = jsonencode({
+      Schema        = { Name = "CloudWatchLogRule", Version = 1 }
+      LogGroupNames = [aws_cloudwatch_log_group.function.name]
+      LogFormat     = "JSON"
+      Contribution = {
+        Keys    = ["$.SourceIp"]
+        ValueOf = "$.NatBytes"
+        Filters = [{ Match = "$.natmeter", In = ["source"] }]
+      }
+      AggregateOn = "Sum"
+    })
+    top_source_destinations = jsonencode({
+      Schema        = { Name = "CloudWatchLogRule", Version = 1 }
+      LogGroupNames = [aws_cloudwatch_log_group.function.name]
+      LogFormat     = "JSON"
+      Contribution = {
+        Keys    = ["$.SourceIp", "$.Destination"]
+        ValueOf = "$.NatBytes"
+        Filters = [{ Match = "$.natmeter", In = ["source"] }]
+      }
+      AggregateOn = "Sum"
+    })
+  }
+}
+
+# Some provider versions implement updates of this resource as a no-op, so a
+# changed definition would silently not reach AWS: replace the rules instead.
+resource "terraform_data" "insight_rule_definitions" {
+  input = local.insight_rule_definitions
+}
+
+resource "aws_cloudwatch_contributor_insight_rule" "top_sources" {
+  rule_name       = "${var.name}-top-sources"
+  rule_state      = "ENABLED"
+  rule_definition = local.insight_rule_definitions.top_sources
+  tags            = var.tags
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.insight_rule_definitions]
+  }
+}
+
+resource "aws_cloudwatch_contributor_insight_rule" "top_source_destinations" {
+  rule_name       = "${var.name}-top-source-destinations"
+  rule_state      = "ENABLED"
+  rule_definition = local.insight_rule_definitions.top_source_destinations
+  tags            = var.tags
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.insight_rule_definitions]
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Alarm notifications
+# ---------------------------------------------------------------------------
+
+resource "aws_sns_topic" "alarms" {
+  count = var.alarm_topic_arn == null ? 1 : 0
+
+  name              = "${var.name}-alarms"
+  kms_master_key_id = var.kms_key_arn
+  tags              = var.tags
+  #checkov:skip=CKV_AWS_26:Encrypted with var.kms_key_arn when given. The fallback AWS managed key (alias/aws/sns) cannot be used: CloudWatch alarms cannot publish to a topic encrypted with it. Alarm notifications carry alarm names and numbers only.
+}
+
+locals {
+  alarm_topic_arn = var.alarm_topic_arn == null ? aws_sns_topic.alarms[0].arn : var.alarm_topic_arn
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = length(var.alarm_emails)
+
+  topic_arn = local.alarm_topic_arn
+  protocol  = "email"
+  endpoint  = var.alarm_emails[count.index]
+}

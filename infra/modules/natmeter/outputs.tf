@@ -1,0 +1,83 @@
+output "function_name" {
+  description = "Name of the natmeter function."
+  value       = aws_lambda_function.this.function_name
+}
+
+output "function_arn" {
+  description = "ARN of the natmeter function."
+  value       = aws_lambda_function.this.arn
+}
+
+output "function_role_arn" {
+  description = "ARN of the function's execution role."
+  value       = aws_iam_role.function.arn
+}
+
+output "function_log_group_name" {
+  description = "Log group of the function: its structured logs and the source detail lines (one JSON object per minute, source, NAT gateway, direction and destination, with \"natmeter\": \"source\")."
+  value       = aws_cloudwatch_log_group.function.name
+}
+
+output "failed_events_queue_url" {
+  description = "URL of the SQS queue that holds events the function failed on after Lambda's retries (on-failure destination records, kept 14 days), for replay."
+  value       = aws_sqs_queue.failed_events.url
+}
+
+output "failed_events_queue_arn" {
+  description = "ARN of the failed-event queue."
+  value       = aws_sqs_queue.failed_events.arn
+}
+
+output "source_log_group_name" {
+  description = "Log group the function is subscribed to: flow_log_group_name, or the dedicated NAT flow log group when create_nat_flow_logs is true."
+  value       = local.source_log_group_name
+}
+
+output "subscription_filter_pattern" {
+  description = "Filter pattern of the subscription: only records of the NAT gateway ENIs, or \"\" (every record) when the format has no interface-id or the pattern would exceed 1024 characters."
+  value       = aws_cloudwatch_log_subscription_filter.flow_logs.filter_pattern
+}
+
+output "log_format" {
+  description = "Flow log format the function parses (NATMETER_LOG_FORMAT)."
+  value       = local.log_format
+}
+
+output "nat_gateways" {
+  description = "The NAT gateways as configured in the function (NATMETER_NAT_GATEWAYS): id, ENI, private IPs and Availability Zone ID of each."
+  value       = local.nat_gateways
+}
+
+output "nat_flow_log_ids" {
+  description = "IDs of the dedicated NAT ENI flow logs (empty unless create_nat_flow_logs is true)."
+  value       = aws_flow_log.nat[*].id
+}
+
+output "contributor_insight_rule_names" {
+  description = "Names of the Contributor Insights rules over the source detail lines: top sources, and top (source, destination) pairs, by NAT bytes."
+  value = [
+    aws_cloudwatch_contributor_insight_rule.top_sources.rule_name,
+    aws_cloudwatch_contributor_insight_rule.top_source_destinations.rule_name,
+  ]
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms notify (created by the module unless alarm_topic_arn was given)."
+  value       = local.alarm_topic_arn
+}
+
+output "alarm_arns" {
+  description = "ARNs of the alarms: 24-hour cost, hourly cost anomaly, function errors, failed events queued, and one silent-failure alarm per NAT gateway."
+  value = {
+    daily_cost          = aws_cloudwatch_metric_alarm.daily_cost.arn
+    hourly_cost_anomaly = aws_cloudwatch_metric_alarm.hourly_cost_anomaly.arn
+    function_errors     = aws_cloudwatch_metric_alarm.function_errors.arn
+    failed_events       = aws_cloudwatch_metric_alarm.failed_events.arn
+    silent_failure      = aws_cloudwatch_metric_alarm.silent_failure[*].arn
+  }
+}

@@ -1,0 +1,277 @@
+# Inputs of the natmeter module. Every variable is typed, described and, where a
+# bad value is possible, validated here so that a mistake fails at plan time
+# with a message that names the variable, instead of at apply time (or worse, as
+# a function that starts and then rejects its own configuration).
+
+variable "name" {
+  description = "Name of this deployment. Used for the function, its role, queue, topic, dashboard, Contributor Insights rules and alarms (as a prefix)."
+  type        = string
+
+  validation {
+    # The tightest of the names derived from it: SQS queue names (80), IAM role
+    # names (64 with the suffixes added here) and dashboard names ([A-Za-z0-9_-]).
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name))
+    error_message = "Variable name must be 1-40 characters of A-Z, a-z, 0-9, '_' or '-' (it prefixes IAM, SQS and dashboard names)."
+  }
+}
+
+variable "lambda_zip" {
+  description = "Path to the function package built by `make package` (target/lambda/bootstrap/bootstrap.zip): a zip holding the `bootstrap` executable for the chosen architecture."
+  type        = string
+
+  validation {
+    condition     = endswith(var.lambda_zip, ".zip") && fileexists(var.lambda_zip)
+    error_message = "Variable lambda_zip must be the path of an existing .zip file (run `make package` first; it writes target/lambda/bootstrap/bootstrap.zip)."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set of the function: arm64 (Graviton, cheaper per GB-second) or x86_64. Must match the binary inside lambda_zip."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "Variable architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "memory_size" {
+  description = "Memory of the function in MB. Lambda gives CPU in proportion to it; the function itself needs little (its target is a peak under 16 MB for a 1 MB batch)."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240 && floor(var.memory_size) == var.memory_size
+    error_message = "Variable memory_size must be a whole number of MB between 128 and 10240."
+  }
+}
+
+variable "timeout" {
+  description = "Function timeout in seconds. The function stops retrying PutMetricData as this deadline nears and then fails the invocation, so Lambda retries the event."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.timeout >= 10 && var.timeout <= 900 && floor(var.timeout) == var.timeout
+    error_message = "Variable timeout must be a whole number of seconds between 10 and 900."
+  }
+}
+
+variable "reserved_concurrent_executions" {
+  description = "Reserved concurrency of the function; -1 leaves it unreserved. Throttled deliveries are retried by CloudWatch Logs for up to 24 hours, so a small reservation caps cost without losing data."
+  type        = number
+  default     = -1
+
+  validation {
+    condition     = var.reserved_concurrent_executions >= -1 && floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions
+    error_message = "Variable reserved_concurrent_executions must be -1 (unreserved) or a whole number >= 0."
+  }
+}
+
+variable "nat_gateway_ids" {
+  description = "IDs of the NAT gateways to meter (nat-...). The module looks up each one's network interface, private IPs (secondary ones too) and Availability Zone ID. At most 20 (Lambda's 4 KB environment)."
+  type        = list(string)
+
+  validation {
+    # 20: the gateways, their IPs and the log format must fit in Lambda's 4 KB
+    # of environment variables (about 100 bytes per gateway). A region has at
+    # most one NAT gateway per AZ and VPC in the usual layouts; meter more VPCs
+    # with more instances of this module.
+    condition     = length(var.nat_gateway_ids) >= 1 && length(var.nat_gateway_ids) <= 20
+    error_message = "Variable nat_gateway_ids must list between 1 and 20 NAT gateway IDs (use one module instance per VPC for more)."
+  }
+
+  validation {
+    condition     = alltrue([for id in var.nat_gateway_ids : can(regex("^nat-[0-9a-f]{8,17}$", id))])
+    error_message = "Every entry of nat_gateway_ids must be a NAT gateway ID such as nat-0a1b2c3d4e5f67890."
+  }
+
+  validation {
+    condition     = length(distinct(var.nat_gateway_ids)) == length(var.nat_gateway_ids)
+    error_message = "Variable nat_gateway_ids must not list a NAT gateway twice."
+  }
+}
+
+variable "flow_log_group_name" {
+  description = "Name of an existing CloudWatch Logs group that receives VPC flow logs covering the NAT gateway ENIs (for example the VPC-wide flow log of terraform-aws-modules/vpc). Leave null when create_nat_flow_logs is true."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.flow_log_group_name == null || can(regex("^[.\\-_/#A-Za-z0-9]{1,512}$", var.flow_log_group_name))
+    error_message = "Variable flow_log_group_name must be a CloudWatch Logs group name: 1-512 characters of A-Z, a-z, 0-9, '.', '-', '_', '/' or '#'."
+  }
+}
+
+variable "flow_log_format" {
+  description = "Log format of the flow log in flow_log_group_name, exactly as configured on it (AWS syntax, `$${field} $${field} ...`; in HCL write `$$${field}`). CloudWatch delivery has no header line, so the function must be told. Must contain srcaddr, dstaddr and bytes. The default is AWS's default (version 2) format. Ignored when create_nat_flow_logs is true: the module then uses its own format (output log_format)."
+  type        = string
+  default     = "$${version} $${account-id} $${interface-id} $${srcaddr} $${dstaddr} $${srcport} $${dstport} $${protocol} $${packets} $${bytes} $${start} $${end} $${action} $${log-status}"
+
+  validation {
+    condition     = can(regex("^[$][{][a-z0-9-]+[}]( [$][{][a-z0-9-]+[}])*$", var.flow_log_format))
+    error_message = "Variable flow_log_format must be flow log fields written $${field-name}, separated by single spaces (in HCL: $$${field-name})."
+  }
+
+  validation {
+    # Without these three no record can be recognised as a NAT traversal
+    # (DOMAIN.md section 2); pkt-srcaddr and pkt-dstaddr are strongly
+    # recommended on top (attribution to the original pod IP).
+    condition = alltrue([
+      for required in ["srcaddr", "dstaddr", "bytes"] :
+      contains([for m in regexall("[$][{]([a-z0-9-]+)[}]", var.flow_log_format) : m[0]], required)
+    ])
+    error_message = "Variable flow_log_format must contain at least $${srcaddr}, $${dstaddr} and $${bytes} (add $${pkt-srcaddr} $${pkt-dstaddr} for attribution to pod IPs)."
+  }
+}
+
+variable "create_nat_flow_logs" {
+  description = "Create a dedicated flow log on each NAT gateway ENI (the module's recommended format, 60-second aggregation) into a dedicated log group, and meter that instead of flow_log_group_name. Costs CloudWatch Logs ingestion for the NAT ENIs only."
+  type        = bool
+  default     = false
+}
+
+variable "metric_namespace" {
+  description = "CloudWatch namespace of the metrics the function publishes (NATMETER_NAMESPACE). The function's PutMetricData permission is limited to it."
+  type        = string
+  default     = "NatMeter"
+
+  validation {
+    # Quotes would break the Metrics Insights queries of the dashboard; AWS/ is
+    # reserved for AWS services.
+    condition     = can(regex("^[A-Za-z0-9_./#:-]{1,255}$", var.metric_namespace)) && !startswith(var.metric_namespace, "AWS/") && !startswith(var.metric_namespace, ":")
+    error_message = "Variable metric_namespace must be 1-255 characters of A-Z, a-z, 0-9, '_', '.', '/', '#', ':' or '-', must not start with ':' and must not start with \"AWS/\"."
+  }
+}
+
+variable "price_per_gb" {
+  description = "NAT gateway data processing price in USD per GB (2^30 bytes), NATMETER_PRICE_PER_GB. Null uses the function's built-in price table for the region (the function refuses to start in a region it has no price for)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.price_per_gb == null || (try(var.price_per_gb > 0, false) && try(var.price_per_gb < 1, false))
+    error_message = "Variable price_per_gb must be null or a price in USD per GB greater than 0 and below 1 (us-east-1 is 0.045)."
+  }
+}
+
+variable "private_cidrs" {
+  description = "Private address ranges (NATMETER_PRIVATE_CIDRS). Used to tell the private side of a NAT gateway from the public side when the flow log format has no pkt-* fields."
+  type        = list(string)
+  default     = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"]
+
+  validation {
+    condition     = length(var.private_cidrs) >= 1 && alltrue([for c in var.private_cidrs : can(cidrhost(c, 0))])
+    error_message = "Variable private_cidrs must be a non-empty list of CIDR blocks such as 10.0.0.0/8."
+  }
+}
+
+variable "sink" {
+  description = "Where the function sends metrics (NATMETER_SINK): cloudwatch (PutMetricData), emf (Embedded Metric Format lines on stdout, extracted by CloudWatch Logs) or both."
+  type        = string
+  default     = "cloudwatch"
+
+  validation {
+    condition     = contains(["cloudwatch", "emf", "both"], var.sink)
+    error_message = "Variable sink must be \"cloudwatch\", \"emf\" or \"both\"."
+  }
+}
+
+variable "max_sources" {
+  description = "Per-invocation cap on distinct SourceIp metric series (NATMETER_MAX_SOURCES); the rest is summed under SourceIp=other. Every SourceIp value is a custom metric at about $0.30 a month. The Contributor Insights rules see every source regardless."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.max_sources >= 1 && var.max_sources <= 1000 && floor(var.max_sources) == var.max_sources
+    error_message = "Variable max_sources must be a whole number between 1 and 1000."
+  }
+}
+
+variable "daily_cost_alarm_usd" {
+  description = "Alarm threshold: NAT gateway processing cost in USD over the trailing 24 hours, as metered by natmeter (NatCost)."
+  type        = number
+
+  validation {
+    condition     = var.daily_cost_alarm_usd > 0
+    error_message = "Variable daily_cost_alarm_usd must be greater than 0."
+  }
+}
+
+variable "anomaly_band_width" {
+  description = "Width of the anomaly-detection band of the hourly cost alarm, in standard deviations. Wider means fewer, surer alerts."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.anomaly_band_width >= 1 && var.anomaly_band_width <= 10
+    error_message = "Variable anomaly_band_width must be between 1 and 10 standard deviations."
+  }
+}
+
+variable "silent_failure_min_bytes" {
+  description = "The silent-failure alarm of a NAT gateway fires when, for an hour, every 15-minute window had more than this many bytes through the gateway (AWS/NATGateway BytesInFromSource + BytesOutToSource) while natmeter metered none (NatBytes)."
+  type        = number
+  default     = 1048576
+
+  validation {
+    condition     = var.silent_failure_min_bytes >= 0
+    error_message = "Variable silent_failure_min_bytes must be 0 or more bytes."
+  }
+}
+
+variable "alarm_emails" {
+  description = "Email addresses subscribed to the alarm topic. Each address must confirm the subscription from the email AWS sends."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.alarm_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "Every entry of alarm_emails must be an email address."
+  }
+}
+
+variable "alarm_topic_arn" {
+  description = "ARN of an existing SNS topic for alarm notifications. Null makes the module create one. Alarms notify it on ALARM and on OK."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\.fifo)?$", var.alarm_topic_arn))
+    error_message = "Variable alarm_topic_arn must be null or an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention in days of the log groups the module creates (the function's, and the NAT flow log group when create_nat_flow_logs is true)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "Variable log_retention_days must be one of the values CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "ARN of a customer managed KMS key that encrypts the log groups, the failed-event queue, the alarm topic and the function's environment. Its key policy must allow logs.<region>.amazonaws.com and cloudwatch.amazonaws.com. Null uses AWS-owned encryption (the topic then stays unencrypted: CloudWatch alarms cannot publish to a topic under the AWS managed aws/sns key)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
+    error_message = "Variable kms_key_arn must be null or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); aliases are not accepted by every service here."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource the module creates that supports tags."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.tags : length(k) >= 1 && length(k) <= 128 && length(v) <= 256 && !startswith(lower(k), "aws:")])
+    error_message = "Every tag key must be 1-128 characters and not start with \"aws:\", and every value at most 256 characters (variable tags)."
+  }
+}

@@ -1,0 +1,199 @@
+"""What a dashboard body, an alarm or a Contributor Insights rule asks CloudWatch
+for, read the way CloudWatch reads it: metric arrays, Metrics Insights queries,
+SEARCH expressions, metric math, Logs Insights queries.
+
+Sources for the syntax: CloudWatch "Dashboard body structure and syntax",
+"Metrics Insights query components and syntax", "CloudWatch search expression
+syntax", "Metric math syntax and functions" and "Contributor Insights rule
+syntax" (user guide and API reference).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# AWS's own metrics the module reads, with the dimension sets AWS publishes them
+# under (AWS/Lambda, AWS/SQS, AWS/NATGateway and AWS/Logs metric pages of the
+# respective user guides). natmeter's own metrics are never listed here: they
+# come from `natmeter metrics --json`.
+AWS_METRICS: dict[str, dict[str, list[set[str]]]] = {
+    "AWS/Lambda": {
+        m: [{"FunctionName"}] for m in ("Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions")
+    },
+    "AWS/SQS": {
+        m: [{"QueueName"}]
+        for m in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "NumberOfMessagesSent")
+    },
+    "AWS/NATGateway": {
+        m: [{"NatGatewayId"}]
+        for m in ("BytesInFromSource", "BytesOutToSource", "BytesInFromDestination", "BytesOutToDestination")
+    },
+    "AWS/Logs": {
+        m: [{"LogGroupName", "DestinationType", "FilterName"}]
+        for m in ("ForwardedLogEvents", "DeliveryErrors", "DeliveryThrottling", "ForwardedBytes")
+    },
+}
+
+METRIC_MATH_FUNCTIONS = {
+    "ABS", "ANOMALY_DETECTION_BAND", "AVG", "CEIL", "DATAPOINT_COUNT", "DIFF", "DIFF_TIME", "FILL",
+    "FIRST", "LAST", "FLOOR", "IF", "INSIGHT_RULE_METRIC", "LOG", "LOG10", "MAX", "METRIC_COUNT",
+    "METRICS", "MIN", "MINUTE", "HOUR", "DAY", "DATE", "MONTH", "YEAR", "EPOCH", "PERIOD", "RATE",
+    "REMOVE_EMPTY", "RUNNING_SUM", "SEARCH", "SERVICE_QUOTA", "SLICE", "SORT", "STDDEV", "SUM",
+    "TIME_SERIES", "AND", "OR", "NOT", "REPEAT", "LINEAR", "ASC", "DESC",
+}
+
+
+@dataclass
+class MetricUse:
+    """One metric a widget or alarm reads."""
+
+    where: str
+    namespace: str
+    name: str
+    dimensions: dict[str, str]
+    # Metrics Insights SCHEMA(...) and SEARCH {...} select an exact dimension
+    # set without values; for them dimensions maps each key to None.
+    by_schema: bool = False
+    group_by: list[str] = field(default_factory=list)
+
+    @property
+    def dimension_set(self) -> frozenset[str]:
+        return frozenset(self.dimensions)
+
+
+@dataclass
+class Expression:
+    where: str
+    id: str | None
+    text: str
+
+
+MI_RE = re.compile(
+    r"""^\s*SELECT\s+(?P<fn>AVG|COUNT|MAX|MIN|SUM)\((?P<metric>\w+)\)\s+
+        FROM\s+(?:SCHEMA\(\s*"(?P<schema_ns>[^"]+)"\s*(?P<schema_dims>(?:,\s*\w+\s*)*)\)|"(?P<ns>[^"]+)")
+        (?:\s+WHERE\s+(?P<where>.+?))?
+        (?:\s+GROUP\s+BY\s+(?P<group>\w+(?:\s*,\s*\w+)*))?
+        (?:\s+ORDER\s+BY\s+(?P<order>AVG|COUNT|MAX|MIN|SUM)\(\)\s*(?:ASC|DESC)?)?
+        (?:\s+LIMIT\s+(?P<limit>\d+))?\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+SEARCH_RE = re.compile(
+    r"""^\s*SEARCH\(\s*'\{(?P<schema>[^}]*)\}\s*(?P<terms>[^']*)'\s*,\s*'(?P<stat>[A-Za-z0-9.]+)'\s*,\s*(?P<period>\d+)\s*\)\s*$"""
+)
+
+
+def is_metrics_insights(text: str) -> bool:
+    return text.lstrip().upper().startswith("SELECT")
+
+
+def parse_metrics_insights(where: str, text: str) -> MetricUse:
+    m = MI_RE.match(text)
+    if not m:
+        raise AssertionError(f"{where}: not a Metrics Insights query this check understands: {text!r}")
+    if m.group("schema_ns") is None:
+        raise AssertionError(
+            f"{where}: query FROM a bare namespace; use SCHEMA(namespace, dims...) so the dimension set is pinned: {text!r}"
+        )
+    dims = [d.strip() for d in m.group("schema_dims").split(",") if d.strip()]
+    group = [g.strip() for g in (m.group("group") or "").split(",") if g.strip()]
+    if m.group("limit") is not None and not 1 <= int(m.group("limit")) <= 500:
+        raise AssertionError(f"{where}: LIMIT must be 1-500 (a query returns at most 500 series)")
+    return MetricUse(where, m.group("schema_ns"), m.group("metric"), {d: None for d in dims}, True, group)
+
+
+def parse_search(where: str, text: str) -> MetricUse:
+    m = SEARCH_RE.match(text)
+    if not m:
+        raise AssertionError(f"{where}: not a SEARCH expression this check understands: {text!r}")
+    schema = [s.strip() for s in m.group("schema").split(",")]
+    ns, dims = schema[0], schema[1:]
+    names = re.findall(r'MetricName\s*=\s*"([^"]+)"', m.group("terms"))
+    if len(names) != 1:
+        raise AssertionError(f"{where}: SEARCH must name exactly one MetricName: {text!r}")
+    return MetricUse(where, ns, names[0], {d: None for d in dims}, True)
+
+
+def math_tokens(text: str) -> tuple[set[str], set[str]]:
+    """(ids, functions) of a metric math expression: lower- or mixed-case
+    identifiers are ids of other queries, upper-case ones functions/keywords."""
+    stripped = re.sub(r"'[^']*'|\"[^\"]*\"", " ", text)  # quoted SEARCH strings
+    tokens = set(re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", stripped))
+    functions = {t for t in tokens if t.isupper()}
+    return tokens - functions, functions
+
+
+def split_metric_entry(where: str, entry: list) -> tuple[list[str], dict]:
+    if not isinstance(entry, list) or not entry:
+        raise AssertionError(f"{where}: a metrics entry must be a non-empty array, got {entry!r}")
+    opts = entry[-1] if isinstance(entry[-1], dict) else {}
+    head = entry[:-1] if isinstance(entry[-1], dict) else entry
+    if any(not isinstance(x, str) for x in head):
+        raise AssertionError(f"{where}: metric array items before the options must be strings: {entry!r}")
+    if any(x == "." or x == ".." for x in head):
+        raise AssertionError(f"{where}: '.' shorthand is not used by this module (explicit arrays are checkable)")
+    return head, opts
+
+
+@dataclass
+class WidgetQueries:
+    metrics: list[MetricUse] = field(default_factory=list)
+    expressions: list[Expression] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    metrics_insights: int = 0
+    entries: int = 0
+
+
+def widget_queries(where: str, props: dict) -> WidgetQueries:
+    """Everything one metric widget (or alarm, in the same shape) reads."""
+    q = WidgetQueries()
+    for entry in props.get("metrics", []):
+        head, opts = split_metric_entry(where, entry)
+        q.entries += 1
+        if "id" in opts:
+            q.ids.append(opts["id"])
+        if not head:
+            text = opts.get("expression")
+            if not isinstance(text, str):
+                raise AssertionError(f"{where}: entry without metric or expression: {entry!r}")
+            q.expressions.append(Expression(where, opts.get("id"), text))
+            if is_metrics_insights(text):
+                q.metrics_insights += 1
+                q.metrics.append(parse_metrics_insights(where, text))
+            elif text.lstrip().upper().startswith("SEARCH("):
+                q.metrics.append(parse_search(where, text))
+            continue
+        if len(head) < 2 or len(head) % 2 != 0:
+            raise AssertionError(f"{where}: metric array must be [namespace, name, (dim, value)*]: {entry!r}")
+        dims = dict(zip(head[2::2], head[3::2]))
+        q.metrics.append(MetricUse(where, head[0], head[1], dims))
+    return q
+
+
+def alarm_queries(where: str, alarm: dict) -> WidgetQueries:
+    """The metrics and expressions of an evaluated aws_cloudwatch_metric_alarm."""
+    q = WidgetQueries()
+    if alarm.get("metric_name"):
+        q.metrics.append(MetricUse(where, alarm["namespace"], alarm["metric_name"], dict(alarm.get("dimensions") or {})))
+        q.entries += 1
+    for mq in alarm.get("metric_query", []):
+        q.entries += 1
+        q.ids.append(mq["id"])
+        if mq.get("expression"):
+            q.expressions.append(Expression(where, mq["id"], mq["expression"]))
+            if is_metrics_insights(mq["expression"]):
+                q.metrics_insights += 1
+                q.metrics.append(parse_metrics_insights(where, mq["expression"]))
+        for metric in mq.get("metric", []):
+            q.metrics.append(
+                MetricUse(where, metric["namespace"], metric["metric_name"], dict(metric.get("dimensions") or {}))
+            )
+    return q
+
+
+def logs_insights_fields(query: str) -> set[str]:
+    """CamelCase field names a Logs Insights query uses (its commands and
+    functions are lower case, SOURCE is upper case, aliases are ours)."""
+    stripped = re.sub(r"'[^']*'|\"[^\"]*\"", " ", query)
+    return set(re.findall(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*\b", stripped))

@@ -1,0 +1,125 @@
+"""Each validation block of the module rejects the mistakes it exists for and
+accepts the defaults and every scenario's values. Conditions are evaluated the
+way Terraform evaluates them (no short-circuit of || and &&, so a condition
+that would error on null must guard itself with try() or can())."""
+
+from __future__ import annotations
+
+import pytest
+
+import tfeval
+from tfsupport import SCENARIOS, nat_ids
+
+# Values a user could plausibly pass by mistake, per variable. Every variable
+# with a validation block must appear here (see the last test).
+BAD: dict[str, list] = {
+    "name": ["", "has space", "x" * 41, "ünïcode", "slash/name"],
+    "lambda_zip": ["bootstrap", "/nonexistent/bootstrap.zip"],
+    "architecture": ["amd64", "ARM64", "aarch64"],
+    "memory_size": [64, 10241, 256.5],
+    "timeout": [0, 3, 901, 1.5],
+    "reserved_concurrent_executions": [-2, 1.5],
+    "nat_gateway_ids": [[], ["igw-0123456789abcdef0"], ["nat-0123456789abcdef0"] * 2, nat_ids(21), ["NAT-0123456789ABCDEF0"]],
+    "flow_log_group_name": ["", "bad name!", "x" * 513],
+    "flow_log_format": [
+        "${srcaddr}  ${dstaddr} ${bytes}",
+        "srcaddr dstaddr bytes",
+        "${interface-id} ${srcaddr} ${dstaddr}",
+        "${srcaddr} ${dstaddr} ${bytes} ",
+        "${srcaddr} ${dstaddr} ${Bytes}",
+    ],
+    "metric_namespace": ["AWS/NATGateway", "", 'has "quote"', ":x", "a" * 256, "white space"],
+    "price_per_gb": [0, -0.045, 1.5],
+    "private_cidrs": [[], ["10.0.0.0/33"], ["not-a-cidr"], ["10.0.0.1"]],
+    "sink": ["stdout", "", "CloudWatch"],
+    "max_sources": [0, 1001, 2.5],
+    "daily_cost_alarm_usd": [0, -1],
+    "anomaly_band_width": [0.5, 11],
+    "silent_failure_min_bytes": [-1],
+    "alarm_emails": [["not-an-email"], ["a@b"], ["two@@example.com"]],
+    "alarm_topic_arn": ["arn:aws:sqs:us-east-1:123456789012:q", "ops", "arn:aws:sns:us-east-1:12345:ops"],
+    "log_retention_days": [0, 2, 10000],
+    "kms_key_arn": ["alias/aws/sqs", "arn:aws:kms:us-east-1:123456789012:alias/x", "1234abcd-12ab-34cd-56ef-1234567890ab"],
+    "tags": [{"aws:createdBy": "me"}, {"": "v"}, {"k": "v" * 257}, {"k" * 129: "v"}],
+}
+
+# Good values beyond the defaults and the scenarios.
+GOOD: dict[str, list] = {
+    "name": ["a", "natmeter-prod_eu1", "x" * 40],
+    "architecture": ["arm64", "x86_64"],
+    "memory_size": [128, 10240],
+    "timeout": [10, 900],
+    "reserved_concurrent_executions": [-1, 0, 5],
+    "nat_gateway_ids": [["nat-0a1b2c3d"], nat_ids(20)],
+    "flow_log_group_name": [None, "/aws/vpc-flow-log/vpc-0123456789abcdef0", "flow#logs.1"],
+    "flow_log_format": ["${srcaddr} ${dstaddr} ${bytes}", "${bytes} ${packets} ${srcaddr} ${dstaddr} ${pkt-srcaddr}"],
+    "metric_namespace": ["NatMeter", "Team/NatMeter", "a" * 255],
+    "price_per_gb": [None, 0.045, 0.059],
+    "private_cidrs": [["10.0.0.0/8"], ["fd00::/8", "100.64.0.0/10"]],
+    "sink": ["cloudwatch", "emf", "both"],
+    "max_sources": [1, 20, 1000],
+    "daily_cost_alarm_usd": [0.01, 25],
+    "anomaly_band_width": [1, 2.5, 10],
+    "silent_failure_min_bytes": [0, 1048576],
+    "alarm_emails": [[], ["finops@example.com", "a.b+nat@sub.example.org"]],
+    "alarm_topic_arn": [None, "arn:aws:sns:us-east-1:123456789012:ops", "arn:aws-us-gov:sns:us-gov-west-1:123456789012:a.fifo"],
+    "log_retention_days": [1, 30, 3653],
+    "kms_key_arn": [None, "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+    "tags": [{}, {"team": "platform", "CostCenter": ""}],
+}
+
+
+@pytest.fixture(scope="module")
+def zip_path(tmp_path_factory) -> str:
+    p = tmp_path_factory.mktemp("pkg") / "bootstrap.zip"
+    p.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip archive
+    return str(p)
+
+
+def base_variables(zip_path: str) -> dict:
+    return dict(SCENARIOS["vpc_flow_log_3_nats"], lambda_zip=zip_path)
+
+
+def failing_validations(config: tfeval.Config, name: str, value, zip_path: str) -> list[str]:
+    """Error messages of the validations of `name` that reject value. A condition
+    that errors (instead of returning false) is reported as a problem."""
+    variables = base_variables(zip_path)
+    variables[name] = value
+    ev = tfeval.Evaluator(config, variables)
+    out = []
+    for v in config.variables[name].blocks_of("validation"):
+        try:
+            ok = tfeval.to_bool(ev.expr(v.attributes["condition"], {}))
+        except tfeval.EvalError as e:
+            raise AssertionError(f"validation of {name} errors on {value!r} instead of rejecting it: {e}") from e
+        if not ok:
+            out.append(tfeval.literal(v.attributes["error_message"]))
+    return out
+
+
+@pytest.mark.parametrize("name,value", [(n, v) for n, vs in BAD.items() for v in vs], ids=lambda x: repr(x)[:40])
+def test_bad_values_are_rejected(module_config, zip_path, name, value):
+    assert failing_validations(module_config, name, value, zip_path), f"{name} = {value!r} passed validation"
+
+
+def good_cases():
+    cases = [(n, v) for n, vs in GOOD.items() for v in vs]
+    for scenario in SCENARIOS.values():
+        cases += [(n, v) for n, v in scenario.items() if n != "lambda_zip"]
+    return cases
+
+
+@pytest.mark.parametrize("name,value", good_cases(), ids=lambda x: repr(x)[:40])
+def test_good_values_are_accepted(module_config, zip_path, name, value):
+    assert failing_validations(module_config, name, value, zip_path) == []
+
+
+def test_defaults_and_the_built_package_path_are_accepted(module_config, zip_path):
+    ev = tfeval.Evaluator(module_config, base_variables(zip_path))
+    for name in module_config.variables:
+        assert failing_validations(module_config, name, ev.variables[name], zip_path) == [], name
+
+
+def test_every_validated_variable_has_bad_examples(module_config):
+    validated = {n for n, b in module_config.variables.items() if b.blocks_of("validation")}
+    assert validated == set(BAD), f"add bad examples for {sorted(validated - set(BAD))}; stale: {sorted(set(BAD) - validated)}"

@@ -1,0 +1,116 @@
+"""What the Terraform checks share: where the configurations are, the
+scenarios the module is evaluated in, the fake AWS world its data sources read,
+and how to run the natmeter binary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import tfeval
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+MODULE = INFRA / "modules" / "natmeter"
+
+# The seed article's format (issue 4): what infra/examples/complete configures.
+SEED_FORMAT = " ".join(
+    "${" + f + "}"
+    for f in (
+        "region vpc-id az-id subnet-id instance-id interface-id flow-direction srcaddr dstaddr "
+        "srcport dstport pkt-srcaddr pkt-dstaddr pkt-src-aws-service pkt-dst-aws-service "
+        "traffic-path packets bytes action"
+    ).split()
+)
+
+
+def tf_dirs() -> list[Path]:
+    """Every directory under infra/ holding .tf files (module and examples)."""
+    return sorted({p.parent for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts})
+
+
+def tf_files() -> list[Path]:
+    return sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
+
+
+def nat_ids(n: int) -> list[str]:
+    return [f"nat-{i + 1:017x}" for i in range(n)]
+
+
+def fake_world(ids: list[str]) -> dict:
+    """Data sources as AWS would answer them for these NAT gateways."""
+
+    def nat(i):
+        return {
+            "id": ids[i],
+            "network_interface_id": f"eni-{i + 0xA1:017x}",
+            "private_ip": f"10.0.{i}.175",
+            # The first gateway has a secondary private IP, like a gateway scaled
+            # for more than 55,000 connections per destination.
+            "secondary_private_ip_addresses": [f"10.0.{i}.176"] if i == 0 else [],
+            "subnet_id": f"subnet-{i + 1:017x}",
+        }
+
+    return {
+        ("aws_partition", "current"): lambda i: {"partition": "aws"},
+        ("aws_region", "current"): lambda i: {"name": "us-east-1", "id": "us-east-1"},
+        ("aws_caller_identity", "current"): lambda i: {"account_id": "123456789012"},
+        ("aws_nat_gateway", "this"): nat,
+        ("aws_subnet", "nat"): lambda i: {"availability_zone_id": f"use1-az{i + 1}"},
+    }
+
+
+# Inputs the module is evaluated with. Each is a realistic deployment; together
+# they cover both inputs (existing flow log / dedicated NAT flow logs), both
+# optional-key paths and the largest accepted number of gateways.
+SCENARIOS: dict[str, dict] = {
+    "vpc_flow_log_3_nats": {
+        "name": "natmeter",
+        "lambda_zip": "bootstrap.zip",
+        "nat_gateway_ids": nat_ids(3),
+        "flow_log_group_name": "/aws/vpc-flow-log/demo",
+        "flow_log_format": SEED_FORMAT,
+        "daily_cost_alarm_usd": 25,
+        "alarm_emails": ["finops@example.com"],
+    },
+    "dedicated_nat_flow_logs_1_nat": {
+        "name": "nm-prod_1",
+        "lambda_zip": "bootstrap.zip",
+        "nat_gateway_ids": nat_ids(1),
+        "create_nat_flow_logs": True,
+        "daily_cost_alarm_usd": 5.5,
+        "metric_namespace": "Team/NatMeter",
+        "price_per_gb": 0.048,
+        "sink": "emf",
+        "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "alarm_topic_arn": "arn:aws:sns:eu-west-1:123456789012:ops",
+        "tags": {"team": "platform"},
+    },
+    "default_format_20_nats": {
+        "name": "natmeter-big",
+        "lambda_zip": "bootstrap.zip",
+        "nat_gateway_ids": nat_ids(20),
+        "flow_log_group_name": "vpc-flow-logs",
+        "daily_cost_alarm_usd": 1000,
+    },
+}
+
+
+def evaluator(variables: dict) -> tfeval.Evaluator:
+    return tfeval.Evaluator(
+        tfeval.load_config(MODULE),
+        variables,
+        fake_world(variables["nat_gateway_ids"]),
+        path_module=str(MODULE),
+    )
+
+
+def natmeter_bin() -> Path:
+    """The natmeter CLI: NATMETER_BIN, else the debug build of this repository."""
+    return Path(os.environ.get("NATMETER_BIN") or REPO / "target" / "debug" / "natmeter")
+
+
+def natmeter_env() -> dict[str, str]:
+    """The environment for running the binary: without NATMETER_* or AWS_REGION
+    from the caller's shell, which its flags would otherwise pick up."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("NATMETER_") and k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
