@@ -172,7 +172,8 @@ def test_source_ip_cap_per_invocation(sim, start_bootstrap, cw):
     checked = 0
     for i, path in enumerate(sim.nat_eni_events()[:3]):
         ns = f"NatMeterE2E/cap-{i}-{int(time.time() * 1000)}"
-        b = start_bootstrap(sim.env(ns, NATMETER_MAX_SOURCES=str(cap)), name=f"bootstrap-cap-{i}")
+        b = start_bootstrap(sim.env(ns, NATMETER_MAX_SOURCES=str(cap), NATMETER_MIN_SOURCE_SHARE="0"),
+                            name=f"bootstrap-cap-{i}")
         inv = b.invoke_detail(path.read_bytes(), timeout_s=60)
         assert inv.kind == "response", inv.text()[:300]
         r = MetricsReader(cw, ns, sim.start - 600, sim.start + sim.minutes * 60 + 600)

@@ -57,6 +57,7 @@ class Run:
     bootstrap: object
     invocations: list
     reader: object
+    min_share: float
 
     @property
     def truth(self):
@@ -71,14 +72,18 @@ def run(request, simulate, bootstrap_bin, localstack, cw):
     outdir = OUT / _safe(f"metrics_vs_truth-{request.param}")
     # max_sources None: NATMETER_MAX_SOURCES unset, the default (20) applies
     max_sources = sc["max_sources"] if sc["max_sources"] is not None else DEFAULT_MAX_SOURCES
-    env = sim.env(ns) if sc["max_sources"] is None else sim.env(ns, NATMETER_MAX_SOURCES=str(max_sources))
+    # With an explicit cap, NATMETER_MIN_SOURCE_SHARE=0 tests the plain top-N; the default scenario
+    # keeps the default share floor (0.05), under which small sources fold into 'other'.
+    env = sim.env(ns) if sc["max_sources"] is None else sim.env(
+        ns, NATMETER_MAX_SOURCES=str(max_sources), NATMETER_MIN_SOURCE_SHARE="0")
+    min_share = 0.05 if sc["max_sources"] is None else 0.0
     b = launch_bootstrap([str(bootstrap_bin)], env, outdir, "bootstrap", localstack)
     try:
         invs = [b.invoke_detail(p.read_bytes(), timeout_s=60) for p in sim.events]
         (outdir / "invocations.json").write_text(json.dumps(
             [{"event": str(p), "request_id": i.request_id, "kind": i.kind, "elapsed_s": i.elapsed_s,
               "body": i.text()[:2000]} for p, i in zip(sim.events, invs)], indent=1))
-        yield Run(request.param, sim, ns, max_sources, b, invs, sim.reader(cw, ns))
+        yield Run(request.param, sim, ns, max_sources, b, invs, sim.reader(cw, ns), min_share)
     finally:
         b.stop()
 
@@ -153,7 +158,10 @@ def test_source_ip_series(run):
             assert v <= truth_sources[ip], f"SourceIp={ip}: {v} > its true bytes {truth_sources[ip]}"
     n_inv = len(run.invocations)
     assert len(got) <= (run.max_sources + 1) * n_inv
-    if len(truth_sources) <= run.max_sources:
+    if run.min_share > 0:
+        # under the share floor only heavy sources are named; the sum above is the guarantee
+        pass
+    elif len(truth_sources) <= run.max_sources:
         # the cap cannot bite: every source is its own series, exactly
         assert _nonzero({k: v for (k,), v in got.items()}) == truth_sources
     else:

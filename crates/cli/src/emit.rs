@@ -23,6 +23,9 @@ pub struct EmitArgs {
     /// Cap on distinct SourceIp series; the rest is summed as SourceIp=other.
     #[arg(long, env = "NATMETER_MAX_SOURCES")]
     max_sources: Option<String>,
+    /// Minimum share of an invocation's bytes for a source to get its own SourceIp series.
+    #[arg(long, env = "NATMETER_MIN_SOURCE_SHARE")]
+    min_source_share: Option<String>,
     /// CloudWatch endpoint (an emulator); default: AWS_ENDPOINT_URL_CLOUDWATCH or AWS.
     #[arg(long)]
     endpoint_url: Option<String>,
@@ -37,6 +40,7 @@ pub fn run(a: EmitArgs) -> anyhow::Result<ExitCode> {
         ("NATMETER_NAMESPACE", &a.namespace),
         ("NATMETER_SINK", &a.sink),
         ("NATMETER_MAX_SOURCES", &a.max_sources),
+        ("NATMETER_MIN_SOURCE_SHARE", &a.min_source_share),
     ] {
         if let Some(v) = v {
             extra.insert(k, v.clone());

@@ -7,6 +7,7 @@
 //! The same core as the Lambda function; this shell only reads files, prints and sends.
 
 mod bench;
+mod cost;
 mod emit;
 mod input;
 mod settings;
@@ -46,6 +47,8 @@ enum Command {
     Emit(emit::EmitArgs),
     /// Measure throughput against a Python handler and the inflate+JSON floor (make bench).
     Bench(bench::BenchArgs),
+    /// What natmeter costs to run at a given scale, from the metric model on simulated traffic.
+    Cost(cost::CostArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Metrics(a) => print_metrics(a).map(|()| ExitCode::SUCCESS),
         Command::Emit(a) => emit::run(a),
         Command::Bench(a) => bench::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Cost(a) => cost::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -218,6 +222,7 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         start: a.start,
         shuffle_format: a.shuffle_format,
         max_batch_bytes: a.max_batch_bytes,
+        batch_per_minute: false,
     };
     let sim = simulate(&cfg);
     let events = a.out.join("events");

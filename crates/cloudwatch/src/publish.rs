@@ -42,6 +42,7 @@ pub async fn publish(
 ) -> Result<Publication, PublishError> {
     let opts = MetricOptions {
         max_sources: cfg.max_sources,
+        min_source_share: cfg.min_source_share,
         price_per_gb: cfg.price_per_gb,
         now,
     };

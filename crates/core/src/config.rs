@@ -6,7 +6,7 @@
 
 use flowlog::Format;
 
-use crate::metrics::{DEFAULT_MAX_SOURCES, DEFAULT_NAMESPACE};
+use crate::metrics::{DEFAULT_MAX_SOURCES, DEFAULT_MIN_SOURCE_SHARE, DEFAULT_NAMESPACE};
 use crate::price::PriceTable;
 use crate::topology::{Topology, DEFAULT_PRIVATE_CIDRS};
 
@@ -41,6 +41,7 @@ pub struct Config {
     pub price_per_gb: f64,
     pub sink: Sink,
     pub max_sources: usize,
+    pub min_source_share: f64,
 }
 
 impl Config {
@@ -133,7 +134,17 @@ impl Config {
                     )
                 })?,
         };
+        let min_source_share = match get("NATMETER_MIN_SOURCE_SHARE") {
+            None => DEFAULT_MIN_SOURCE_SHARE,
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| (0.0..=1.0).contains(s))
+                .ok_or_else(|| err("NATMETER_MIN_SOURCE_SHARE", &v, "expected a fraction 0-1 of an invocation's bytes, e.g. 0.05 (0 keeps the plain top NATMETER_MAX_SOURCES)".into()))?,
+        };
         Ok(Config {
+            min_source_share,
             format,
             topology,
             namespace,
@@ -226,6 +237,14 @@ mod tests {
                     ("NATMETER_MAX_SOURCES", "100000"),
                 ],
                 "NATMETER_MAX_SOURCES",
+            ),
+            (
+                &[
+                    ("NATMETER_NAT_GATEWAYS", GW),
+                    ("AWS_REGION", "us-east-1"),
+                    ("NATMETER_MIN_SOURCE_SHARE", "1.5"),
+                ],
+                "NATMETER_MIN_SOURCE_SHARE",
             ),
             (
                 &[

@@ -17,6 +17,11 @@ use crate::price::cost;
 
 pub const DEFAULT_NAMESPACE: &str = "NatMeter";
 pub const DEFAULT_MAX_SOURCES: usize = 20;
+/// A source gets its own `SourceIp` series only with at least this share of the invocation's
+/// bytes. Custom metrics are billed per distinct dimension value per hour, so a per-invocation
+/// top-N alone lets the tail of small sources rotate through the series and multiply the bill
+/// (`natmeter cost` measures it); heavy hitters, which are what the series are for, are stable.
+pub const DEFAULT_MIN_SOURCE_SHARE: f64 = 0.05;
 /// The `SourceIp` value that sums every source past the cap.
 pub const OTHER_SOURCE: &str = "other";
 
@@ -112,6 +117,7 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     "NATMETER_PRICE_PER_GB",
     "NATMETER_SINK",
     "NATMETER_MAX_SOURCES",
+    "NATMETER_MIN_SOURCE_SHARE",
 ];
 
 /// The fields of a source detail line, and the member that marks it.
@@ -162,6 +168,8 @@ pub struct Datum {
 #[derive(Debug, Clone, Copy)]
 pub struct MetricOptions {
     pub max_sources: usize,
+    /// Minimum share (0–1) of the invocation's bytes for a source to get its own series.
+    pub min_source_share: f64,
     pub price_per_gb: f64,
     /// The invocation's clock, Unix seconds (the core has no clock of its own).
     pub now: i64,
@@ -180,14 +188,20 @@ impl Sum {
     }
 }
 
-/// The `SourceIp` values kept under the cap: the largest sources of this invocation.
-pub fn kept_sources(engine: &Engine<'_>, max: usize) -> Vec<Source> {
+/// The `SourceIp` values kept under the cap: the largest sources of this invocation that carry
+/// at least `min_share` of its bytes.
+pub fn kept_sources(engine: &Engine<'_>, max: usize, min_share: f64) -> Vec<Source> {
     let mut per: BTreeMap<Source, u64> = BTreeMap::new();
     for (k, t) in engine.ledger.iter() {
         let e = per.entry(k.source).or_default();
         *e = e.saturating_add(t.bytes);
     }
-    let mut v: Vec<_> = per.into_iter().collect();
+    let total: u64 = per.values().fold(0, |a, b| a.saturating_add(*b));
+    let floor = total as f64 * min_share.clamp(0.0, 1.0);
+    let mut v: Vec<_> = per
+        .into_iter()
+        .filter(|(_, b)| *b as f64 >= floor)
+        .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     v.into_iter().take(max).map(|(s, _)| s).collect()
 }
@@ -201,7 +215,7 @@ pub fn datums(engine: &Engine<'_>, opts: &MetricOptions) -> Vec<Datum> {
     }
     let topo = engine.topology();
     let ledger = &engine.ledger;
-    let kept = kept_sources(engine, opts.max_sources);
+    let kept = kept_sources(engine, opts.max_sources, opts.min_source_share);
     // (minute, dimension values) → sum; BTreeMaps keep the output deterministic.
     let mut all: BTreeMap<i64, Sum> = BTreeMap::new();
     let mut by_gw: BTreeMap<(i64, u16), Sum> = BTreeMap::new();

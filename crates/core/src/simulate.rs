@@ -44,6 +44,8 @@ pub struct SimConfig {
     pub shuffle_format: bool,
     /// Largest decoded payload per event; CloudWatch's async invoke limit is 1 MB.
     pub max_batch_bytes: usize,
+    /// Start a new batch at every minute, as a 1-minute flow log delivers them.
+    pub batch_per_minute: bool,
 }
 
 impl Default for SimConfig {
@@ -59,6 +61,7 @@ impl Default for SimConfig {
             start: 1_764_547_200, // 2025-12-01T00:00:00Z
             shuffle_format: false,
             max_batch_bytes: 1_000_000,
+            batch_per_minute: false,
         }
     }
 }
@@ -427,7 +430,7 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
         .map(|p| Pod {
             ip: Ipv4Addr::new(10, 0, 128 + (p / 250) as u8, 4 + (p % 250) as u8),
             node: p % nodes.len(),
-            weight: 1.0 / (1.0 + (p % 97) as f64).powf(0.8),
+            weight: 1.0 / (1.0 + p as f64).powf(0.8),
         })
         .collect();
     let mut fields: Vec<&'static str> = SIM_FIELDS.to_vec();
@@ -972,7 +975,11 @@ fn finish(
         let overhead = 256 + log_stream.len();
         for (ts, line) in recs {
             let add = line.len() + 100;
-            if !batch.is_empty() && overhead + size + add > cfg.max_batch_bytes {
+            let new_minute = cfg.batch_per_minute
+                && batch.last().is_some_and(|(t, _): &(i64, String)| {
+                    t.div_euclid(60_000) != ts.div_euclid(60_000)
+                });
+            if !batch.is_empty() && (new_minute || overhead + size + add > cfg.max_batch_bytes) {
                 events.push(make_event(
                     &log_stream,
                     std::mem::take(&mut batch),

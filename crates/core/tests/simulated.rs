@@ -36,6 +36,7 @@ fn run(sim: &Simulation) -> Report {
     // The metric projections of the same engine sum to the same total.
     let opts = MetricOptions {
         max_sources: 3,
+        min_source_share: 0.0,
         price_per_gb: 0.045,
         now: 2_000_000_000,
     };
@@ -163,4 +164,50 @@ proptest! {
             ..SimConfig::default()
         });
     }
+}
+
+#[test]
+fn source_series_need_a_share_of_the_invocation() {
+    use natmeter_core::metrics::kept_sources;
+    let sim = simulate(&SimConfig {
+        pods: 300,
+        nat_gateways: 1,
+        scope: Scope::NatEnis,
+        ..SimConfig::default()
+    });
+    let topo = Topology::new(
+        sim.gateways.clone(),
+        Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
+    )
+    .unwrap();
+    let mut engine = Engine::new(&topo, Format::parse(&sim.log_format).unwrap());
+    let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
+    for e in &sim.events {
+        engine
+            .ingest_event(e.json.as_bytes(), &mut decoder, &mut buf, "x")
+            .unwrap();
+    }
+    let total = sim.truth.totals.bytes as f64;
+    let bytes_of = |s: &natmeter_core::ledger::Source| {
+        sim.truth
+            .sources
+            .iter()
+            .find(|t| t.source == s.to_string())
+            .unwrap()
+            .bytes as f64
+    };
+    let plain = kept_sources(&engine, 20, 0.0);
+    assert_eq!(plain.len(), 20);
+    let floored = kept_sources(&engine, 20, 0.05);
+    assert!(
+        !floored.is_empty() && floored.len() < 20,
+        "{}",
+        floored.len()
+    );
+    assert!(floored.iter().all(|s| bytes_of(s) >= 0.05 * total));
+    assert_eq!(
+        &plain[..floored.len()],
+        &floored[..],
+        "the floor keeps a prefix of the top-N"
+    );
 }

@@ -61,6 +61,7 @@ locals {
       NATMETER_NAMESPACE     = var.metric_namespace
       NATMETER_SINK          = var.sink
       NATMETER_MAX_SOURCES   = tostring(var.max_sources)
+      NATMETER_MIN_SOURCE_SHARE = tostring(var.min_source_share)
     },
     # Unset means: the built-in price table, by AWS_REGION.
     var.price_per_gb == null ? {} : { NATMETER_PRICE_PER_GB = tostring(var.price_per_gb) },

@@ -184,8 +184,19 @@ variable "max_sources" {
   default     = 20
 
   validation {
-    condition     = var.max_sources >= 1 && var.max_sources <= 1000 && floor(var.max_sources) == var.max_sources
-    error_message = "Variable max_sources must be a whole number between 1 and 1000."
+    condition     = var.max_sources >= 0 && var.max_sources <= 500 && floor(var.max_sources) == var.max_sources
+    error_message = "Variable max_sources must be a whole number between 0 and 500 (the function's own limit)."
+  }
+}
+
+variable "min_source_share" {
+  description = "A source gets its own SourceIp series only with at least this share (0-1) of an invocation's bytes (NATMETER_MIN_SOURCE_SHARE). Custom metrics are billed per distinct value per hour, so without a floor the tail of small sources rotates through the capped series and multiplies the metric bill; 0 restores the plain top max_sources."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.min_source_share >= 0 && var.min_source_share <= 1
+    error_message = "Variable min_source_share must be a fraction between 0 and 1."
   }
 }
 
