@@ -35,6 +35,7 @@ from cwread import MetricsReader, cloudwatch_client  # noqa: E402
 from lambda_events import decode_event  # noqa: E402
 from localstack_proc import LocalStack, LocalStackError, free_port  # noqa: E402
 from runtime_api import RuntimeApi  # noqa: E402
+from fault_proxy import FaultProxy  # noqa: E402
 
 REPO = HERE.parent.parent
 OUT = HERE / "out"
@@ -207,6 +208,27 @@ def start_bootstrap(request, test_out):
     finally:
         for b in started:
             b.stop()
+
+
+@pytest.fixture
+def fault_proxy(request, test_out):
+    """Factory: fault_proxy(upstream=<LocalStack>, delay_s=60, emulate_cloudwatch=False) -> FaultProxy,
+    a fault-injecting proxy in front of LocalStack (fault_proxy.py). Stopped at teardown (which
+    releases held requests); its request log goes to tests/e2e/out/<test>/proxy<N>.json."""
+    proxies: list[FaultProxy] = []
+
+    def make(upstream: Optional[str] = None, **kw) -> FaultProxy:
+        p = FaultProxy(upstream or request.getfixturevalue("localstack"), **kw)
+        proxies.append(p)
+        return p
+
+    try:
+        yield make
+    finally:
+        for i, p in enumerate(proxies):
+            p.stop()
+            (test_out / f"proxy{i}.json").write_text(
+                json.dumps([r.summary() for r in p.requests], indent=1) + "\n")
 
 
 # ---------------------------------------------------------------- simulator ------------------

@@ -88,7 +88,9 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
 
 
 class RuntimeApi:
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", send_trace_id: bool = True):
+        # Lambda sends Lambda-Runtime-Trace-Id with every invocation; False omits it (diagnostics)
+        self.send_trace_id = send_trace_id
         self._queue: "queue.Queue[Invocation]" = queue.Queue()
         self._by_id: dict[str, Invocation] = {}
         self._lock = threading.Lock()
@@ -146,11 +148,12 @@ class RuntimeApi:
                     "Lambda-Runtime-Aws-Request-Id": inv.request_id,
                     "Lambda-Runtime-Deadline-Ms": str(inv.deadline_ms),
                     "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
-                    "Lambda-Runtime-Trace-Id": (
+                }
+                if api.send_trace_id:  # a new X-Ray trace header per invocation, as Lambda sends
+                    headers["Lambda-Runtime-Trace-Id"] = (
                         f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
                         f"Parent={uuid.uuid4().hex[:16]};Sampled=0"
-                    ),
-                }
+                    )
                 try:
                     self._send(200, inv.event, headers)
                 except OSError as e:  # runtime went away

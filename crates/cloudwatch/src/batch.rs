@@ -10,6 +10,27 @@ pub const MAX_REQUEST_BYTES: usize = 1_000_000;
 pub const MAX_DIMENSIONS: usize = 30;
 pub const MAX_VALUES: usize = 150;
 
+/// CloudWatch accepts datapoints from 14 days in the past to 2 hours in the future; a single
+/// datum outside that window makes it refuse the whole request (InvalidParameterValue).
+pub const MAX_AGE_SECONDS: i64 = 14 * 24 * 3600;
+pub const MAX_FUTURE_SECONDS: i64 = 2 * 3600;
+/// Margin for clock skew and the time the request takes.
+const WINDOW_MARGIN_SECONDS: i64 = 300;
+
+/// Splits off the datums CloudWatch would refuse for their timestamp (records dated in 1970 or
+/// 2100, or replays older than two weeks), returning the sendable ones and how many were dropped.
+pub fn within_window(datums: Vec<Datum>, now: i64) -> (Vec<Datum>, usize) {
+    let oldest = now - MAX_AGE_SECONDS + WINDOW_MARGIN_SECONDS;
+    let newest = now + MAX_FUTURE_SECONDS - WINDOW_MARGIN_SECONDS;
+    let before = datums.len();
+    let kept: Vec<Datum> = datums
+        .into_iter()
+        .filter(|d| (oldest..=newest).contains(&d.timestamp))
+        .collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
+}
+
 /// A datum as it goes on the wire: one or more values (with counts) for one metric, dimension
 /// set and timestamp.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +208,25 @@ mod tests {
         assert!(reqs[0].iter().all(|d| d.values.len() == d.counts.len()));
         let total: f64 = reqs[0].iter().flat_map(|d| d.values.iter()).sum();
         assert_eq!(total, (0..400).sum::<i32>() as f64);
+    }
+
+    #[test]
+    fn timestamps_outside_cloudwatch_window_are_dropped() {
+        let now = 2_000_000_000;
+        let mut ds = vec![
+            datum(0, 1, 1.0),
+            datum(1, 1, 1.0),
+            datum(2, 1, 1.0),
+            datum(3, 1, 1.0),
+        ];
+        ds[0].timestamp = now - 600;
+        ds[1].timestamp = 0;
+        ds[2].timestamp = now + 3 * 3600;
+        ds[3].timestamp = now - 15 * 24 * 3600;
+        let (kept, dropped) = within_window(ds, now);
+        assert_eq!(dropped, 3);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].timestamp, now - 600);
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Publication {
     pub datums: usize,
     pub emf_lines: usize,
     pub detail_lines: usize,
+    /// Datums CloudWatch would refuse for their timestamp (flow minutes over 14 days old or in the
+    /// future): dropped and counted instead of failing the whole request.
+    pub out_of_window: usize,
     pub sent: Option<SendReport>,
 }
 
@@ -46,15 +49,13 @@ pub async fn publish(
         price_per_gb: cfg.price_per_gb,
         now,
     };
-    let datums = metrics::datums(engine, &opts);
+    let (datums, out_of_window) = crate::batch::within_window(metrics::datums(engine, &opts), now);
     let mut p = Publication {
         datums: datums.len(),
+        out_of_window,
         ..Publication::default()
     };
-    if datums.is_empty() {
-        return Ok(p);
-    }
-    if matches!(cfg.sink, Sink::CloudWatch | Sink::Both) {
+    if !datums.is_empty() && matches!(cfg.sink, Sink::CloudWatch | Sink::Both) {
         let client = client.ok_or(PublishError::NoClient)?;
         p.sent = Some(put::send(client, &cfg.namespace, &datums, deadline).await?);
     }

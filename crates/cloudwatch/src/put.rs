@@ -56,7 +56,7 @@ pub struct SendReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {requests} PutMetricData requests ({datums} datums) were not delivered before the deadline; last error: {last}")]
+#[error("{failed} of {requests} PutMetricData requests ({datums} datums) were not delivered; last error: {last}")]
 pub struct SendError {
     pub failed: usize,
     pub requests: usize,

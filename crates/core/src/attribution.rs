@@ -208,8 +208,8 @@ pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>,
         Destination::Unknown
     } else {
         let service = match direction {
-            Direction::Outbound => rec.pkt_dst_aws_service(),
-            Direction::Inbound => rec.pkt_src_aws_service(),
+            Direction::Outbound => rec.pkt_dst_aws_service()?,
+            Direction::Inbound => rec.pkt_src_aws_service()?,
         };
         service.map_or(Destination::Internet, Destination::Service)
     };

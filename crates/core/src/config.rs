@@ -77,15 +77,17 @@ impl Config {
         let topology = Topology::new(gateways, cidrs)
             .map_err(|e| err("NATMETER_NAT_GATEWAYS", &gateways_json, e.0))?;
         let namespace = get("NATMETER_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        // CloudWatch: 1-255 printable ASCII, pattern [^:].*, and AWS/ is reserved.
         if namespace.is_empty()
             || namespace.len() > 255
             || namespace.starts_with("AWS/")
-            || !namespace.is_ascii()
+            || namespace.starts_with(':')
+            || !namespace.bytes().all(|b| (0x20..0x7f).contains(&b))
         {
             return Err(err(
                 "NATMETER_NAMESPACE",
                 &namespace,
-                "expected 1-255 ASCII characters not starting with \"AWS/\" (reserved)".into(),
+                "expected 1-255 printable ASCII characters, not starting with \":\" or \"AWS/\" (reserved)".into(),
             ));
         }
         let region = get("AWS_REGION").filter(|r| !r.is_empty());

@@ -151,6 +151,13 @@ impl Ledger {
         self.entries.iter()
     }
 
+    /// All bytes in the ledger (saturating: hostile records can claim u64::MAX each).
+    pub fn total_bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .fold(0, |a, t| a.saturating_add(t.bytes))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -112,10 +112,12 @@ impl Report {
         for (k, t) in ledger.iter() {
             let dest = ledger.destination(k.destination);
             total.add(k.direction, t.bytes, t.packets);
-            *total.destinations.entry(dest.to_string()).or_default() += t.bytes;
+            let d = total.destinations.entry(dest.to_string()).or_default();
+            *d = d.saturating_add(t.bytes);
             let s = sources.entry(k.source).or_default();
             s.add(k.direction, t.bytes, t.packets);
-            *s.destinations.entry(dest.to_string()).or_default() += t.bytes;
+            let d = s.destinations.entry(dest.to_string()).or_default();
+            *d = d.saturating_add(t.bytes);
             if let Some(g) = gateways.get_mut(usize::from(k.gateway)) {
                 g.add(k.direction, t.bytes, t.packets);
             }
@@ -208,7 +210,9 @@ impl Report {
             );
         }
         if self.sources.len() > top {
-            let rest: u64 = self.sources[top..].iter().map(|r| r.bytes).sum();
+            let rest = self.sources[top..]
+                .iter()
+                .fold(0u64, |a, r| a.saturating_add(r.bytes));
             let _ = writeln!(
                 s,
                 "     {:<40} {:>11} {:>11} {:>11} {:>10.4} {:>6.1}%",

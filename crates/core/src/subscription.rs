@@ -86,6 +86,14 @@ impl Decoder {
             .decode_vec(data.trim_ascii(), &mut self.compressed)
             .map_err(DecodeError::Base64)?;
         out.clear();
+        // The gzip trailer's ISIZE is the decoded size (mod 2^32, of the last member): reserve it
+        // exactly so the buffer is allocated once instead of doubling. A lying trailer is still
+        // caught by the `take` limit below.
+        // (Only a hint: a truncated stream's last bytes are not a trailer, so a large value is
+        // not trusted to refuse anything.)
+        if let Some(isize) = gzip_isize(&self.compressed).filter(|n| *n <= self.max) {
+            out.reserve_exact(isize + 1);
+        }
         let limit = self.max as u64 + 1;
         flate2::read::GzDecoder::new(&self.compressed[..])
             .take(limit)
@@ -93,11 +101,20 @@ impl Decoder {
             .map_err(DecodeError::Gzip)?;
         if out.len() > self.max {
             out.clear();
-            out.shrink_to(self.max);
+            out.shrink_to(0);
             return Err(DecodeError::TooLarge { max: self.max });
         }
         Ok(())
     }
+}
+
+/// The ISIZE field of a gzip stream's trailer.
+fn gzip_isize(gz: &[u8]) -> Option<usize> {
+    if !gz.starts_with(&[0x1f, 0x8b]) {
+        return None;
+    }
+    let t: [u8; 4] = gz.get(gz.len().checked_sub(4)?..)?.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(t)).ok()
 }
 
 /// `messageType` of a payload.

@@ -57,6 +57,18 @@ impl Topology {
                     g.eni
                 )));
             }
+            // The id becomes the NatGatewayId dimension value: CloudWatch takes 1-1024 printable
+            // ASCII characters, and an id that is only spaces would be an invisible series.
+            let valid_id = g.id.is_empty()
+                || (g.id.len() <= 255 && g.id.bytes().all(|b| (0x21..0x7f).contains(&b)));
+            if !valid_id {
+                return Err(TopologyError(format!(
+                    "NAT gateway {} ({}): id {:?} must be 1-255 printable ASCII characters without spaces, like nat-0a1b2c3d4e5f60718",
+                    i + 1,
+                    g.eni,
+                    g.id.chars().take(64).collect::<String>()
+                )));
+            }
             if g.id.is_empty() {
                 g.id = g.eni.clone();
             }

@@ -258,13 +258,36 @@ impl<'a> Record<'a> {
     }
 
     /// `pkt-src-aws-service`: an open list of names (S3, DYNAMODB, EC2, ...), borrowed.
-    pub fn pkt_src_aws_service(&self) -> Option<&'a str> {
-        self.get(Field::PktSrcAwsService)
+    pub fn pkt_src_aws_service(&self) -> Result<Option<&'a str>, RecordError> {
+        self.aws_service(Field::PktSrcAwsService)
     }
 
     /// `pkt-dst-aws-service`, borrowed.
-    pub fn pkt_dst_aws_service(&self) -> Option<&'a str> {
-        self.get(Field::PktDstAwsService)
+    pub fn pkt_dst_aws_service(&self) -> Result<Option<&'a str>, RecordError> {
+        self.aws_service(Field::PktDstAwsService)
+    }
+
+    /// The list is open, but every name AWS writes is a short ASCII word; anything else (control
+    /// characters, non-ASCII, kilobytes) is a corrupt record, and would also be refused by
+    /// CloudWatch as a dimension value.
+    fn aws_service(&self, field: Field) -> Result<Option<&'a str>, RecordError> {
+        let Some(v) = self.get(field) else {
+            return Ok(None);
+        };
+        let ok = v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if ok {
+            Ok(Some(v))
+        } else {
+            Err(RecordError::new(
+                field,
+                RecordErrorKind::UnknownValue {
+                    expected: "an AWS service name (letters, digits, _ - . ; at most 64)",
+                },
+                v,
+            ))
+        }
     }
 
     fn enumerated<T>(

@@ -91,15 +91,15 @@ fn bytes_before_packets_and_double_space() {
 fn v5_service_fields() {
     let (format, lines) = load("aws-docs-v5-service.log");
     let ingress = format.parse_line(&lines[0]).unwrap();
-    assert_eq!(ingress.pkt_src_aws_service(), Some("S3"));
-    assert_eq!(ingress.pkt_dst_aws_service(), None);
+    assert_eq!(ingress.pkt_src_aws_service().unwrap(), Some("S3"));
+    assert_eq!(ingress.pkt_dst_aws_service().unwrap(), None);
     assert_eq!(ingress.traffic_path().unwrap(), None);
     assert_eq!(
         ingress.flow_direction().unwrap(),
         Some(flowlog::FlowDirection::Ingress)
     );
     let egress = format.parse_line(&lines[1]).unwrap();
-    assert_eq!(egress.pkt_dst_aws_service(), Some("S3"));
+    assert_eq!(egress.pkt_dst_aws_service().unwrap(), Some("S3"));
     assert_eq!(egress.traffic_path().unwrap(), Some(8));
     assert_eq!(egress.get(Field::AzId), Some("apse2-az3"));
 }
