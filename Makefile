@@ -57,5 +57,25 @@ package: $(LAMBDA_VENV)/.stamp
 	mkdir -p target/lambda/bootstrap && cp target/lambda/arm64/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
 	@ls -l target/lambda/*/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
 
+# --- performance, fuzzing, load --------------------------------------------------------------
+bench:
+	$(CARGO) build --release -p natmeter-cli
+	target/release/natmeter bench --corpus-mb $${CORPUS_MB:-200}
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := subscription format record pipeline
+.tools/bin/cargo-fuzz:
+	$(CARGO) install --locked --root .tools cargo-fuzz
+
+fuzz: .tools/bin/cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	    mkdir -p corpus/$$t; \
+	    RUSTC_BOOTSTRAP=1 ../.tools/bin/cargo-fuzz run $$t corpus/$$t seeds/$$t -- \
+	        -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 || exit 1; \
+	done
+
+load: build
+	NATMETER_BIN=$(CURDIR)/$(NATMETER) BOOTSTRAP_BIN=$(CURDIR)/target/debug/bootstrap tests/e2e/load.sh
+
 clean-tools:
 	rm -rf .venv .venv-infra .venv-lambda .tools
