@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = report.to_csv();
     let total: u64 = report.sources.iter().map(|s| s.bytes).fold(0, u64::saturating_add);
     assert!(total >= report.totals.bytes.min(total));
-    let opts = MetricOptions { max_sources: 2, price_per_gb: 0.045, now: 0 };
+    let opts = MetricOptions { max_sources: 2, min_source_share: 0.05, price_per_gb: 0.045, now: 0 };
     for d in datums(&engine, &opts) {
         assert!(d.value.is_finite());
     }

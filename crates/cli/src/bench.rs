@@ -205,7 +205,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     ];
 
     // The corpus: whole processes, natmeter report vs the Python handler over the same files.
-    let minutes = (a.corpus_mb * 60 / 100).max(1);
+    // ~0.4 MB of decoded events per simulated minute at 600 pods (whole VPC).
+    let minutes = (a.corpus_mb * 5 / 2).max(1);
     let corpus = simulate(&SimConfig {
         pods: 600,
         nodes: 20,

@@ -151,6 +151,9 @@ impl<'a> Record<'a> {
         let Some(v) = self.get(field) else {
             return Ok(None);
         };
+        if let Some(v4) = parse_ipv4(v.as_bytes()) {
+            return Ok(Some(IpAddr::V4(v4)));
+        }
         v.parse::<IpAddr>()
             .map(Some)
             .map_err(|_| RecordError::new(field, RecordErrorKind::NotAnAddress, v))
@@ -304,6 +307,41 @@ impl<'a> Record<'a> {
     }
 }
 
+/// Dotted-quad IPv4, the overwhelmingly common case, without std's general parser (which
+/// profiling showed at a tenth of the hot path). Anything unusual returns `None` and takes the
+/// std path, which also produces the error, so both accept exactly the same addresses.
+#[inline]
+fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if b.len() < 7 || b.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        let start = i;
+        let mut v: u16 = 0;
+        while i < b.len() && b[i].is_ascii_digit() {
+            v = v * 10 + u16::from(b[i] - b'0');
+            i += 1;
+            if i - start > 3 {
+                return None;
+            }
+        }
+        // No empty octets, no leading zeros (std rejects "01"), nothing above 255.
+        if i == start || v > 255 || (b[start] == b'0' && i - start > 1) {
+            return None;
+        }
+        *octet = v as u8;
+        if n < 3 {
+            if i >= b.len() || b[i] != b'.' {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    (i == b.len()).then_some(std::net::Ipv4Addr::from(octets))
+}
+
 /// Decimal digits only: no sign, no spaces. Faster than `str::parse` and stricter about what
 /// flow logs can contain.
 #[inline]
@@ -334,6 +372,34 @@ fn parse_u64(v: &str) -> Result<u64, RecordErrorKind> {
 mod tests {
     use super::*;
     use crate::Format;
+
+    #[test]
+    fn fast_ipv4_agrees_with_std() {
+        let cases = [
+            "10.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1..2.3",
+            "1.2.3.4 ",
+            "a.b.c.d",
+            "1.2.3.",
+            ".1.2.3",
+            "999.999.999.999",
+            "192.168.100.200",
+            "1.2.3.-4",
+            "::1",
+            "2001:db8::1",
+        ];
+        for c in cases {
+            let std = c.parse::<std::net::Ipv4Addr>().ok();
+            assert_eq!(parse_ipv4(c.as_bytes()), std, "{c}");
+        }
+    }
 
     #[test]
     fn integers() {
