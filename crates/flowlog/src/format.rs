@@ -136,7 +136,9 @@ impl Format {
                     slots.push(Some(f));
                 }
                 None => {
-                    columns.push(Column::Unknown(truncate(name)));
+                    // Kept whole (not truncated) so that distinct names stay distinct and the
+                    // format round-trips; only messages truncate. Found by the format fuzzer.
+                    columns.push(Column::Unknown(name.to_string()));
                     slots.push(None);
                 }
             }
@@ -395,6 +397,14 @@ mod tests {
             }
             assert_eq!(slow, l.split_ascii_whitespace().count(), "{l:?}");
         }
+    }
+
+    #[test]
+    fn long_unknown_names_stay_distinct_and_round_trip() {
+        let a = format!("{}a", "x".repeat(80));
+        let b = format!("{}b", "x".repeat(80));
+        let f = Format::parse(&format!("${{{a}}} ${{{b}}}")).unwrap();
+        assert_eq!(Format::from_aws_syntax(&f.to_aws_syntax()).unwrap(), f);
     }
 
     #[test]
