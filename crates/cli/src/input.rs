@@ -68,6 +68,9 @@ struct Probe<'a> {
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// Largest decoded `.gz` input file. S3 flow-log objects are far smaller; the cap keeps a bomb
+/// from getting the CLI killed for memory.
+const MAX_GZ_DECODED: u64 = 4 << 30;
 
 /// Processes one file into a fresh engine.
 pub fn process_file<'t>(
@@ -92,8 +95,19 @@ pub fn process_file<'t>(
     if bytes.starts_with(&GZIP_MAGIC) {
         // S3 delivery writes .log.gz objects.
         let mut out = Vec::new();
-        if let Err(e) = flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out) {
+        let limit = MAX_GZ_DECODED + 1;
+        if let Err(e) = flate2::read::MultiGzDecoder::new(&bytes[..])
+            .take(limit)
+            .read_to_end(&mut out)
+        {
             r.errors.push(format!("{name}: not valid gzip: {e}"));
+            return r;
+        }
+        if out.len() as u64 >= limit {
+            r.errors.push(format!(
+                "{name}: inflates to more than {} GiB; refused (split the file, or it is a gzip bomb)",
+                MAX_GZ_DECODED >> 30
+            ));
             return r;
         }
         bytes = out;

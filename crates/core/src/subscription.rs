@@ -151,6 +151,9 @@ impl Decoder {
             // Do not keep a bomb's worth of buffer in a warm container.
             *out = Vec::new();
         }
+        if self.compressed.capacity() > 4 << 20 {
+            self.compressed = Vec::new();
+        }
         res
     }
 
@@ -306,9 +309,11 @@ pub fn stream_eni(log_stream: &str) -> Option<&str> {
 
 /// Reads `logStream` from the first kilobyte of the payload without decoding the rest, so that a
 /// batch of a non-NAT ENI can be skipped at almost no cost. CloudWatch Logs writes `messageType`,
-/// `owner`, `logGroup` and `logStream` before `logEvents`. Returns `None` whenever it cannot be
-/// sure (the caller then decodes fully), never a wrong name: a raw `"logStream":"` can only be a
-/// key, because a quote inside a JSON string is always escaped.
+/// `owner`, `logGroup`, `logStream` and `subscriptionFilters` before `logEvents`. The head is read
+/// as JSON, key by key at the top level, and the name is trusted only when everything before
+/// `logEvents` is one of those keys with plain values and `logStream` appears exactly once;
+/// anything else (unknown or nested keys, escapes, a truncated head) returns `None` and the caller
+/// decodes fully. (A raw byte search was fooled by a nested `"logStream"` key: bad-input matrix.)
 pub fn peek_log_stream(data: &str) -> Option<String> {
     const B64_PREFIX: usize = 1400; // → 1050 compressed bytes
     const WANT: usize = 1024;
@@ -324,20 +329,84 @@ pub fn peek_log_stream(data: &str) -> Option<String> {
             Ok(n) => filled += n,
         }
     }
-    let head = &head[..filled];
-    let key = b"\"logStream\"";
-    let at = head.windows(key.len()).position(|w| w == key)?;
-    let mut rest = &head[at + key.len()..];
-    rest = rest
-        .trim_ascii_start()
-        .strip_prefix(b":")?
-        .trim_ascii_start();
-    rest = rest.strip_prefix(b"\"")?;
-    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
-    if rest[end] == b'\\' {
-        return None;
+    let mut c = Head {
+        b: &head[..filled],
+        i: 0,
+    };
+    c.expect(b'{')?;
+    let mut stream: Option<&[u8]> = None;
+    loop {
+        let key = c.string()?;
+        c.expect(b':')?;
+        match key {
+            b"logEvents" => return stream.and_then(|s| String::from_utf8(s.to_vec()).ok()),
+            b"messageType" | b"owner" | b"logGroup" | b"policyLevel" => {
+                c.string()?;
+            }
+            b"logStream" => {
+                if stream.is_some() {
+                    return None;
+                }
+                stream = Some(c.string()?);
+            }
+            b"subscriptionFilters" => c.string_array()?,
+            _ => return None,
+        }
+        c.expect(b',')?;
     }
-    String::from_utf8(rest[..end].to_vec()).ok()
+}
+
+/// A strict cursor over the head of a payload: plain strings only (no escapes).
+struct Head<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Head<'a> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let rest = &self.b[self.i..];
+        let end = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        self.i += end + 1;
+        Some(&rest[..end])
+    }
+
+    fn string_array(&mut self) -> Option<()> {
+        self.expect(b'[')?;
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.string()?;
+            self.ws();
+            match self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -487,6 +556,20 @@ pub(crate) mod tests {
             peek_log_stream(&event_data(ev.as_bytes()).unwrap()).as_deref(),
             Some("eni-0abc-all")
         );
+        for tricky in [
+            r#"{"x":{"logStream":"eni-0aaa-all"},"logStream":"eni-0bbb-all","logEvents":[]}"#,
+            r#"{"a\"logStream":"eni-0aaa-all","logStream":"eni-0bbb-all","logEvents":[]}"#,
+            r#"{"logStream":"eni-0aaa-all","logStream":"eni-0bbb-all","logEvents":[]}"#,
+            r#"{"logEvents":[],"logStream":"eni-0aaa-all"}"#,
+            r#"{"logStream":"eni-0aaa-all"}"#,
+        ] {
+            let ev = event_of(tricky);
+            assert_eq!(
+                peek_log_stream(&event_data(ev.as_bytes()).unwrap()),
+                None,
+                "{tricky}"
+            );
+        }
         let p = r#"{"messageType":"DATA_MESSAGE","logStream":"we\"ird","logEvents":[]}"#;
         let ev = event_of(p);
         assert_eq!(peek_log_stream(&event_data(ev.as_bytes()).unwrap()), None);
