@@ -38,7 +38,7 @@ pytestmark = pytest.mark.load
 
 # 243 simulated minutes of 5,000 pods over 2 NAT gateways, batches cut at 500 kB decoded:
 # 1,000 events, ~507 MB decoded
-SIM_ARGS = dict(seed=61, pods=5000, nodes=50, nat_gateways=2, minutes=243, external_snat="true", scope="nat-enis",
+SIM_ARGS = dict(seed=61, pods=5000, nodes=50, nat_gateways=2, minutes=288, external_snat="true", scope="nat-enis",
                 max_batch_bytes=500000)
 SAMPLE_EVERY = 25  # invocations between RSS samples
 CONCURRENT_PROCESSES = 4
