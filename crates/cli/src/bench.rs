@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use natmeter_core::engine::Engine;
-use natmeter_core::flowlog::Format;
 use natmeter_core::simulate::{simulate, Scope, SimConfig, SimEvent, Simulation};
 use natmeter_core::subscription::{event_data, Decoder, Payload};
-use natmeter_core::topology::{Topology, DEFAULT_PRIVATE_CIDRS};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -118,11 +116,8 @@ fn in_process_case(
     event: &SimEvent,
     dir: &Path,
 ) -> anyhow::Result<Case> {
-    let topo = Topology::new(
-        sim.gateways.clone(),
-        Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS)?,
-    )?;
-    let format = Format::parse(&sim.log_format)?;
+    let topo = sim.topology();
+    let format = sim.format();
     let bytes = event.json.as_bytes();
     let min = Duration::from_secs_f64(a.seconds);
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());

@@ -9,11 +9,9 @@
 use std::collections::BTreeSet;
 
 use natmeter_core::engine::Engine;
-use natmeter_core::flowlog::Format;
 use natmeter_core::metrics::{datums, source_details, MetricOptions};
 use natmeter_core::simulate::{simulate, Scope, SimConfig};
 use natmeter_core::subscription::Decoder;
-use natmeter_core::topology::{Topology, DEFAULT_PRIVATE_CIDRS};
 
 /// List prices, us-east-1 (DOMAIN.md §6).
 const CUSTOM_METRIC_MONTH: f64 = 0.30;
@@ -87,11 +85,8 @@ fn simulate_hour(a: &CostArgs, max_sources: usize, min_source_share: f64) -> any
         batch_per_minute: true,
         ..SimConfig::default()
     });
-    let topo = Topology::new(
-        sim.gateways.clone(),
-        Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS)?,
-    )?;
-    let format = Format::parse(&sim.log_format)?;
+    let topo = sim.topology();
+    let format = sim.format();
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
     for e in &sim.events {
         let mut engine = Engine::new(&topo, format.clone());

@@ -178,14 +178,26 @@ impl<'t> Engine<'t> {
         origin: &str,
     ) -> Result<BatchKind, DecodeError> {
         let data = subscription::event_data(event)?;
-        if let Some(stream) = subscription::peek_log_stream(&data) {
+        self.ingest_data(&data, decoder, buf, origin)
+    }
+
+    /// Ingests the `awslogs.data` of an event whose envelope the caller already parsed (the
+    /// Lambda needs the data for its duplicate check too, and parses the envelope only once).
+    pub fn ingest_data(
+        &mut self,
+        data: &str,
+        decoder: &mut Decoder,
+        buf: &mut Vec<u8>,
+        origin: &str,
+    ) -> Result<BatchKind, DecodeError> {
+        if let Some(stream) = subscription::peek_log_stream(data) {
             if self.is_foreign_stream(&stream) {
                 self.skip_foreign_batch(&stream);
                 self.observed.log_stream = Some(stream);
                 return Ok(BatchKind::SkippedNotNat);
             }
         }
-        decoder.decode(&data, buf)?;
+        decoder.decode(data, buf)?;
         let payload = Payload::parse(buf)?;
         Ok(self.ingest_payload(&payload, origin))
     }
@@ -204,13 +216,13 @@ impl<'t> Engine<'t> {
             self.batches.control_messages += 1;
             return BatchKind::Control;
         }
-        if self.is_foreign_stream(&payload.log_stream) {
+        let stream_eni = subscription::stream_eni(&payload.log_stream);
+        let stream_gateway = stream_eni.and_then(|eni| self.topology.gateway_by_eni(eni));
+        if stream_eni.is_some() && stream_gateway.is_none() {
             self.skip_foreign_batch(&payload.log_stream);
             return BatchKind::SkippedNotNat;
         }
         self.batches.read += 1;
-        let stream_gateway = subscription::stream_eni(&payload.log_stream)
-            .and_then(|eni| self.topology.gateway_by_eni(eni));
         let format = Arc::clone(&self.format);
         for (i, ev) in payload.log_events.iter().enumerate() {
             let ctx = Context {

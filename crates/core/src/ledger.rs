@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use crate::attribution::{Direction, Traversal};
+use crate::attribution::{Destination, Direction, Traversal};
 
 /// Who a source is. Today the address the NAT saw (a pod, or its node under default EKS SNAT);
 /// the seam where a time-aware IP → workload inventory will plug in.
@@ -91,7 +91,12 @@ impl Ledger {
     /// Adds one counted traversal.
     #[inline]
     pub fn add(&mut self, t: &Traversal<'_>, resolver: &dyn Resolver) {
-        let destination = self.intern(t.destination.as_str());
+        // Most traversals go to the internet: no string comparison for the two fixed names.
+        let destination = match t.destination {
+            Destination::Internet => INTERNET,
+            Destination::Unknown => UNKNOWN,
+            Destination::Service(name) => self.intern(name),
+        };
         let key = Key {
             minute: t.minute,
             gateway: t.gateway as u16,

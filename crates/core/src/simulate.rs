@@ -17,7 +17,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::topology::NatGateway;
+use flowlog::Format;
+
+use crate::topology::{NatGateway, Topology, DEFAULT_PRIVATE_CIDRS};
 
 /// What the flow log covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,6 +382,21 @@ impl Builder<'_> {
         self.truth.totals.bytes += bytes;
         self.truth.totals.packets += packets;
         *self.truth.minutes.entry(minute).or_default() += bytes;
+    }
+}
+
+impl Simulation {
+    /// The topology to run the engine on these events with (the simulated gateways and the
+    /// default private ranges).
+    pub fn topology(&self) -> Topology {
+        let private =
+            Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).expect("the default CIDRs parse");
+        Topology::new(self.gateways.clone(), private).expect("simulated gateways are valid")
+    }
+
+    /// The format the events are written in.
+    pub fn format(&self) -> Format {
+        Format::parse(&self.log_format).expect("the simulator writes a valid format")
     }
 }
 

@@ -319,10 +319,15 @@ pub fn peek_log_stream(data: &str) -> Option<String> {
     const WANT: usize = 1024;
     let data = data.trim_ascii_start();
     let take = data.len().min(B64_PREFIX) / 4 * 4;
-    let compressed = BASE64.decode(&data.as_bytes()[..take]).ok()?;
-    let mut head = vec![0u8; WANT];
+    // Stack buffers: this runs for every batch, including the ones it lets us skip.
+    let mut compressed = [0u8; B64_PREFIX / 4 * 3];
+    let n = BASE64
+        .decode_slice(&data.as_bytes()[..take], &mut compressed)
+        .ok()?;
+    let compressed = &compressed[..n];
+    let mut head = [0u8; WANT];
     let mut filled = 0;
-    let mut gz = flate2::read::GzDecoder::new(&compressed[..]);
+    let mut gz = flate2::read::GzDecoder::new(compressed);
     while filled < WANT {
         match gz.read(&mut head[filled..]) {
             Ok(0) | Err(_) => break,

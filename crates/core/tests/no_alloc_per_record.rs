@@ -5,10 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use natmeter_core::engine::Engine;
-use natmeter_core::flowlog::Format;
 use natmeter_core::simulate::{simulate, Scope, SimConfig};
 use natmeter_core::subscription::Decoder;
-use natmeter_core::topology::{Topology, DEFAULT_PRIVATE_CIDRS};
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -39,12 +37,8 @@ fn warm_batches_allocate_independently_of_record_count() {
         scope: Scope::NatEnis,
         ..SimConfig::default()
     });
-    let topo = Topology::new(
-        sim.gateways.clone(),
-        Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
-    )
-    .unwrap();
-    let format = Format::parse(&sim.log_format).unwrap();
+    let topo = sim.topology();
+    let format = sim.format();
     let mut engine = Engine::new(&topo, format);
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
     let big = sim.events.iter().max_by_key(|e| e.decoded_bytes).unwrap();

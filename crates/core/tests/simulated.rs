@@ -2,22 +2,16 @@
 //! scopes and both SNAT modes; and the metric model sums to the same totals.
 
 use natmeter_core::engine::Engine;
-use natmeter_core::flowlog::Format;
 use natmeter_core::metrics::{datums, source_details, MetricOptions, NAT_BYTES};
 use natmeter_core::report::Report;
 use natmeter_core::simulate::{simulate, Scope, SimConfig, Simulation};
 use natmeter_core::subscription::Decoder;
-use natmeter_core::topology::{Topology, DEFAULT_PRIVATE_CIDRS};
 use proptest::prelude::*;
 use serde_json::Value;
 
 fn run(sim: &Simulation) -> Report {
-    let topo = Topology::new(
-        sim.gateways.clone(),
-        Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
-    )
-    .unwrap();
-    let format = Format::parse(&sim.log_format).unwrap();
+    let topo = sim.topology();
+    let format = sim.format();
     let mut engine = Engine::new(&topo, format);
     let mut decoder = Decoder::default();
     let mut buf = Vec::new();
@@ -175,12 +169,8 @@ fn source_series_need_a_share_of_the_invocation() {
         scope: Scope::NatEnis,
         ..SimConfig::default()
     });
-    let topo = Topology::new(
-        sim.gateways.clone(),
-        Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
-    )
-    .unwrap();
-    let mut engine = Engine::new(&topo, Format::parse(&sim.log_format).unwrap());
+    let topo = sim.topology();
+    let mut engine = Engine::new(&topo, sim.format());
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
     for e in &sim.events {
         engine

@@ -125,42 +125,38 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
     let remaining = Duration::from_millis(ev.context.deadline.saturating_sub(now_ms()));
     let deadline = tokio::time::Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN);
 
-    let key = event_data(ev.payload.get().as_bytes())
-        .ok()
-        .map(|d| BatchKey::of(&d));
-    if let Some(k) = &key {
-        if shared
-            .recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(k)
-        {
-            tracing::warn!(request_id = %request_id, "duplicate delivery of a batch this container already published; skipped");
-            return Ok(json!({"batch": "duplicate"}));
+    let bad_event = |e: natmeter_core::subscription::DecodeError| {
+        tracing::error!(request_id = %request_id, error = %e, "event could not be decoded; failing the invocation so Lambda retries it and the on-failure destination keeps it");
+        Failure {
+            kind: "natmeter.BadEvent",
+            message: e.to_string(),
         }
+    };
+    // The envelope is parsed once: its data feeds both the duplicate check and the engine.
+    let data = event_data(ev.payload.get().as_bytes()).map_err(bad_event)?;
+    let key = BatchKey::of(&data);
+    if shared
+        .recent
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&key)
+    {
+        tracing::warn!(request_id = %request_id, "duplicate delivery of a batch this container already published; skipped");
+        return Ok(json!({"batch": "duplicate"}));
     }
 
     let mut engine = Engine::new(&cfg.topology, cfg.format.clone());
     let kind = {
         let mut guard = shared.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let (decoder, buf) = &mut *guard;
-        let res = engine.ingest_event(ev.payload.get().as_bytes(), decoder, buf, &request_id);
+        let res = engine.ingest_data(&data, decoder, buf, &request_id);
         // A gzip bomb or a huge batch must not pin memory in a warm container.
         if buf.capacity() > 4 << 20 {
             *buf = Vec::new();
         }
         res
     };
-    let kind = match kind {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!(request_id = %request_id, error = %e, "event could not be decoded; failing the invocation so Lambda retries it and the on-failure destination keeps it");
-            return Err(Failure {
-                kind: "natmeter.BadEvent",
-                message: e.to_string(),
-            });
-        }
-    };
+    let kind = kind.map_err(bad_event)?;
     if engine.records.parse_errors > 0 {
         for s in &engine.observed.parse_error_samples {
             tracing::warn!(request_id = %request_id, location = %s.location, error = %s.error, "flow-log record skipped");
@@ -187,12 +183,12 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
     let r = &engine.records;
     match published {
         Ok(p) => {
-            if let (Some(k), BatchKind::Data) = (key, kind) {
+            if kind == BatchKind::Data {
                 shared
                     .recent
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(k);
+                    .insert(key);
             }
             let sent = p.sent.as_ref().map_or(0, |s| s.datums);
             tracing::info!(
