@@ -62,19 +62,40 @@ pub struct Rejected {
     pub too_many_dimensions: usize,
 }
 
+/// Why CloudWatch would refuse a datum (and with it, for PutMetricData, the whole request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    NonFinite,
+    TooManyDimensions,
+}
+
+/// The one admissibility rule both sinks apply (PutMetricData and EMF share the limits).
+pub fn rejection(d: &Datum) -> Option<Rejection> {
+    if !d.value.is_finite() {
+        Some(Rejection::NonFinite)
+    } else if d.dimensions.len() > MAX_DIMENSIONS {
+        Some(Rejection::TooManyDimensions)
+    } else {
+        None
+    }
+}
+
 /// Converts model datums to wire datums: drops non-finite values (CloudWatch rejects the whole
 /// request otherwise) and datums with more dimensions than allowed, counting both.
 pub fn to_wire(datums: &[Datum]) -> (Vec<WireDatum>, Rejected) {
     let mut rej = Rejected::default();
     let mut out = Vec::with_capacity(datums.len());
     for d in datums {
-        if !d.value.is_finite() {
-            rej.non_finite += 1;
-            continue;
-        }
-        if d.dimensions.len() > MAX_DIMENSIONS {
-            rej.too_many_dimensions += 1;
-            continue;
+        match rejection(d) {
+            Some(Rejection::NonFinite) => {
+                rej.non_finite += 1;
+                continue;
+            }
+            Some(Rejection::TooManyDimensions) => {
+                rej.too_many_dimensions += 1;
+                continue;
+            }
+            None => {}
         }
         out.push(WireDatum {
             metric: d.metric.to_string(),

@@ -23,7 +23,7 @@ pub fn lines(namespace: &str, datums: &[Datum]) -> Vec<String> {
     // because the model emits one datum per (metric, dimensions, minute).
     let mut groups: BTreeMap<GroupKey<'_>, Vec<&Datum>> = BTreeMap::new();
     for d in datums {
-        if !d.value.is_finite() || d.dimensions.len() > 30 {
+        if crate::batch::rejection(d).is_some() {
             continue;
         }
         let dims: Vec<(&str, &str)> = d.dimensions.iter().map(|(k, v)| (*k, v.as_str())).collect();
