@@ -62,7 +62,7 @@ fn floor_once(event: &[u8], decoder: &mut Decoder, buf: &mut Vec<u8>) -> usize {
     if decoder.decode(&data, buf).is_err() {
         return 0;
     }
-    Payload::parse(buf).map_or(0, |p| p.log_events.len())
+    Payload::parse_serde(buf).map_or(0, |p| p.log_events.len())
 }
 
 fn write_sim(sim: &Simulation, events: &[&SimEvent], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod ledger;
 pub mod price;
 pub mod report;
+pub mod scan;
 pub mod subscription;
 pub mod topology;
 

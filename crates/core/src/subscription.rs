@@ -237,7 +237,7 @@ pub enum MessageType {
 
 /// One log event of a batch; for flow logs, `message` is one flow record and `timestamp` its
 /// `start` in milliseconds.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct LogEvent<'a> {
     #[serde(borrow, default)]
     pub id: Cow<'a, str>,
@@ -262,7 +262,7 @@ struct RawPayload<'a> {
 }
 
 /// A decoded CloudWatch Logs subscription payload, borrowing from the decoded buffer.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Payload<'a> {
     pub message_type: MessageType,
     pub owner: Cow<'a, str>,
@@ -273,8 +273,18 @@ pub struct Payload<'a> {
 
 impl<'a> Payload<'a> {
     /// Parses the decoded JSON. Unknown keys are tolerated; `logEvents` must be present for a
-    /// `DATA_MESSAGE`.
+    /// `DATA_MESSAGE`. The shape CloudWatch writes takes the specialised reader
+    /// ([`crate::scan::payload`]); anything else, serde_json.
     pub fn parse(json: &'a [u8]) -> Result<Payload<'a>, DecodeError> {
+        match crate::scan::payload(json) {
+            Some(p) => Ok(p),
+            None => Payload::parse_serde(json),
+        }
+    }
+
+    /// Parses the decoded JSON with borrowed serde_json only: the general path, and the floor
+    /// that `natmeter bench` measures against.
+    pub fn parse_serde(json: &'a [u8]) -> Result<Payload<'a>, DecodeError> {
         let raw: RawPayload<'a> = serde_json::from_slice(json).map_err(DecodeError::Payload)?;
         let message_type = if raw.message_type == "CONTROL_MESSAGE" {
             MessageType::Control
