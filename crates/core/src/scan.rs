@@ -357,7 +357,8 @@ mod tests {
 
     #[test]
     fn string_ends() {
-        let cases: [(&[u8], Option<(usize, bool)>); 7] = [
+        type End = Option<(usize, bool)>;
+        let cases: [(&[u8], End); 7] = [
             (b"abc\"", Some((3, true))),
             (b"0123456789abcdefghij\"x", Some((20, true))),
             (b"0123456789abcdefgh\\\"ij\"", None),
