@@ -13,6 +13,8 @@
 
 use std::borrow::Cow;
 
+use flowlog::bytes::json_string_class;
+
 use crate::subscription::{LogEvent, MessageType, Payload};
 
 /// Reads a canonical CloudWatch Logs payload, or returns `None` (the caller falls back to
@@ -199,6 +201,49 @@ impl<'a> Cursor<'a> {
         }
         loop {
             self.eat(b'{')?;
+            let at = self.i;
+            if let Some(e) = self.canonical_event() {
+                events.push(e);
+            } else {
+                self.i = at;
+                events.push(self.event()?);
+            }
+            match self.next()? {
+                b',' => {}
+                b']' => return Some(events),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Consumes `literal` if the input continues with it.
+    #[inline(always)]
+    fn literal(&mut self, literal: &[u8]) -> Option<()> {
+        let end = self.i + literal.len();
+        (self.b.get(self.i..end)? == literal).then(|| self.i = end)
+    }
+
+    /// The event exactly as CloudWatch writes it, `"id":"…","timestamp":N,"message":"…"}`
+    /// after the `{`: fixed keys compared as bytes.
+    #[inline]
+    fn canonical_event(&mut self) -> Option<LogEvent<'a>> {
+        self.literal(b"\"id\":")?;
+        let id = self.string()?;
+        self.literal(b",\"timestamp\":")?;
+        let timestamp = self.integer()?;
+        self.literal(b",\"message\":")?;
+        let message = self.string()?;
+        self.literal(b"}")?;
+        Some(LogEvent {
+            id: Cow::Borrowed(id),
+            timestamp,
+            message: Cow::Borrowed(message),
+        })
+    }
+
+    /// Any other event: keys in any order, with whitespace, `id` optional; after the `{`.
+    fn event(&mut self) -> Option<LogEvent<'a>> {
+        {
             let (mut id, mut timestamp, mut message) = (None, None, None);
             loop {
                 let key = self.key()?;
@@ -215,16 +260,11 @@ impl<'a> Cursor<'a> {
                     _ => return None,
                 }
             }
-            events.push(LogEvent {
+            Some(LogEvent {
                 id: Cow::Borrowed(id.unwrap_or("")),
                 timestamp: timestamp?,
                 message: Cow::Borrowed(message?),
-            });
-            match self.next()? {
-                b',' => {}
-                b']' => return Some(events),
-                _ => return None,
-            }
+            })
         }
     }
 }
@@ -237,14 +277,14 @@ fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut ascii = true;
     while i + 16 <= b.len() {
         let chunk: &[u8; 16] = b[i..i + 16].try_into().ok()?;
-        let m = special16(chunk);
-        if m.stop != 0 {
-            let at = i + m.stop.trailing_zeros() as usize;
+        let (stop, high) = json_string_class(chunk);
+        if stop != 0 {
+            let at = i + stop.trailing_zeros() as usize;
             // Non-ASCII bytes after the quote belong to the next token: conservatively counted.
-            ascii &= m.high == 0;
+            ascii &= high == 0;
             return (b[at] == b'"').then_some((at, ascii));
         }
-        ascii &= m.high == 0;
+        ascii &= high == 0;
         i += 16;
     }
     for (at, &c) in b.iter().enumerate().skip(i) {
@@ -258,102 +298,9 @@ fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     None
 }
 
-/// Bit masks over 16 bytes: `stop` marks `"`, `\` and bytes below 0x20; `high` marks bytes of
-/// 0x80 and above.
-struct Special {
-    stop: u32,
-    high: u32,
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn special16(chunk: &[u8; 16]) -> Special {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is part of the x86_64 baseline; the load is unaligned and reads exactly the
-    // 16 bytes of `chunk`.
-    unsafe {
-        let x = _mm_loadu_si128(chunk.as_ptr().cast());
-        let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
-        // Signed compare: bytes 0x80.. are negative and match too; `high` takes them back out.
-        let below = _mm_cmplt_epi8(x, _mm_set1_epi8(0x20));
-        let high = _mm_movemask_epi8(x) as u32;
-        let any = _mm_or_si128(_mm_or_si128(quote, backslash), below);
-        Special {
-            stop: _mm_movemask_epi8(any) as u32 & !high,
-            high,
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn special16(chunk: &[u8; 16]) -> Special {
-    let lo = u64::from_le_bytes(chunk[..8].try_into().unwrap_or_default());
-    let hi = u64::from_le_bytes(chunk[8..].try_into().unwrap_or_default());
-    let (s0, h0) = special8_swar(lo);
-    let (s1, h1) = special8_swar(hi);
-    Special {
-        stop: s0 | (s1 << 8),
-        high: h0 | (h1 << 8),
-    }
-}
-
-/// The portable version of [`special16`] for 8 bytes: one bit per byte, as `movemask` gives.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-#[inline(always)]
-fn special8_swar(x: u64) -> (u32, u32) {
-    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const TOP3: u64 = 0xe0e0_e0e0_e0e0_e0e0;
-    // High bit set exactly in the zero bytes of `y` (no false positives, unlike haszero).
-    fn zero_bytes(y: u64) -> u64 {
-        !(((y & LO7).wrapping_add(LO7)) | y | LO7)
-    }
-    let stop = zero_bytes(x ^ 0x2222_2222_2222_2222)
-        | zero_bytes(x ^ 0x5c5c_5c5c_5c5c_5c5c)
-        | zero_bytes(x & TOP3);
-    let high = x & 0x8080_8080_8080_8080;
-    (movemask(stop), movemask(high))
-}
-
-/// Gathers the high bit of each byte into the low 8 bits.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-#[inline(always)]
-fn movemask(m: u64) -> u32 {
-    ((((m >> 7) & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080)) >> 56) as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_agree_with_the_portable_version() {
-        let mut bytes: Vec<u8> = (0..=255u8).collect();
-        bytes.extend(b"0123456789abcdef\"\\ \x1f\x7f\x80\xff");
-        for w in bytes.windows(16) {
-            let chunk: &[u8; 16] = w.try_into().unwrap();
-            let want_stop = w
-                .iter()
-                .enumerate()
-                .filter(|(_, &c)| c == b'"' || c == b'\\' || c < 0x20)
-                .fold(0u32, |m, (i, _)| m | 1 << i);
-            let want_high = w
-                .iter()
-                .enumerate()
-                .filter(|(_, &c)| c >= 0x80)
-                .fold(0u32, |m, (i, _)| m | 1 << i);
-            let s = special16(chunk);
-            assert_eq!((s.stop, s.high), (want_stop, want_high), "{w:?}");
-            let (s0, h0) = special8_swar(u64::from_le_bytes(w[..8].try_into().unwrap()));
-            let (s1, h1) = special8_swar(u64::from_le_bytes(w[8..].try_into().unwrap()));
-            assert_eq!(
-                (s0 | s1 << 8, h0 | h1 << 8),
-                (want_stop, want_high),
-                "{w:?}"
-            );
-        }
-    }
 
     #[test]
     fn string_ends() {

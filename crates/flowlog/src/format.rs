@@ -4,12 +4,16 @@
 //! syntax (`${version} ${srcaddr} ...`); S3 delivery starts each file with a header line of bare
 //! names (`version srcaddr ...`). Both build the same [`Format`].
 
+use crate::bytes::space_class;
 use crate::field::Field;
 use crate::record::{Record, RecordError};
 
 /// Most columns a format may have. AWS offers under 50 fields; the cap only stops a hostile
 /// format string from making every record parse allocate or loop without bound.
 pub const MAX_COLUMNS: usize = 256;
+
+/// The slot of a column that holds no known field.
+const NO_FIELD: u8 = u8::MAX;
 
 /// One position of a format: a field this build knows, or a name it does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +46,10 @@ pub struct Format {
     columns: Vec<Column>,
     /// For each known field (indexed by `Field as usize`), its column, if present.
     position: [Option<u16>; Field::COUNT],
-    /// For each column, the known field stored there (`None` for unknown names).
-    slots: Vec<Option<Field>>,
+    /// For each column, the index of the known field stored there ([`NO_FIELD`] for unknown
+    /// names and past the last column): a fixed table, so the tokenizer looks up without a
+    /// bounds check or a branch on the shape of an `Option`.
+    slots: Box<[u8; MAX_COLUMNS]>,
 }
 
 /// The AWS default format: the 14 version-2 fields.
@@ -120,7 +126,7 @@ impl Format {
         }
         let mut columns = Vec::with_capacity(names.len());
         let mut position = [None; Field::COUNT];
-        let mut slots = Vec::with_capacity(names.len());
+        let mut slots = Box::new([NO_FIELD; MAX_COLUMNS]);
         for (i, name) in names.iter().enumerate() {
             if let Some(first) = names[..i].iter().position(|n| n == name) {
                 return Err(FormatError::Duplicate {
@@ -133,13 +139,12 @@ impl Format {
                 Some(f) => {
                     position[f as usize] = Some(i as u16);
                     columns.push(Column::Known(f));
-                    slots.push(Some(f));
+                    slots[i] = f as u8;
                 }
                 None => {
                     // Kept whole (not truncated) so that distinct names stay distinct and the
                     // format round-trips; only messages truncate. Found by the format fuzzer.
                     columns.push(Column::Unknown(name.to_string()));
-                    slots.push(None);
                 }
             }
         }
@@ -210,36 +215,33 @@ impl Format {
         start: usize,
         end: usize,
     ) {
-        if let Some(Some(f)) = self.slots.get(n) {
-            // Token bounds sit next to ASCII whitespace or the ends: always char boundaries.
-            values[*f as usize] = &line[start..end];
+        // Tokens past the table only happen in lines with too many fields, which are refused.
+        let slot = usize::from(self.slots[n.min(MAX_COLUMNS - 1)]);
+        if let Some(v) = values.get_mut(slot) {
+            debug_assert!(line.is_char_boundary(start) && line.is_char_boundary(end));
+            // SAFETY: token bounds are the line's ends or next to an ASCII space byte, so they
+            // are char boundaries, and start < end <= line.len().
+            *v = unsafe { line.get_unchecked(start..end) };
         }
     }
 
-    /// Tokenizes 8 bytes at a time (SWAR: portable, so the arm64 Lambda gets it too). Records are
-    /// single-space separated; a line with any other control or whitespace byte returns `None`
-    /// and takes the scalar path. Returns the number of tokens.
+    /// Tokenizes 16 bytes at a time ([`crate::bytes::space_class`]: SSE2, or SWAR on arm64).
+    /// Records are single-space separated; a line with any other control or whitespace byte
+    /// returns `None` and takes the scalar path. Returns the number of tokens.
     #[inline]
-    fn split_swar<'a>(&self, line: &'a str, values: &mut [&'a str; Field::COUNT]) -> Option<usize> {
-        const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-        const SPACES: u64 = 0x2020_2020_2020_2020;
-        const TOP3: u64 = 0xe0e0_e0e0_e0e0_e0e0;
-        // High bit set exactly in the zero bytes of `y` (no false positives, unlike haszero).
-        #[inline(always)]
-        fn zero_bytes(y: u64) -> u64 {
-            !(((y & LO7).wrapping_add(LO7)) | y | LO7)
-        }
+    fn split_fast<'a>(&self, line: &'a str, values: &mut [&'a str; Field::COUNT]) -> Option<usize> {
         let b = line.as_bytes();
         let (mut n, mut tok) = (0usize, 0usize);
         let mut o = 0;
-        while o + 8 <= b.len() {
-            let x = u64::from_le_bytes(b[o..o + 8].try_into().ok()?);
-            if zero_bytes(x & TOP3) != 0 {
-                return None; // a byte below 0x20: tabs, newlines or worse
+        while let Some(chunk) = b.get(o..o + 16) {
+            let chunk: &[u8; 16] = chunk.try_into().ok()?;
+            let (spaces, controls) = space_class(chunk);
+            if controls != 0 {
+                return None;
             }
-            let mut m = zero_bytes(x ^ SPACES);
+            let mut m = spaces;
             while m != 0 {
-                let p = o + (m.trailing_zeros() / 8) as usize;
+                let p = o + m.trailing_zeros() as usize;
                 if p > tok {
                     self.store(values, n, line, tok, p);
                     n += 1;
@@ -247,7 +249,7 @@ impl Format {
                 tok = p + 1;
                 m &= m - 1;
             }
-            o += 8;
+            o += 16;
         }
         for (p, &c) in b.iter().enumerate().skip(o) {
             if c < 0x20 {
@@ -273,8 +275,8 @@ impl Format {
         *values = [""; Field::COUNT];
         let mut n = 0;
         for token in line.split_ascii_whitespace() {
-            if let Some(Some(f)) = self.slots.get(n) {
-                values[*f as usize] = token;
+            if let Some(v) = values.get_mut(usize::from(self.slots[n.min(MAX_COLUMNS - 1)])) {
+                *v = token;
             }
             n += 1;
         }
@@ -285,7 +287,7 @@ impl Format {
     /// unless the line is malformed.
     pub fn parse_line<'a>(&self, line: &'a str) -> Result<Record<'a>, RecordError> {
         let mut values = [""; Field::COUNT];
-        let n = if let Some(n) = self.split_swar(line, &mut values) {
+        let n = if let Some(n) = self.split_fast(line, &mut values) {
             n
         } else {
             self.split_scalar(line, &mut values)
@@ -389,7 +391,7 @@ mod tests {
         for l in lines {
             let mut v1 = [""; Field::COUNT];
             let mut v2 = [""; Field::COUNT];
-            let fast = f.split_swar(l, &mut v1);
+            let fast = f.split_fast(l, &mut v1);
             let slow = f.split_scalar(l, &mut v2);
             if let Some(n) = fast {
                 assert_eq!(n, slow, "{l:?}");

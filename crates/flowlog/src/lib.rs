@@ -4,6 +4,7 @@
 //! driven by a [`Format`] built once (from the AWS `${field}` syntax or from the header line of an
 //! S3-delivered file). Records borrow from the caller's buffer: parsing a line allocates nothing.
 
+pub mod bytes;
 mod field;
 mod format;
 mod record;

@@ -151,12 +151,10 @@ impl<'a> Record<'a> {
         let Some(v) = self.get(field) else {
             return Ok(None);
         };
-        if let Some(v4) = parse_ipv4(v.as_bytes()) {
-            return Ok(Some(IpAddr::V4(v4)));
+        match parse_ipv4(v.as_bytes()) {
+            Some(v4) => Ok(Some(IpAddr::V4(v4))),
+            None => ip_general(field, v).map(Some),
         }
-        v.parse::<IpAddr>()
-            .map(Some)
-            .map_err(|_| RecordError::new(field, RecordErrorKind::NotAnAddress, v))
     }
 
     /// A port field (`srcport`, `dstport`).
@@ -315,31 +313,45 @@ fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
     if b.len() < 7 || b.len() > 15 {
         return None;
     }
-    let mut octets = [0u8; 4];
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9);
     let mut i = 0;
-    for (n, octet) in octets.iter_mut().enumerate() {
-        let start = i;
-        let mut v: u16 = 0;
-        while i < b.len() && b[i].is_ascii_digit() {
-            v = v * 10 + u16::from(b[i] - b'0');
-            i += 1;
-            if i - start > 3 {
+    let mut addr: u32 = 0;
+    for n in 0..4 {
+        let d0 = digit(i)?;
+        let mut v = u32::from(d0);
+        i += 1;
+        if let Some(d1) = digit(i) {
+            // No leading zeros: std rejects "01".
+            if d0 == 0 {
                 return None;
             }
+            v = v * 10 + u32::from(d1);
+            i += 1;
+            if let Some(d2) = digit(i) {
+                v = v * 10 + u32::from(d2);
+                i += 1;
+                if v > 255 {
+                    return None;
+                }
+            }
         }
-        // No empty octets, no leading zeros (std rejects "01"), nothing above 255.
-        if i == start || v > 255 || (b[start] == b'0' && i - start > 1) {
-            return None;
-        }
-        *octet = v as u8;
+        addr = addr << 8 | v;
         if n < 3 {
-            if i >= b.len() || b[i] != b'.' {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
             i += 1;
         }
     }
-    (i == b.len()).then_some(std::net::Ipv4Addr::from(octets))
+    // A fourth digit or any trailing byte leaves `i` short of the end.
+    (i == b.len()).then_some(std::net::Ipv4Addr::from(addr))
+}
+
+/// IPv6, and every error: out of line, so the IPv4 case inlines small.
+#[cold]
+fn ip_general(field: Field, v: &str) -> Result<IpAddr, RecordError> {
+    v.parse::<IpAddr>()
+        .map_err(|_| RecordError::new(field, RecordErrorKind::NotAnAddress, v))
 }
 
 /// Decimal digits only: no sign, no spaces. Faster than `str::parse` and stricter about what
@@ -347,25 +359,35 @@ fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
 #[inline]
 fn parse_u64(v: &str) -> Result<u64, RecordErrorKind> {
     let b = v.as_bytes();
-    if b.is_empty() || b.len() > 20 {
-        return Err(if b.len() > 20 && b.iter().all(u8::is_ascii_digit) {
-            RecordErrorKind::Overflow
-        } else {
-            RecordErrorKind::NotAnInteger
-        });
+    if b.is_empty() {
+        return Err(RecordErrorKind::NotAnInteger);
     }
-    let mut n: u64 = 0;
-    for &c in b {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return Err(RecordErrorKind::NotAnInteger);
+    if b.len() <= 19 {
+        // 19 digits cannot overflow a u64: no checked arithmetic in the common case.
+        let mut n: u64 = 0;
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(RecordErrorKind::NotAnInteger);
+            }
+            n = n * 10 + u64::from(d);
         }
-        n = n
-            .checked_mul(10)
-            .and_then(|n| n.checked_add(u64::from(d)))
-            .ok_or(RecordErrorKind::Overflow)?;
+        return Ok(n);
     }
-    Ok(n)
+    parse_u64_long(b)
+}
+
+/// 20 digits and more: rare, and kept out of line so the common case stays small.
+#[cold]
+fn parse_u64_long(b: &[u8]) -> Result<u64, RecordErrorKind> {
+    if !b.iter().all(u8::is_ascii_digit) {
+        return Err(RecordErrorKind::NotAnInteger);
+    }
+    b.iter()
+        .try_fold(0u64, |n, &c| {
+            n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        })
+        .ok_or(RecordErrorKind::Overflow)
 }
 
 #[cfg(test)]
