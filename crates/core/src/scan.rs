@@ -179,11 +179,11 @@ impl<'a> Cursor<'a> {
                 if !d.is_ascii_digit() {
                     break;
                 }
-                n = n * 10 + i64::from(d - b'0');
-                self.i += 1;
-                if self.i - start > 18 {
+                if self.i - start == 18 {
                     return None;
                 }
+                n = n * 10 + i64::from(d - b'0');
+                self.i += 1;
             }
         }
         Some(if negative { -n } else { n })

@@ -58,6 +58,8 @@ fn fallbacks_and_errors_are_serdes() {
         r#"{"messageType":"DATA_MESSAGE","logStream":"a\"b","logEvents":[]}"#,
         r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1.0e3,"message":"m"}]}"#,
         r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":12345678901234567890,"message":"m"}]}"#,
+        r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":9999999999999999999,"message":"m"}]}"#,
+        r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":-9223372036854775808,"message":"m"}]}"#,
         r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"\u0041"}]}"#,
         r#"{"messageType":"DATA_MESSAGE","extra":{"a":[1,2]},"logEvents":[]}"#,
         r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"m","x":null}]}"#,
@@ -84,6 +86,8 @@ fn fallbacks_and_errors_are_serdes() {
         " {\n \"messageType\" : \"DATA_MESSAGE\" ,\t\"logEvents\" : [ ] } \n",
         r#"{"logEvents":[{"message":"m","timestamp":-5,"id":"x"}],"messageType":"DATA_MESSAGE"}"#,
         r#"{"messageType":"DATA_MESSAGE","logEvents":[{"timestamp":0,"message":"été"}]}"#,
+        r#"{"messageType":"DATA_MESSAGE","logEvents":[{"timestamp":999999999999999999,"message":""}]}"#,
+        r#"{"messageType":"DATA_MESSAGE","logEvents":[{"timestamp":-999999999999999999,"message":""}]}"#,
         r#"{"messageType":"CONTROL_MESSAGE","subscriptionFilters":[],"policyLevel":"ACCOUNT_LEVEL_POLICY"}"#,
     ] {
         assert!(agree(c.as_bytes()), "{c}");
@@ -115,6 +119,7 @@ fn number() -> impl Strategy<Value = String> {
         1 => Just("0".to_string()),
         1 => Just("-0".to_string()),
         1 => "[-0-9.eE+]{1,22}",
+        1 => "-?[1-9][0-9]{16,20}",
     ]
 }
 
