@@ -293,11 +293,12 @@ impl<'t> Engine<'t> {
         if !ctx.caps.pkt_addrs {
             self.observed.records_without_pkt += 1;
         }
-        let outcome = format
-            .parse_line(line)
-            .and_then(|rec| attribute(&rec, ctx).map(|o| (o, rec)));
-        match outcome {
-            Ok((Outcome::Counted(t), _)) => {
+        let rec = match format.parse_line(line) {
+            Ok(rec) => rec,
+            Err(e) => return self.parse_error(e, location),
+        };
+        match attribute(&rec, ctx) {
+            Ok(Outcome::Counted(t)) => {
                 self.records.counted += 1;
                 if let Some(end) = t.end {
                     self.observed.latest_end =
@@ -305,7 +306,7 @@ impl<'t> Engine<'t> {
                 }
                 self.ledger.add(&t, self.resolver);
             }
-            Ok((Outcome::Skipped(reason), rec)) => {
+            Ok(Outcome::Skipped(reason)) => {
                 self.records.skip(reason);
                 if reason == SkipReason::NotNat {
                     if let Some(eni) = rec.interface_id() {

@@ -6,7 +6,7 @@
 
 use crate::bytes::space_class;
 use crate::field::Field;
-use crate::record::{Record, RecordError};
+use crate::record::{Record, RecordError, Span};
 
 /// Most columns a format may have. AWS offers under 50 fields; the cap only stops a hostile
 /// format string from making every record parse allocate or loop without bound.
@@ -205,23 +205,13 @@ impl Format {
         s
     }
 
-    /// Stores token `n` (bytes `start..end` of `line`) if its column is a known field.
+    /// Stores token `n` (bytes `start..end` of the line) if its column is a known field.
     #[inline(always)]
-    fn store<'a>(
-        &self,
-        values: &mut [&'a str; Field::COUNT],
-        n: usize,
-        line: &'a str,
-        start: usize,
-        end: usize,
-    ) {
+    fn store(&self, spans: &mut [Span; Field::COUNT], n: usize, start: usize, end: usize) {
         // Tokens past the table only happen in lines with too many fields, which are refused.
         let slot = usize::from(self.slots[n.min(MAX_COLUMNS - 1)]);
-        if let Some(v) = values.get_mut(slot) {
-            debug_assert!(line.is_char_boundary(start) && line.is_char_boundary(end));
-            // SAFETY: token bounds are the line's ends or next to an ASCII space byte, so they
-            // are char boundaries, and start < end <= line.len().
-            *v = unsafe { line.get_unchecked(start..end) };
+        if let Some(s) = spans.get_mut(slot) {
+            *s = Span::new(start, end);
         }
     }
 
@@ -229,7 +219,7 @@ impl Format {
     /// Records are single-space separated; a line with any other control or whitespace byte
     /// returns `None` and takes the scalar path. Returns the number of tokens.
     #[inline]
-    fn split_fast<'a>(&self, line: &'a str, values: &mut [&'a str; Field::COUNT]) -> Option<usize> {
+    fn split_fast(&self, line: &str, spans: &mut [Span; Field::COUNT]) -> Option<usize> {
         let b = line.as_bytes();
         let (mut n, mut tok) = (0usize, 0usize);
         let mut o = 0;
@@ -243,7 +233,7 @@ impl Format {
             while m != 0 {
                 let p = o + m.trailing_zeros() as usize;
                 if p > tok {
-                    self.store(values, n, line, tok, p);
+                    self.store(spans, n, tok, p);
                     n += 1;
                 }
                 tok = p + 1;
@@ -257,26 +247,27 @@ impl Format {
             }
             if c == b' ' {
                 if p > tok {
-                    self.store(values, n, line, tok, p);
+                    self.store(spans, n, tok, p);
                     n += 1;
                 }
                 tok = p + 1;
             }
         }
         if b.len() > tok {
-            self.store(values, n, line, tok, b.len());
+            self.store(spans, n, tok, b.len());
             n += 1;
         }
         Some(n)
     }
 
     /// The general path: runs of any ASCII whitespace, as `str::split_ascii_whitespace`.
-    fn split_scalar<'a>(&self, line: &'a str, values: &mut [&'a str; Field::COUNT]) -> usize {
-        *values = [""; Field::COUNT];
+    fn split_scalar(&self, line: &str, spans: &mut [Span; Field::COUNT]) -> usize {
+        *spans = [Span::default(); Field::COUNT];
         let mut n = 0;
         for token in line.split_ascii_whitespace() {
-            if let Some(v) = values.get_mut(usize::from(self.slots[n.min(MAX_COLUMNS - 1)])) {
-                *v = token;
+            if let Some(s) = spans.get_mut(usize::from(self.slots[n.min(MAX_COLUMNS - 1)])) {
+                let start = token.as_ptr() as usize - line.as_ptr() as usize;
+                *s = Span::new(start, start + token.len());
             }
             n += 1;
         }
@@ -286,16 +277,18 @@ impl Format {
     /// Splits `line` on runs of whitespace and maps its values to fields. Allocates nothing
     /// unless the line is malformed.
     pub fn parse_line<'a>(&self, line: &'a str) -> Result<Record<'a>, RecordError> {
-        let mut values = [""; Field::COUNT];
-        let n = if let Some(n) = self.split_fast(line, &mut values) {
-            n
-        } else {
-            self.split_scalar(line, &mut values)
+        if line.len() > Span::MAX_LINE {
+            return Err(RecordError::too_long(line.len()));
+        }
+        let mut rec = Record::empty(line);
+        let n = match self.split_fast(line, rec.spans_mut()) {
+            Some(n) => n,
+            None => self.split_scalar(line, rec.spans_mut()),
         };
         if n != self.columns.len() {
             return Err(RecordError::field_count(self.columns.len(), n));
         }
-        Ok(Record::new(values))
+        Ok(rec)
     }
 }
 
@@ -389,8 +382,8 @@ mod tests {
             "2 10.0.0.1 10.0.0.2 100 \u{1} ACCEPT",
         ];
         for l in lines {
-            let mut v1 = [""; Field::COUNT];
-            let mut v2 = [""; Field::COUNT];
+            let mut v1 = [Span::default(); Field::COUNT];
+            let mut v2 = [Span::default(); Field::COUNT];
             let fast = f.split_fast(l, &mut v1);
             let slow = f.split_scalar(l, &mut v2);
             if let Some(n) = fast {

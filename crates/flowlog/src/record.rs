@@ -9,10 +9,33 @@ use std::net::IpAddr;
 use crate::field::Field;
 use crate::format::truncate_value;
 
-/// A parsed line: the raw text of each known field.
+/// A parsed line: where each known field's text is in it.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
-    values: [&'a str; Field::COUNT],
+    line: &'a str,
+    spans: [Span; Field::COUNT],
+}
+
+/// Byte offsets of one value in its line (empty when the format lacks the field). Offsets rather
+/// than `&str`s halve the record, which is built and moved once per flow record.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// Longest line a span can address. Flow-log records are a few hundred bytes.
+    pub(crate) const MAX_LINE: usize = u32::MAX as usize;
+
+    #[inline(always)]
+    pub(crate) fn new(start: usize, end: usize) -> Span {
+        debug_assert!(start <= end && end <= Span::MAX_LINE);
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
 }
 
 /// `action`: whether security groups and network ACLs allowed the traffic.
@@ -47,6 +70,8 @@ pub enum RecordErrorKind {
         found: usize,
     },
     NotUtf8,
+    /// A line of this many bytes: more than a record can address.
+    TooLong(usize),
     NotAnInteger,
     Overflow,
     NotAnAddress,
@@ -73,6 +98,15 @@ impl RecordError {
         RecordError {
             field: None,
             kind: RecordErrorKind::FieldCount { expected, found },
+            value: String::new(),
+        }
+    }
+
+    /// A line longer than a record can address (4 GiB; a file without newlines).
+    pub(crate) fn too_long(len: usize) -> RecordError {
+        RecordError {
+            field: None,
+            kind: RecordErrorKind::TooLong(len),
             value: String::new(),
         }
     }
@@ -105,6 +139,9 @@ impl RecordError {
                 return format!("expected {expected} fields (the configured format), found {found}")
             }
             RecordErrorKind::NotUtf8 => return "the line is not valid UTF-8".to_string(),
+            RecordErrorKind::TooLong(len) => {
+                return format!("a line of {len} bytes is not a flow-log record (at most 4 GiB)")
+            }
             RecordErrorKind::NotAnInteger => "expected a non-negative integer".to_string(),
             RecordErrorKind::Overflow => "integer too large for 64 bits".to_string(),
             RecordErrorKind::NotAnAddress => "expected an IPv4 or IPv6 address".to_string(),
@@ -120,14 +157,29 @@ impl RecordError {
 }
 
 impl<'a> Record<'a> {
-    pub(crate) fn new(values: [&'a str; Field::COUNT]) -> Record<'a> {
-        Record { values }
+    #[inline(always)]
+    pub(crate) fn empty(line: &'a str) -> Record<'a> {
+        Record {
+            line,
+            spans: [Span::default(); Field::COUNT],
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn spans_mut(&mut self) -> &mut [Span; Field::COUNT] {
+        &mut self.spans
     }
 
     /// The raw text, or `None` when the format lacks the field or the value is `-`.
     #[inline]
     pub fn get(&self, field: Field) -> Option<&'a str> {
-        match self.values[field as usize] {
+        let s = self.spans[field as usize];
+        // Spans come only from this crate's tokenizers: token bounds are the line's ends or sit
+        // next to ASCII whitespace, so they are char boundaries within the line.
+        debug_assert!(self.line.get(s.start as usize..s.end as usize).is_some());
+        // SAFETY: as above; `get` would re-check both boundaries on every access.
+        let v = unsafe { self.line.get_unchecked(s.start as usize..s.end as usize) };
+        match v {
             "" | "-" => None,
             v => Some(v),
         }
