@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use natmeter_core::engine::Engine;
 use natmeter_core::simulate::{simulate, Scope, SimConfig, SimEvent, Simulation};
-use natmeter_core::subscription::{event_data, Decoder, Payload};
+use natmeter_core::subscription::{event_data_serde, Decoder, Payload};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -56,7 +56,7 @@ fn time_per_run(min: Duration, mut f: impl FnMut()) -> f64 {
 
 /// The floor: what any handler must do to see the records.
 fn floor_once(event: &[u8], decoder: &mut Decoder, buf: &mut Vec<u8>) -> usize {
-    let Ok(data) = event_data(event) else {
+    let Ok(data) = event_data_serde(event) else {
         return 0;
     };
     if decoder.decode(&data, buf).is_err() {

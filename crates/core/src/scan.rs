@@ -73,6 +73,23 @@ pub fn payload(json: &[u8]) -> Option<Payload<'_>> {
     })
 }
 
+/// The `awslogs.data` string of a Lambda event written as CloudWatch Logs writes it,
+/// `{"awslogs":{"data":"…"}}`, or `None` (the caller falls back to serde_json).
+pub fn envelope_data(event: &[u8]) -> Option<&str> {
+    let mut c = Cursor { b: event, i: 0 };
+    c.eat(b'{')?;
+    (c.key()? == b"awslogs").then_some(())?;
+    c.eat(b':')?;
+    c.eat(b'{')?;
+    (c.key()? == b"data").then_some(())?;
+    c.eat(b':')?;
+    let data = c.string()?;
+    c.eat(b'}')?;
+    c.eat(b'}')?;
+    c.ws();
+    (c.i == event.len()).then_some(data)
+}
+
 /// Sets a field seen for the first time; a repeat is serde's "duplicate field" error.
 #[inline]
 fn once<T>(slot: &mut Option<T>, v: T) -> Option<()> {

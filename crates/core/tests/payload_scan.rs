@@ -4,7 +4,7 @@
 
 use natmeter_core::scan;
 use natmeter_core::simulate::{simulate, Scope, SimConfig};
-use natmeter_core::subscription::{event_data, Decoder, Payload};
+use natmeter_core::subscription::{event_data, event_data_serde, Decoder, Payload};
 use proptest::prelude::*;
 
 fn agree(json: &[u8]) -> bool {
@@ -180,5 +180,49 @@ proptest! {
             _ => b.truncate(i),
         }
         agree(&b);
+    }
+}
+
+fn envelope_agrees(event: &[u8]) {
+    if let Some(fast) = scan::envelope_data(event) {
+        let slow = event_data_serde(event);
+        assert!(
+            matches!(&slow, Ok(d) if d == fast),
+            "envelope reader accepted what serde_json reads differently: {}",
+            String::from_utf8_lossy(event)
+        );
+    }
+}
+
+#[test]
+fn envelopes() {
+    for (e, fast) in [
+        (r#"{"awslogs":{"data":"H4sIAAAA"}}"#, true),
+        (" {\"awslogs\" : {\n\"data\":\"QUJD\"} } ", true),
+        (r#"{"awslogs":{"data":"a\/b"}}"#, false),
+        (r#"{"awslogs":{"data":"x","more":1}}"#, false),
+        (r#"{"awslogs":{"data":"x"},"other":{}}"#, false),
+        (r#"{"awslogs":{"data":"x"}}}"#, false),
+        (r#"{"awslogs":{"data":5}}"#, false),
+        (r#"{"awslogs":{}}"#, false),
+    ] {
+        assert_eq!(scan::envelope_data(e.as_bytes()).is_some(), fast, "{e}");
+        envelope_agrees(e.as_bytes());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn envelope_reader_never_disagrees(data in text(), w in ws(), at in any::<prop::sample::Index>(),
+                                       byte in any::<u8>(), corrupt in any::<bool>()) {
+        let e = format!("{w}{{\"awslogs\":{w}{{\"data\":{}}}{w}}}", serde_json::to_string(&data).unwrap());
+        let mut b = e.into_bytes();
+        if corrupt {
+            let i = at.index(b.len());
+            b[i] = byte;
+        }
+        envelope_agrees(&b);
     }
 }
