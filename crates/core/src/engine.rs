@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use flowlog::{Format, RecordError};
+use flowlog::{Format, Record, RecordError};
 use serde::Serialize;
 
 use crate::attribution::{attribute, Capabilities, Context, Outcome, SkipReason};
@@ -293,10 +293,10 @@ impl<'t> Engine<'t> {
         if !ctx.caps.pkt_addrs {
             self.observed.records_without_pkt += 1;
         }
-        let rec = match format.parse_line(line) {
-            Ok(rec) => rec,
-            Err(e) => return self.parse_error(e, location),
-        };
+        let mut rec = Record::blank(line);
+        if let Err(e) = format.parse_into(line, &mut rec) {
+            return self.parse_error(e, location);
+        }
         match attribute(&rec, ctx) {
             Ok(Outcome::Counted(t)) => {
                 self.records.counted += 1;

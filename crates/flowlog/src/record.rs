@@ -157,8 +157,9 @@ impl RecordError {
 }
 
 impl<'a> Record<'a> {
+    /// A record of `line` with no fields: what [`crate::Format::parse_into`] fills.
     #[inline(always)]
-    pub(crate) fn empty(line: &'a str) -> Record<'a> {
+    pub fn blank(line: &'a str) -> Record<'a> {
         Record {
             line,
             spans: [Span::default(); Field::COUNT],
