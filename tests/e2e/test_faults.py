@@ -269,12 +269,9 @@ def test_retry_after_failed_invocation_delivers_exactly_once(sim, start_bootstra
     check_truth(cw, sim, namespace)
 
 
-def test_partial_failure_then_retry_double_counts_only_what_was_delivered(
-        sim, start_bootstrap, cw, namespace, fault_proxy, record_measurement):
-    """At-least-once, measured: one of an invocation's requests is delivered, the others fail
-    until the deadline, so the invocation fails; Lambda's retry sends them all again. CloudWatch then holds
-    the event's truth plus exactly the datums of the request delivered the first time (the
-    bounded double count PRODUCT.md "Lambda behaviour" documents), nothing else."""
+def _fail_all_but_the_first_request(sim, start_bootstrap, namespace, fault_proxy):
+    """One of an invocation's requests is delivered, the others fail until the deadline, so the
+    invocation fails. Returns (proxy, bootstrap, event, requests, NatBytes total of the delivered one)."""
     proxy = fault_proxy()
     first: dict = {}
 
@@ -284,7 +281,8 @@ def test_partial_failure_then_retry_double_counts_only_what_was_delivered(
 
     proxy.set_rule(rule)
     # Every source its own series (no share floor) so that this event needs two requests.
-    b = start_bootstrap(sim.env(namespace, NATMETER_MIN_SOURCE_SHARE="0"), endpoint=proxy.url)
+    env = sim.env(namespace, NATMETER_MIN_SOURCE_SHARE="0")
+    b = start_bootstrap(env, endpoint=proxy.url)
     event = sim.events[1]  # 1,023 datums with this seed: two requests
     inv = b.invoke_detail(event.read_bytes(), timeout_s=40, deadline_s=4.0)
     assert inv.kind == "error", f"a request failed until the deadline, yet: {inv.kind} {inv.text()[:300]}"
@@ -296,8 +294,42 @@ def test_partial_failure_then_retry_double_counts_only_what_was_delivered(
     delivered = [r for r in put_requests(proxy.since(0)) if r.forwarded_ok]
     assert len(delivered) == 1
     over = sum(v for (name, dims, ts, v, unit) in delivered[0].datums() if name == "NatBytes" and dims == ())
+    assert over > 0
     proxy.healthy()
+    return proxy, b, env, event, total, over, len(delivered[0].datums())
+
+
+def test_partial_failure_then_retry_in_the_same_container_sends_only_the_rest(
+        sim, start_bootstrap, cw, namespace, fault_proxy, record_measurement):
+    """The warm container remembers what the failed attempt delivered (request digests, and the
+    clock it used so the requests come out the same): Lambda's retry sends only the failed
+    requests, and CloudWatch holds the event's truth exactly."""
+    proxy, b, _, event, total, over, _ = _fail_all_but_the_first_request(sim, start_bootstrap, namespace, fault_proxy)
+    mark = proxy.mark()
     retry = b.invoke_detail(event.read_bytes(), timeout_s=40, deadline_s=30.0)
+    assert retry.kind == "response" and retry.json()["batch"] == "data", retry.text()[:300]
+    proxy.wait_idle()
+    resent = put_requests(proxy.since(mark))
+    assert len(resent) == total - 1 and all(r.forwarded_ok for r in resent), \
+        f"the retry sent {len(resent)} requests; {total - 1} had failed"
+    event_bytes = retry.json()["bytes"]
+    held = sim.reader(cw, namespace).value("NatBytes", unit="Bytes")
+    assert held == event_bytes, (f"CloudWatch holds {held}; the event is {event_bytes} "
+                                 f"(the first attempt's delivered request carried {over})")
+    record_measurement("faults_partial_failure_warm_retry", {
+        "event_bytes": event_bytes, "held_bytes": held, "requests": total, "resent_requests": len(resent)})
+
+
+def test_partial_failure_then_retry_in_another_container_double_counts_only_what_was_delivered(
+        sim, start_bootstrap, cw, namespace, fault_proxy, record_measurement):
+    """At-least-once, measured: the retry lands on a new container, which knows nothing of the
+    first attempt and sends every request. CloudWatch then holds the event's truth plus exactly the
+    datums of the request delivered the first time (the bounded double count the README
+    documents), nothing else."""
+    proxy, _, env, event, total, over, first_datums = _fail_all_but_the_first_request(
+        sim, start_bootstrap, namespace, fault_proxy)
+    cold = start_bootstrap(env, endpoint=proxy.url, name="cold")
+    retry = cold.invoke_detail(event.read_bytes(), timeout_s=40, deadline_s=30.0)
     assert retry.kind == "response" and retry.json()["batch"] == "data", retry.text()[:300]
     event_bytes = retry.json()["bytes"]
     held = sim.reader(cw, namespace).value("NatBytes", unit="Bytes")
@@ -305,7 +337,7 @@ def test_partial_failure_then_retry_double_counts_only_what_was_delivered(
                                         f"before the failure carried {over}")
     record_measurement("faults_partial_failure_double_count", {
         "event_bytes": event_bytes, "double_counted_bytes": over, "requests": total,
-        "delivered_datums_first_time": len(delivered[0].datums())})
+        "delivered_datums_first_time": first_datums})
 
 
 def test_rejected_request_is_not_retried(sim, start_bootstrap, cw, namespace, fault_proxy):

@@ -63,6 +63,7 @@ pub fn run(a: EmitArgs) -> anyhow::Result<ExitCode> {
             Some(&client),
             deadline,
             crate::now(),
+            &Default::default(),
             &mut out,
         )
         .await

@@ -1,6 +1,7 @@
 //! The emission step shared by the Lambda function and `natmeter emit`: metrics to CloudWatch
 //! (PutMetricData and/or EMF) and the uncapped source detail lines.
 
+use std::collections::HashSet;
 use std::io::Write;
 
 use natmeter_core::config::{Config, Sink};
@@ -35,12 +36,16 @@ pub enum PublishError {
 /// Publishes an engine's results. PutMetricData goes first and the log lines only after it
 /// succeeded: when sending fails the invocation fails and is retried, and lines written before
 /// the failure would be counted twice by Logs Insights and Contributor Insights.
+///
+/// `already` holds the digests of requests an earlier, failed attempt at the same batch
+/// delivered; with that attempt's `now`, the requests come out identical and those are skipped.
 pub async fn publish(
     engine: &Engine<'_>,
     cfg: &Config,
     client: Option<&aws_sdk_cloudwatch::Client>,
     deadline: Instant,
     now: i64,
+    already: &HashSet<u64>,
     out: &mut dyn Write,
 ) -> Result<Publication, PublishError> {
     let opts = MetricOptions {
@@ -57,7 +62,7 @@ pub async fn publish(
     };
     if !datums.is_empty() && matches!(cfg.sink, Sink::CloudWatch | Sink::Both) {
         let client = client.ok_or(PublishError::NoClient)?;
-        p.sent = Some(put::send(client, &cfg.namespace, &datums, deadline).await?);
+        p.sent = Some(put::send(client, &cfg.namespace, &datums, deadline, already).await?);
     }
     let mut buf = Vec::with_capacity(64 * 1024);
     if matches!(cfg.sink, Sink::Emf | Sink::Both) {

@@ -3,6 +3,7 @@
 //! `send` fail, so the caller fails the invocation and Lambda retries the event: data is never
 //! dropped silently (delivery is at-least-once).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -53,6 +54,10 @@ pub struct SendReport {
     /// Attempts beyond the first, over all requests.
     pub retries: usize,
     pub rejected: Rejected,
+    /// Requests not sent because an earlier, failed attempt at the same batch delivered them.
+    pub already_delivered: usize,
+    /// [`batch::digest`] of each request this call delivered.
+    pub delivered: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +67,8 @@ pub struct SendError {
     pub requests: usize,
     pub datums: usize,
     pub last: String,
-    /// What did get through (it will be sent again when the event is retried).
+    /// What did get through. A retry in the same warm container skips it (by digest); a retry
+    /// elsewhere sends it again.
     pub delivered: SendReport,
 }
 
@@ -112,38 +118,50 @@ fn retryable<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 }
 
 /// Sends datums to `namespace`, concurrently, retrying each request until `deadline` nears.
+/// Requests whose [`batch::digest`] is in `already` are skipped: an earlier attempt at the same
+/// batch delivered them, and CloudWatch would add them up twice.
 pub async fn send(
     client: &Client,
     namespace: &str,
     datums: &[Datum],
     deadline: Instant,
+    already: &HashSet<u64>,
 ) -> Result<SendReport, SendError> {
     let (wire, rejected) = batch::to_wire(datums);
     let requests = batch::requests(wire);
-    let total_requests = requests.len();
     let mut report = SendReport {
         rejected,
         ..SendReport::default()
     };
     let mut set = JoinSet::new();
     for (i, req) in requests.into_iter().enumerate() {
+        let digest = batch::digest(&req);
+        if already.contains(&digest) {
+            report.already_delivered += 1;
+            continue;
+        }
         let client = client.clone();
         let ns = namespace.to_string();
         let n = req.len();
         let body: Vec<MetricDatum> = req.iter().map(to_sdk).collect();
-        set.spawn(async move { (n, send_one(&client, &ns, body, deadline, i as u64).await) });
+        set.spawn(async move {
+            let sent = send_one(&client, &ns, body, deadline, i as u64).await;
+            (n, digest, sent)
+        });
     }
+    let total_requests = set.len();
     let mut failed = 0;
     let mut failed_datums = 0;
     let mut last = String::new();
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok((n, Ok(attempts))) => {
+            Ok((n, digest, Ok(attempts))) => {
                 report.requests += 1;
                 report.datums += n;
                 report.retries += attempts - 1;
+                report.delivered.push(digest);
             }
-            Ok((n, Err((attempts, e)))) => {
+            Ok((n, _, Err((attempts, e)))) => {
                 failed += 1;
                 failed_datums += n;
                 report.retries += attempts.saturating_sub(1);

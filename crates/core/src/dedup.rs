@@ -4,10 +4,13 @@
 //! batch's metrics were delivered, so a retry after a failure is never skipped, and two distinct
 //! batches never share a key in practice (see [`BatchKey`]).
 //!
-//! What it does not cover: a duplicate that lands on another container (concurrent or after a
-//! cold start), and a batch whose first delivery failed after part of its metrics were sent.
+//! A batch whose delivery failed after part of its metrics were sent is remembered too
+//! ([`PartialDeliveries`]), so that a retry in the same container sends only the rest.
+//!
+//! What it does not cover: a duplicate or a retry that lands on another container (concurrent or
+//! after a cold start).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::hash::Hasher;
 
 use base64::Engine as _;
@@ -75,6 +78,64 @@ impl RecentBatches {
     }
 }
 
+/// Batches whose metrics were partly delivered before their invocation failed: the clock that
+/// attempt used and the digests of the PutMetricData requests that got through. When Lambda
+/// retries the event in the same warm container, the function reuses that clock (so it builds
+/// the same requests) and sends only the ones missing. A retry in another container still
+/// sends everything again.
+#[derive(Debug)]
+pub struct PartialDeliveries {
+    entries: VecDeque<(BatchKey, Partial)>,
+    capacity: usize,
+}
+
+/// What an earlier, failed attempt at one batch delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Partial {
+    /// The attempt's clock, Unix seconds.
+    pub now: i64,
+    pub delivered: HashSet<u64>,
+}
+
+impl PartialDeliveries {
+    pub fn new(capacity: usize) -> PartialDeliveries {
+        PartialDeliveries {
+            entries: VecDeque::with_capacity(capacity.min(64)),
+            capacity,
+        }
+    }
+
+    pub fn get(&self, key: &BatchKey) -> Option<&Partial> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, p)| p)
+    }
+
+    /// Adds what another failed attempt delivered (keeping the first attempt's clock).
+    pub fn record(&mut self, key: BatchKey, now: i64, delivered: impl IntoIterator<Item = u64>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Some((_, p)) = self.entries.iter_mut().find(|(k, _)| *k == key) {
+            p.delivered.extend(delivered);
+            return;
+        }
+        if self.entries.len() == self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((
+            key,
+            Partial {
+                now,
+                delivered: delivered.into_iter().collect(),
+            },
+        ));
+    }
+
+    /// Forgets a batch once it has been delivered in full.
+    pub fn remove(&mut self, key: &BatchKey) {
+        self.entries.retain(|(k, _)| k != key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +167,23 @@ mod tests {
             "oldest forgotten"
         );
         assert!(keys[2..6].iter().all(|k| recent.contains(k)));
+    }
+
+    #[test]
+    fn partial_deliveries_keep_the_first_clock_and_add_up() {
+        let sim = simulate(&SimConfig::default());
+        let key = |i: usize| BatchKey::of(&event_data(sim.events[i].json.as_bytes()).unwrap());
+        let mut p = PartialDeliveries::new(2);
+        p.record(key(0), 100, [1, 2]);
+        p.record(key(0), 200, [3]);
+        let got = p.get(&key(0)).unwrap();
+        assert_eq!(got.now, 100);
+        assert_eq!(got.delivered, HashSet::from([1, 2, 3]));
+        p.record(key(1), 300, []);
+        p.record(key(2), 400, [9]);
+        assert!(p.get(&key(0)).is_none(), "oldest forgotten at capacity");
+        p.remove(&key(1));
+        assert!(p.get(&key(1)).is_none());
+        assert_eq!(p.get(&key(2)).unwrap().now, 400);
     }
 }

@@ -5,12 +5,14 @@
 //! a thin shell over the pure core. Try it locally against the Runtime API emulator:
 //!   cargo lambda watch    &&    cargo lambda invoke --data-file events/<file>.json
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
+use natmeter_cloudwatch::publish::PublishError;
 use natmeter_core::config::{Config, Sink};
-use natmeter_core::dedup::{BatchKey, RecentBatches};
+use natmeter_core::dedup::{BatchKey, PartialDeliveries, RecentBatches};
 use natmeter_core::engine::{BatchKind, Engine};
 use natmeter_core::price::cost;
 use natmeter_core::subscription::{event_data, Decoder};
@@ -55,10 +57,14 @@ struct Shared {
     scratch: Mutex<(Decoder, Vec<u8>)>,
     /// Keys of batches this container already published (duplicate delivery).
     recent: Mutex<RecentBatches>,
+    /// Batches partly delivered before their invocation failed (retries send only the rest).
+    partial: Mutex<PartialDeliveries>,
 }
 
 /// Batches remembered per warm container: about 20 minutes at one batch per second.
 const RECENT_BATCHES: usize = 1024;
+/// Partly delivered batches remembered: Lambda retries a failed event twice, within minutes.
+const PARTIAL_BATCHES: usize = 64;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -100,6 +106,7 @@ async fn main() -> Result<(), Error> {
         client,
         scratch: Mutex::new((Decoder::default(), Vec::new())),
         recent: Mutex::new(RecentBatches::new(RECENT_BATCHES)),
+        partial: Mutex::new(PartialDeliveries::new(PARTIAL_BATCHES)),
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Box<RawValue>>| {
         let shared = Arc::clone(&shared);
@@ -168,17 +175,40 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
             tracing::warn!(request_id = %request_id, location = %s.location, error = %s.error, "flow-log record skipped");
         }
     }
+    // A retry of a batch whose earlier attempt here delivered part of its metrics: same clock,
+    // so the same requests, and the delivered ones are skipped.
+    let (now, already) = shared
+        .partial
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .map(|p| (p.now, p.delivered.clone()))
+        .unwrap_or_else(|| ((now_ms() / 1000) as i64, HashSet::new()));
+    if !already.is_empty() {
+        tracing::info!(request_id = %request_id, already_delivered = already.len(), "retry of a partly delivered batch: sending only the requests that failed");
+    }
     let mut stdout = std::io::stdout().lock();
     let published = natmeter_cloudwatch::publish::publish(
         &engine,
         cfg,
         shared.client.as_ref(),
         deadline,
-        (now_ms() / 1000) as i64,
+        now,
+        &already,
         &mut stdout,
     )
     .await;
     drop(stdout);
+    {
+        let mut partial = shared.partial.lock().unwrap_or_else(|p| p.into_inner());
+        match &published {
+            Ok(_) => partial.remove(&key),
+            Err(PublishError::Send(e)) if !e.delivered.delivered.is_empty() => {
+                partial.record(key, now, e.delivered.delivered.iter().copied());
+            }
+            Err(_) => {}
+        }
+    }
     let bytes = engine.ledger.total_bytes();
     let kind_str = match kind {
         BatchKind::Data => "data",
@@ -210,6 +240,7 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
                 datums_out_of_window = p.out_of_window,
                 datums_sent = sent,
                 retries = p.sent.as_ref().map_or(0, |s| s.retries),
+                requests_already_delivered = p.sent.as_ref().map_or(0, |s| s.already_delivered),
                 emf_lines = p.emf_lines,
                 detail_lines = p.detail_lines,
                 duration_ms = started.elapsed().as_millis() as u64,
