@@ -7,12 +7,13 @@ CARGO ?= cargo
 SAMPLE := events/sample
 NATMETER := target/debug/natmeter
 
-.PHONY: help demo build test test-rust lint test-infra test-e2e package bench fuzz load clean-tools
+.PHONY: help demo build test test-rust lint test-infra test-e2e package smoke-arm64 bench fuzz load clean-tools
 
 help:
 	@echo "make demo      build natmeter and print the report of $(SAMPLE)"
 	@echo "make test      fmt + clippy + unit/property/CLI tests + Terraform checks + end-to-end (LocalStack)"
 	@echo "make package   Lambda zips (arm64 and x86_64) via cargo-lambda"
+	@echo "make smoke-arm64  the end-to-end tests with the arm64 zip under qemu-user"
 	@echo "make bench     throughput benchmarks vs a Python handler and the inflate+JSON floor"
 	@echo "make fuzz      cargo-fuzz targets (FUZZ_SECONDS each, default 60)"
 	@echo "make load      1,000 events through the real bootstrap against LocalStack"
@@ -56,6 +57,17 @@ package: $(LAMBDA_VENV)/.stamp
 	    -p natmeter-lambda --lambda-dir target/lambda/x86_64
 	mkdir -p target/lambda/bootstrap && cp target/lambda/arm64/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
 	@ls -l target/lambda/*/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
+
+# The arm64 package, run: every end-to-end test with the arm64 bootstrap under qemu-user (the
+# portable SWAR paths run for real). qemu and the arm64 C library come from Debian's apt.
+ARM64_DIR := target/lambda/arm64/unzipped
+smoke-arm64: package build
+	@command -v qemu-aarch64 >/dev/null && [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || \
+	    { apt-get update -q && apt-get install -y -q qemu-user libc6-arm64-cross; }
+	rm -rf $(ARM64_DIR) && mkdir -p $(ARM64_DIR)
+	cd $(ARM64_DIR) && unzip -q ../bootstrap/bootstrap.zip
+	NATMETER_BIN=$(CURDIR)/$(NATMETER) BOOTSTRAP_BIN=$(CURDIR)/$(ARM64_DIR)/bootstrap \
+	    BOOTSTRAP_WRAPPER="qemu-aarch64 -L /usr/aarch64-linux-gnu" tests/e2e/run.sh
 
 # --- performance, fuzzing, load --------------------------------------------------------------
 bench:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -66,7 +67,13 @@ class Bootstrap:
         err = open(self.stderr_path, "wb")
         try:
             self.spawned_at = time.monotonic()
-            argv = (["setpriv", "--pdeathsig", "KILL", "--"] if self.pdeathsig else []) + self.argv
+            # BOOTSTRAP_WRAPPER runs the binary through an emulator: `make smoke-arm64` runs the
+            # arm64 package under "qemu-aarch64 -L /usr/aarch64-linux-gnu".
+            wrapper = []
+            real = os.environ.get("BOOTSTRAP_BIN")
+            if real and os.path.realpath(self.argv[0]) == os.path.realpath(real):  # not stand-ins
+                wrapper = shlex.split(os.environ.get("BOOTSTRAP_WRAPPER", ""))
+            argv = (["setpriv", "--pdeathsig", "KILL", "--"] if self.pdeathsig else []) + wrapper + self.argv
             self.proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, cwd=str(self.outdir))
         finally:
