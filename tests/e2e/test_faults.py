@@ -293,8 +293,8 @@ def _fail_all_but_the_first_request(sim, start_bootstrap, namespace, fault_proxy
     proxy.wait_idle()
     delivered = [r for r in put_requests(proxy.since(0)) if r.forwarded_ok]
     assert len(delivered) == 1
+    # Which request goes first is a race: the delivered one may or may not carry the total.
     over = sum(v for (name, dims, ts, v, unit) in delivered[0].datums() if name == "NatBytes" and dims == ())
-    assert over > 0
     proxy.healthy()
     return proxy, b, env, event, total, over, len(delivered[0].datums())
 
@@ -303,7 +303,9 @@ def test_partial_failure_then_retry_in_the_same_container_sends_only_the_rest(
         sim, start_bootstrap, cw, namespace, fault_proxy, record_measurement):
     """The warm container remembers what the failed attempt delivered (request digests, and the
     clock it used so the requests come out the same): Lambda's retry sends only the failed
-    requests, and CloudWatch holds the event's truth exactly."""
+    requests, and CloudWatch holds the event's truth exactly. (Before this, the retry re-sent every
+    request: the resent count below told the difference even when the delivered request carried
+    no total.)"""
     proxy, b, _, event, total, over, _ = _fail_all_but_the_first_request(sim, start_bootstrap, namespace, fault_proxy)
     mark = proxy.mark()
     retry = b.invoke_detail(event.read_bytes(), timeout_s=40, deadline_s=30.0)
