@@ -190,7 +190,7 @@ impl<'t> Engine<'t> {
         buf: &mut Vec<u8>,
         origin: &str,
     ) -> Result<BatchKind, DecodeError> {
-        if let Some(stream) = subscription::peek_log_stream(data) {
+        if let Some(stream) = decoder.log_stream(data) {
             if self.is_foreign_stream(&stream) {
                 self.skip_foreign_batch(&stream);
                 self.observed.log_stream = Some(stream);

@@ -17,32 +17,48 @@ use flowlog::bytes::json_string_class;
 
 use crate::subscription::{LogEvent, MessageType, Payload};
 
+/// The top-level keys CloudWatch writes around `logEvents`, read by [`payload`] and, from only the
+/// first kilobyte of a batch, by [`log_stream`].
+#[derive(Default)]
+struct Head<'a> {
+    message_type: Option<&'a str>,
+    owner: Option<&'a str>,
+    log_group: Option<&'a str>,
+    log_stream: Option<&'a str>,
+}
+
+impl<'a> Head<'a> {
+    /// Reads the value of top-level `key` (anything but `logEvents`), or `None` for an unknown
+    /// or repeated key or a value of another shape.
+    fn field(&mut self, key: &[u8], c: &mut Cursor<'a>) -> Option<()> {
+        match key {
+            b"messageType" => once(&mut self.message_type, c.string()?),
+            b"owner" => once(&mut self.owner, c.string()?),
+            b"logGroup" => once(&mut self.log_group, c.string()?),
+            b"logStream" => once(&mut self.log_stream, c.string()?),
+            // Written by CloudWatch, not read by natmeter (serde ignores them too, repeats
+            // included); only their plain shapes are accepted here.
+            b"subscriptionFilters" => c.string_array(),
+            b"policyLevel" => c.string().map(drop),
+            _ => None,
+        }
+    }
+}
+
 /// Reads a canonical CloudWatch Logs payload, or returns `None` (the caller falls back to
 /// serde_json).
 pub fn payload(json: &[u8]) -> Option<Payload<'_>> {
     let mut c = Cursor { b: json, i: 0 };
     c.eat(b'{')?;
-    let mut message_type: Option<&str> = None;
-    let mut owner: Option<&str> = None;
-    let mut log_group: Option<&str> = None;
-    let mut log_stream: Option<&str> = None;
+    let mut head = Head::default();
     let mut log_events: Option<Vec<LogEvent<'_>>> = None;
     loop {
         let key = c.key()?;
         c.eat(b':')?;
-        match key {
-            b"messageType" => once(&mut message_type, c.string()?)?,
-            b"owner" => once(&mut owner, c.string()?)?,
-            b"logGroup" => once(&mut log_group, c.string()?)?,
-            b"logStream" => once(&mut log_stream, c.string()?)?,
-            b"logEvents" => once(&mut log_events, c.events()?)?,
-            // Written by CloudWatch, not read by natmeter (serde ignores them too, repeats
-            // included); only their plain shapes are accepted here.
-            b"subscriptionFilters" => c.string_array()?,
-            b"policyLevel" => {
-                c.string()?;
-            }
-            _ => return None,
+        if key == b"logEvents" {
+            once(&mut log_events, c.events()?)?;
+        } else {
+            head.field(key, &mut c)?;
         }
         match c.next()? {
             b',' => {}
@@ -54,7 +70,7 @@ pub fn payload(json: &[u8]) -> Option<Payload<'_>> {
     if c.i != json.len() {
         return None;
     }
-    let message_type = match message_type? {
+    let message_type = match head.message_type? {
         "CONTROL_MESSAGE" => MessageType::Control,
         _ => MessageType::Data,
     };
@@ -66,11 +82,30 @@ pub fn payload(json: &[u8]) -> Option<Payload<'_>> {
     };
     Some(Payload {
         message_type,
-        owner: Cow::Borrowed(owner.unwrap_or("")),
-        log_group: Cow::Borrowed(log_group.unwrap_or("")),
-        log_stream: Cow::Borrowed(log_stream.unwrap_or("")),
+        owner: Cow::Borrowed(head.owner.unwrap_or("")),
+        log_group: Cow::Borrowed(head.log_group.unwrap_or("")),
+        log_stream: Cow::Borrowed(head.log_stream.unwrap_or("")),
         log_events,
     })
+}
+
+/// `logStream` from the start of a payload (its first kilobyte, say), trusted only when every
+/// key before `logEvents` is one [`payload`] reads, with a plain value, and `logStream` is there
+/// once; otherwise `None` and the caller decodes the whole batch. (A raw byte search was fooled
+/// by a nested `"logStream"` key: bad-input matrix.)
+pub fn log_stream(head: &[u8]) -> Option<&str> {
+    let mut c = Cursor { b: head, i: 0 };
+    c.eat(b'{')?;
+    let mut h = Head::default();
+    loop {
+        let key = c.key()?;
+        c.eat(b':')?;
+        if key == b"logEvents" {
+            return h.log_stream;
+        }
+        h.field(key, &mut c)?;
+        c.eat(b',')?;
+    }
 }
 
 /// The `awslogs.data` string of a Lambda event written as CloudWatch Logs writes it,
@@ -260,29 +295,27 @@ impl<'a> Cursor<'a> {
 
     /// Any other event: keys in any order, with whitespace, `id` optional; after the `{`.
     fn event(&mut self) -> Option<LogEvent<'a>> {
-        {
-            let (mut id, mut timestamp, mut message) = (None, None, None);
-            loop {
-                let key = self.key()?;
-                self.eat(b':')?;
-                match key {
-                    b"id" => once(&mut id, self.string()?)?,
-                    b"timestamp" => once(&mut timestamp, self.integer()?)?,
-                    b"message" => once(&mut message, self.string()?)?,
-                    _ => return None,
-                }
-                match self.next()? {
-                    b',' => {}
-                    b'}' => break,
-                    _ => return None,
-                }
+        let (mut id, mut timestamp, mut message) = (None, None, None);
+        loop {
+            let key = self.key()?;
+            self.eat(b':')?;
+            match key {
+                b"id" => once(&mut id, self.string()?)?,
+                b"timestamp" => once(&mut timestamp, self.integer()?)?,
+                b"message" => once(&mut message, self.string()?)?,
+                _ => return None,
             }
-            Some(LogEvent {
-                id: Cow::Borrowed(id.unwrap_or("")),
-                timestamp: timestamp?,
-                message: Cow::Borrowed(message?),
-            })
+            match self.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
         }
+        Some(LogEvent {
+            id: Cow::Borrowed(id.unwrap_or("")),
+            timestamp: timestamp?,
+            message: Cow::Borrowed(message?),
+        })
     }
 }
 

@@ -6,7 +6,6 @@
 //! would allocate a `String` per field and is 3–4x slower here.
 
 use std::borrow::Cow;
-use std::io::Read;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
@@ -226,6 +225,47 @@ impl Decoder {
     }
 }
 
+impl Decoder {
+    /// Reads `logStream` from the first kilobyte of the payload without decoding the rest, so that
+    /// a batch of a non-NAT ENI can be skipped at almost no cost: CloudWatch Logs writes
+    /// `messageType`, `owner`, `logGroup`, `logStream` and `subscriptionFilters` before
+    /// `logEvents`. The same gzip framing and inflater as [`Decoder::decode`], into a stack
+    /// buffer; the head is read by [`crate::scan::log_stream`]. `None` whenever it cannot be
+    /// sure (the caller then decodes fully), never a wrong name.
+    pub fn log_stream(&mut self, data: &str) -> Option<String> {
+        const B64_PREFIX: usize = 1400; // → 1050 compressed bytes
+        const WANT: usize = 1024;
+        let data = data.trim_ascii_start();
+        let take = data.len().min(B64_PREFIX) / 4 * 4;
+        // Stack buffers: this runs for every batch, including the ones it lets us skip.
+        let mut compressed = [0u8; B64_PREFIX / 4 * 3];
+        let n = BASE64
+            .decode_slice(&data.as_bytes()[..take], &mut compressed)
+            .ok()?;
+        let mut input = &compressed[..n];
+        input = &input[gzip_header_len(input).ok()?..];
+        let mut head = [0u8; WANT];
+        let mut filled = 0;
+        self.inflate.reset(false);
+        while filled < WANT {
+            let (before_in, before_out) = (self.inflate.total_in(), self.inflate.total_out());
+            let status =
+                self.inflate
+                    .decompress(input, &mut head[filled..], flate2::FlushDecompress::None);
+            let consumed = (self.inflate.total_in() - before_in) as usize;
+            let produced = (self.inflate.total_out() - before_out) as usize;
+            input = &input[consumed..];
+            filled += produced;
+            match status {
+                Ok(flate2::Status::Ok) if consumed + produced > 0 => {}
+                // The end of the prefix, of the stream, or corrupt data: read what we have.
+                _ => break,
+            }
+        }
+        crate::scan::log_stream(&head[..filled]).map(str::to_owned)
+    }
+}
+
 /// The ISIZE field of a gzip stream's trailer.
 fn gzip_isize(gz: &[u8]) -> Option<usize> {
     if !gz.starts_with(&[0x1f, 0x8b]) {
@@ -325,113 +365,6 @@ pub fn stream_eni(log_stream: &str) -> Option<&str> {
     (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(eni)
 }
 
-/// Reads `logStream` from the first kilobyte of the payload without decoding the rest, so that a
-/// batch of a non-NAT ENI can be skipped at almost no cost. CloudWatch Logs writes `messageType`,
-/// `owner`, `logGroup`, `logStream` and `subscriptionFilters` before `logEvents`. The head is read
-/// as JSON, key by key at the top level, and the name is trusted only when everything before
-/// `logEvents` is one of those keys with plain values and `logStream` appears exactly once;
-/// anything else (unknown or nested keys, escapes, a truncated head) returns `None` and the caller
-/// decodes fully. (A raw byte search was fooled by a nested `"logStream"` key: bad-input matrix.)
-pub fn peek_log_stream(data: &str) -> Option<String> {
-    const B64_PREFIX: usize = 1400; // → 1050 compressed bytes
-    const WANT: usize = 1024;
-    let data = data.trim_ascii_start();
-    let take = data.len().min(B64_PREFIX) / 4 * 4;
-    // Stack buffers: this runs for every batch, including the ones it lets us skip.
-    let mut compressed = [0u8; B64_PREFIX / 4 * 3];
-    let n = BASE64
-        .decode_slice(&data.as_bytes()[..take], &mut compressed)
-        .ok()?;
-    let compressed = &compressed[..n];
-    let mut head = [0u8; WANT];
-    let mut filled = 0;
-    let mut gz = flate2::read::GzDecoder::new(compressed);
-    while filled < WANT {
-        match gz.read(&mut head[filled..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => filled += n,
-        }
-    }
-    let mut c = Head {
-        b: &head[..filled],
-        i: 0,
-    };
-    c.expect(b'{')?;
-    let mut stream: Option<&[u8]> = None;
-    loop {
-        let key = c.string()?;
-        c.expect(b':')?;
-        match key {
-            b"logEvents" => return stream.and_then(|s| String::from_utf8(s.to_vec()).ok()),
-            b"messageType" | b"owner" | b"logGroup" | b"policyLevel" => {
-                c.string()?;
-            }
-            b"logStream" => {
-                if stream.is_some() {
-                    return None;
-                }
-                stream = Some(c.string()?);
-            }
-            b"subscriptionFilters" => c.string_array()?,
-            _ => return None,
-        }
-        c.expect(b',')?;
-    }
-}
-
-/// A strict cursor over the head of a payload: plain strings only (no escapes).
-struct Head<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Head<'a> {
-    fn ws(&mut self) {
-        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-            self.i += 1;
-        }
-    }
-
-    fn expect(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
-    }
-
-    fn string(&mut self) -> Option<&'a [u8]> {
-        self.expect(b'"')?;
-        let rest = &self.b[self.i..];
-        let end = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest[end] != b'"' {
-            return None;
-        }
-        self.i += end + 1;
-        Some(&rest[..end])
-    }
-
-    fn string_array(&mut self) -> Option<()> {
-        self.expect(b'[')?;
-        self.ws();
-        if self.b.get(self.i) == Some(&b']') {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            self.string()?;
-            self.ws();
-            match self.b.get(self.i)? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -468,7 +401,9 @@ pub(crate) mod tests {
         assert_eq!(p.log_events.len(), 2);
         assert_eq!(p.log_events[0].message, "[ERROR] First test message");
         assert_eq!(
-            peek_log_stream(&event_data(event.as_bytes()).unwrap()).as_deref(),
+            Decoder::default()
+                .log_stream(&event_data(event.as_bytes()).unwrap())
+                .as_deref(),
             Some("testLogStream")
         );
     }
@@ -576,7 +511,9 @@ pub(crate) mod tests {
         let p = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"eni-0abc-all","logEvents":[]}"#;
         let ev = event_of(p);
         assert_eq!(
-            peek_log_stream(&event_data(ev.as_bytes()).unwrap()).as_deref(),
+            Decoder::default()
+                .log_stream(&event_data(ev.as_bytes()).unwrap())
+                .as_deref(),
             Some("eni-0abc-all")
         );
         for tricky in [
@@ -588,14 +525,17 @@ pub(crate) mod tests {
         ] {
             let ev = event_of(tricky);
             assert_eq!(
-                peek_log_stream(&event_data(ev.as_bytes()).unwrap()),
+                Decoder::default().log_stream(&event_data(ev.as_bytes()).unwrap()),
                 None,
                 "{tricky}"
             );
         }
         let p = r#"{"messageType":"DATA_MESSAGE","logStream":"we\"ird","logEvents":[]}"#;
         let ev = event_of(p);
-        assert_eq!(peek_log_stream(&event_data(ev.as_bytes()).unwrap()), None);
-        assert_eq!(peek_log_stream("%%%"), None);
+        assert_eq!(
+            Decoder::default().log_stream(&event_data(ev.as_bytes()).unwrap()),
+            None
+        );
+        assert_eq!(Decoder::default().log_stream("%%%"), None);
     }
 }
