@@ -5,7 +5,7 @@
 //! batches never share a key in practice (see [`BatchKey`]).
 //!
 //! A batch whose delivery failed after part of its metrics were sent is remembered too
-//! ([`PartialDeliveries`]), so that a retry in the same container sends only the rest.
+//! ([`Partial`]), so that a retry in the same container sends only the rest.
 //!
 //! What it does not cover: a duplicate or a retry that lands on another container (concurrent or
 //! after a cold start).
@@ -47,46 +47,17 @@ impl BatchKey {
     }
 }
 
-/// The most recent published batch keys of one warm container.
+/// What one warm container remembers of recent batches: the keys of those it published (an
+/// exact repeat is skipped), and for those whose invocation failed after part of their metrics
+/// got through, what was delivered ([`Partial`]): when Lambda retries the event here, the
+/// function reuses that attempt's clock (so it builds the same requests) and sends only the
+/// ones missing. Both lists forget their oldest entries beyond their capacity.
 #[derive(Debug)]
 pub struct RecentBatches {
-    keys: VecDeque<BatchKey>,
+    published: VecDeque<BatchKey>,
     capacity: usize,
-}
-
-impl RecentBatches {
-    pub fn new(capacity: usize) -> RecentBatches {
-        RecentBatches {
-            keys: VecDeque::with_capacity(capacity),
-            capacity,
-        }
-    }
-
-    pub fn contains(&self, key: &BatchKey) -> bool {
-        self.keys.contains(key)
-    }
-
-    /// Records a published batch, forgetting the oldest beyond capacity.
-    pub fn insert(&mut self, key: BatchKey) {
-        if self.capacity == 0 || self.contains(&key) {
-            return;
-        }
-        if self.keys.len() == self.capacity {
-            self.keys.pop_front();
-        }
-        self.keys.push_back(key);
-    }
-}
-
-/// Batches whose metrics were partly delivered before their invocation failed: the clock that
-/// attempt used and the digests of the PutMetricData requests that got through. When Lambda
-/// retries the event in the same warm container, the function reuses that clock (so it builds
-/// the same requests) and sends only the ones missing. A retry in another container still
-/// sends everything again.
-#[derive(Debug)]
-pub struct PartialDeliveries {
-    entries: VecDeque<(BatchKey, Partial)>,
-    capacity: usize,
+    partial: VecDeque<(BatchKey, Partial)>,
+    partial_capacity: usize,
 }
 
 /// What an earlier, failed attempt at one batch delivered.
@@ -94,45 +65,68 @@ pub struct PartialDeliveries {
 pub struct Partial {
     /// The attempt's clock, Unix seconds.
     pub now: i64,
+    /// Digests of the PutMetricData requests that got through.
     pub delivered: HashSet<u64>,
 }
 
-impl PartialDeliveries {
-    pub fn new(capacity: usize) -> PartialDeliveries {
-        PartialDeliveries {
-            entries: VecDeque::with_capacity(capacity.min(64)),
+impl RecentBatches {
+    pub fn new(capacity: usize, partial_capacity: usize) -> RecentBatches {
+        RecentBatches {
+            published: VecDeque::with_capacity(capacity),
             capacity,
+            partial: VecDeque::new(),
+            partial_capacity,
         }
     }
 
-    pub fn get(&self, key: &BatchKey) -> Option<&Partial> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, p)| p)
+    /// True when this container published the batch.
+    pub fn contains(&self, key: &BatchKey) -> bool {
+        self.published.contains(key)
     }
 
-    /// Adds what another failed attempt delivered (keeping the first attempt's clock).
-    pub fn record(&mut self, key: BatchKey, now: i64, delivered: impl IntoIterator<Item = u64>) {
-        if self.capacity == 0 {
+    /// A batch's metrics were all delivered: forgets what a failed attempt had sent, and
+    /// remembers the batch itself when `remember` (a data batch, which a repeat must not count
+    /// again).
+    pub fn published(&mut self, key: BatchKey, remember: bool) {
+        self.partial.retain(|(k, _)| *k != key);
+        if !remember || self.capacity == 0 || self.contains(&key) {
             return;
         }
-        if let Some((_, p)) = self.entries.iter_mut().find(|(k, _)| *k == key) {
+        if self.published.len() == self.capacity {
+            self.published.pop_front();
+        }
+        self.published.push_back(key);
+    }
+
+    /// What earlier, failed attempts at the batch delivered, if any.
+    pub fn partial(&self, key: &BatchKey) -> Option<&Partial> {
+        self.partial.iter().find(|(k, _)| k == key).map(|(_, p)| p)
+    }
+
+    /// Adds what a failed attempt delivered (keeping the first attempt's clock).
+    pub fn partly_delivered(
+        &mut self,
+        key: BatchKey,
+        now: i64,
+        delivered: impl IntoIterator<Item = u64>,
+    ) {
+        if self.partial_capacity == 0 {
+            return;
+        }
+        if let Some((_, p)) = self.partial.iter_mut().find(|(k, _)| *k == key) {
             p.delivered.extend(delivered);
             return;
         }
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
+        if self.partial.len() == self.partial_capacity {
+            self.partial.pop_front();
         }
-        self.entries.push_back((
+        self.partial.push_back((
             key,
             Partial {
                 now,
                 delivered: delivered.into_iter().collect(),
             },
         ));
-    }
-
-    /// Forgets a batch once it has been delivered in full.
-    pub fn remove(&mut self, key: &BatchKey) {
-        self.entries.retain(|(k, _)| k != key);
     }
 }
 
@@ -158,9 +152,9 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             assert!(!keys[..i].contains(k), "batch {i} collides");
         }
-        let mut recent = RecentBatches::new(4);
+        let mut recent = RecentBatches::new(4, 0);
         for k in &keys[..6] {
-            recent.insert(*k);
+            recent.published(*k, true);
         }
         assert!(
             !recent.contains(&keys[0]) && !recent.contains(&keys[1]),
@@ -173,17 +167,17 @@ mod tests {
     fn partial_deliveries_keep_the_first_clock_and_add_up() {
         let sim = simulate(&SimConfig::default());
         let key = |i: usize| BatchKey::of(&event_data(sim.events[i].json.as_bytes()).unwrap());
-        let mut p = PartialDeliveries::new(2);
-        p.record(key(0), 100, [1, 2]);
-        p.record(key(0), 200, [3]);
-        let got = p.get(&key(0)).unwrap();
+        let mut p = RecentBatches::new(4, 2);
+        p.partly_delivered(key(0), 100, [1, 2]);
+        p.partly_delivered(key(0), 200, [3]);
+        let got = p.partial(&key(0)).unwrap();
         assert_eq!(got.now, 100);
         assert_eq!(got.delivered, HashSet::from([1, 2, 3]));
-        p.record(key(1), 300, []);
-        p.record(key(2), 400, [9]);
-        assert!(p.get(&key(0)).is_none(), "oldest forgotten at capacity");
-        p.remove(&key(1));
-        assert!(p.get(&key(1)).is_none());
-        assert_eq!(p.get(&key(2)).unwrap().now, 400);
+        p.partly_delivered(key(1), 300, []);
+        p.partly_delivered(key(2), 400, [9]);
+        assert!(p.partial(&key(0)).is_none(), "oldest forgotten at capacity");
+        p.published(key(1), false);
+        assert!(p.partial(&key(1)).is_none());
+        assert_eq!(p.partial(&key(2)).unwrap().now, 400);
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use natmeter_cloudwatch::publish::PublishError;
 use natmeter_core::config::{Config, Sink};
-use natmeter_core::dedup::{BatchKey, PartialDeliveries, RecentBatches};
+use natmeter_core::dedup::{BatchKey, RecentBatches};
 use natmeter_core::engine::{BatchKind, Engine};
 use natmeter_core::price::cost;
 use natmeter_core::subscription::{event_data, Decoder};
@@ -55,10 +55,9 @@ struct Shared {
     client: Option<aws_sdk_cloudwatch::Client>,
     /// Decode buffers kept across invocations of a warm container (no re-allocation).
     scratch: Mutex<(Decoder, Vec<u8>)>,
-    /// Keys of batches this container already published (duplicate delivery).
+    /// Batches this container published (duplicate delivery), and those partly delivered before
+    /// their invocation failed (retries send only the rest).
     recent: Mutex<RecentBatches>,
-    /// Batches partly delivered before their invocation failed (retries send only the rest).
-    partial: Mutex<PartialDeliveries>,
 }
 
 /// Batches remembered per warm container: about 20 minutes at one batch per second.
@@ -105,8 +104,7 @@ async fn main() -> Result<(), Error> {
         cfg,
         client,
         scratch: Mutex::new((Decoder::default(), Vec::new())),
-        recent: Mutex::new(RecentBatches::new(RECENT_BATCHES)),
-        partial: Mutex::new(PartialDeliveries::new(PARTIAL_BATCHES)),
+        recent: Mutex::new(RecentBatches::new(RECENT_BATCHES, PARTIAL_BATCHES)),
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Box<RawValue>>| {
         let shared = Arc::clone(&shared);
@@ -178,10 +176,10 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
     // A retry of a batch whose earlier attempt here delivered part of its metrics: same clock,
     // so the same requests, and the delivered ones are skipped.
     let (now, already) = shared
-        .partial
+        .recent
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
+        .partial(&key)
         .map(|p| (p.now, p.delivered.clone()))
         .unwrap_or_else(|| ((now_ms() / 1000) as i64, HashSet::new()));
     if !already.is_empty() {
@@ -200,11 +198,11 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
     .await;
     drop(stdout);
     {
-        let mut partial = shared.partial.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = shared.recent.lock().unwrap_or_else(|p| p.into_inner());
         match &published {
-            Ok(_) => partial.remove(&key),
+            Ok(_) => recent.published(key, kind == BatchKind::Data),
             Err(PublishError::Send(e)) if !e.delivered.delivered.is_empty() => {
-                partial.record(key, now, e.delivered.delivered.iter().copied());
+                recent.partly_delivered(key, now, e.delivered.delivered.iter().copied());
             }
             Err(_) => {}
         }
@@ -219,13 +217,6 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
     let r = &engine.records;
     match published {
         Ok(p) => {
-            if kind == BatchKind::Data {
-                shared
-                    .recent
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key);
-            }
             let sent = p.sent.as_ref().map_or(0, |s| s.datums);
             tracing::info!(
                 request_id = %request_id,
