@@ -93,22 +93,47 @@ struct PyResult {
     decoded_bytes: f64,
 }
 
-fn python_mbps(a: &BenchArgs, dir: &Path, files: &[PathBuf], repeat: usize) -> anyhow::Result<f64> {
-    let out = Command::new(&a.python)
-        .arg(&a.handler)
+/// Runs a command to completion, failing with its stderr when it fails.
+fn run_ok(cmd: &mut Command, what: &str) -> anyhow::Result<std::process::Output> {
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out)
+}
+
+/// The Python reference handler over `files` of the simulation in `dir`.
+fn python(a: &BenchArgs, dir: &Path, files: &[PathBuf]) -> Command {
+    let mut cmd = Command::new(&a.python);
+    cmd.arg(&a.handler)
         .arg("--format-file")
         .arg(dir.join("log-format.txt"))
         .arg("--nat-gateways-file")
         .arg(dir.join("nat-gateways.json"))
-        .args(["--repeat", &repeat.to_string()])
-        .args(files)
-        .output()
-        .with_context(|| format!("running {} {}", a.python, a.handler.display()))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "python handler failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(files);
+    cmd
+}
+
+/// The median wall time of three runs: one run is a fraction of a second, so a single scheduler
+/// hiccup would otherwise be the result.
+fn median_of_three(mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    let mut runs = [0.0; 3];
+    for r in &mut runs {
+        let start = Instant::now();
+        f()?;
+        *r = start.elapsed().as_secs_f64();
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[1])
+}
+
+fn python_mbps(a: &BenchArgs, dir: &Path, files: &[PathBuf], repeat: usize) -> anyhow::Result<f64> {
+    let out = run_ok(
+        python(a, dir, files).args(["--repeat", &repeat.to_string()]),
+        "the Python handler",
+    )?;
     let r: PyResult = serde_json::from_slice(&out.stdout)?;
     Ok(r.decoded_bytes / r.seconds / 1e6)
 }
@@ -219,60 +244,35 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let refs: Vec<&SimEvent> = corpus.events.iter().collect();
     let files = write_sim(&corpus, &refs, &dir)?;
     let exe = std::env::current_exe()?;
-    // The median of three whole-process runs: one run is a fraction of a second, so a single
-    // scheduler hiccup would otherwise be the result.
-    let mut runs = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        let out = Command::new(&exe)
-            .arg("report")
-            .arg("--output")
-            .arg("json")
-            .arg("--nat-gateways")
-            .arg(format!("@{}", dir.join("nat-gateways.json").display()))
-            .arg("--log-format")
-            .arg(&corpus.log_format)
-            .arg(dir.join("events"))
-            .output()?;
-        runs.push(start.elapsed().as_secs_f64());
-        anyhow::ensure!(
-            out.status.success(),
-            "natmeter report failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    runs.sort_by(f64::total_cmp);
-    let report_secs = runs[1];
+    let report_secs = median_of_three(|| {
+        run_ok(
+            Command::new(&exe)
+                .arg("report")
+                .arg("--output")
+                .arg("json")
+                .arg("--nat-gateways")
+                .arg(format!("@{}", dir.join("nat-gateways.json").display()))
+                .arg("--log-format")
+                .arg(&corpus.log_format)
+                .arg(dir.join("events")),
+            "natmeter report",
+        )
+        .map(drop)
+    })?;
     let start = Instant::now();
-    let py = Command::new(&a.python)
-        .arg(&a.handler)
-        .arg("--format-file")
-        .arg(dir.join("log-format.txt"))
-        .arg("--nat-gateways-file")
-        .arg(dir.join("nat-gateways.json"))
-        .args(&files)
-        .output()?;
+    run_ok(&mut python(&a, &dir, &files), "the Python handler")?;
     let python_secs = start.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        py.status.success(),
-        "python handler failed: {}",
-        String::from_utf8_lossy(&py.stderr)
-    );
     // Floor over the corpus, in process, one thread.
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
     let bodies: Vec<Vec<u8>> = files.iter().map(std::fs::read).collect::<Result<_, _>>()?;
     let mut records = 0u64;
-    let mut runs = Vec::new();
-    for _ in 0..3 {
-        records = 0;
-        let start = Instant::now();
-        for b in &bodies {
-            records += floor_once(b, &mut decoder, &mut buf) as u64;
-        }
-        runs.push(start.elapsed().as_secs_f64());
-    }
-    runs.sort_by(f64::total_cmp);
-    let floor_secs = runs[1];
+    let floor_secs = median_of_three(|| {
+        records = bodies
+            .iter()
+            .map(|b| floor_once(b, &mut decoder, &mut buf) as u64)
+            .sum();
+        Ok(())
+    })?;
     let mb = decoded as f64 / 1e6;
     cases.push(Case {
         name: "whole-VPC corpus, whole process",
