@@ -1,4 +1,4 @@
-"""Start and stop LocalStack on the host (no Docker), exactly as ../shared/brief/TESTING.md says.
+"""Start and stop LocalStack on the host (no Docker), exactly as docs/testing.md §3.1 says.
 
     FILESYSTEM_ROOT=<dir> CONFIG_DIR=<dir> GATEWAY_LISTEN=127.0.0.1:<port> GATEWAY_SERVER=hypercorn
     DNS_ADDRESS=0 SERVICES=cloudwatch,logs EAGER_SERVICE_LOADING=1 DISABLE_EVENTS=1

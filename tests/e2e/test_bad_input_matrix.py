@@ -1,7 +1,7 @@
 """The function-side bad-input matrix (issue 6 section 2): every way an event, a payload, a record or
 a setting can be wrong, mapped to its exact outcome, one parametrized test per row.
 
-Outcomes (PRODUCT.md "Lambda behaviour"):
+Outcomes (docs/contracts.md §5.2):
 - ERR: the invocation fails with an error whose message contains the given text (Lambda retries
   the event and the on-failure destination keeps it); nothing is emitted;
 - OK: the invocation succeeds; bad records are skipped and counted (response counters, and the

@@ -2,7 +2,7 @@
 
 The bootstrap talks to a fault-injecting proxy (fault_proxy.py) in front of LocalStack. Faults:
 throttling (HTTP 400 + CBOR __type Throttling, as the rpc-v2-cbor endpoint answers), 500s,
-connection resets, and latency beyond the deadline. The contract (PRODUCT.md "Lambda behaviour",
+connection resets, and latency beyond the deadline. The contract (docs/operations.md §1.2,
 crates/cloudwatch/src/put.rs):
 
 - failed PutMetricData calls are retried with backoff (100 ms doubling to 2 s, jittered into

@@ -1,4 +1,4 @@
-"""Lambda behaviour of the real bootstrap (PRODUCT.md "Lambda behaviour", issue 3 section 4):
+"""Lambda behaviour of the real bootstrap (docs/contracts.md §5, issue 3 section 4):
 CONTROL_MESSAGE, corrupt events, CloudWatch down, the EMF sink, the SourceIp cap per invocation,
 start-up errors."""
 

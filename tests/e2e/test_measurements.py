@@ -2,7 +2,7 @@
 API request) and peak RSS (VmHWM) while handling one ~1 MB decoded batch.
 
 Numbers are recorded in tests/e2e/out/measurements.json and printed in the terminal summary.
-PRODUCT.md targets (start-up < 20 ms, peak RSS < 16 MB) are for the release build: they are
+docs/testing.md §7 targets (start-up < 20 ms, peak RSS < 16 MB) are for the release build: they are
 reported next to the numbers, not asserted, since this suite usually runs a debug build.
 """
 

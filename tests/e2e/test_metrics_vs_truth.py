@@ -1,7 +1,7 @@
 """The real bootstrap, fed `natmeter simulate` events through the Runtime API, sends metrics to
 LocalStack; what CloudWatch then holds must equal the simulator's truth.json.
 
-Contract: ../shared/brief/PRODUCT.md "Metrics contract" and "Lambda behaviour"; issue 3 section 4.
+Contract: docs/contracts.md §2 and §5; issue 3 section 4.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 from conftest import OUT, launch_bootstrap, _safe
 
 GIB = 2 ** 30
-DEFAULT_MAX_SOURCES = 20  # PRODUCT.md "Configuration"
+DEFAULT_MAX_SOURCES = 20  # docs/contracts.md §3
 
-# NatBytes / NatCost dimension sets (names sorted), PRODUCT.md "Metrics contract"
+# NatBytes / NatCost dimension sets (names sorted), docs/contracts.md §2.1
 BYTES_SETS = {(), ("NatGatewayId",), ("Direction", "NatGatewayId"), ("Destination",), ("SourceIp",)}
 CONTRACT_SETS = {
     "NatBytes": BYTES_SETS,
@@ -191,8 +191,8 @@ def test_packets(run):
 
 
 def _counters_reader(run):
-    """Processing counters may be stamped with the flow minute or the processing time (PRODUCT.md
-    only says IngestLag is "now - record end"): read them over a window covering both."""
+    """Processing counters may be stamped with the flow minute or the processing time (docs/contracts.md §2.3
+    says the invocation's clock): read them over a window covering both."""
     return run.reader.with_window(run.sim.start - 600, int(time.time()) + 600)
 
 
@@ -262,7 +262,7 @@ def test_source_detail_lines(run):
 
 
 def test_one_summary_log_line_per_invocation(run):
-    """PRODUCT.md: one structured log line per invocation (request id, log stream, records, bytes,
+    """docs/contracts.md §5.4: one structured log line per invocation (request id, log stream, records, bytes,
     cost, datums sent, duration). Checked here: a JSON line on stderr naming the request id."""
     b = run.bootstrap
     missing = []

@@ -207,7 +207,7 @@ def test_put_metric_data_is_limited_to_the_namespace(scenario):
 
 
 def _sample_record(fields: list[str], eni: str, nat_ip: str) -> str:
-    """A private-side outbound record (DOMAIN.md section 2, record A) in this format."""
+    """A private-side outbound record (docs/attribution.md §2.2 (A)) in this format."""
     values = {
         "version": "5", "account-id": "123456789012", "interface-id": eni,
         "srcaddr": "10.0.37.171", "dstaddr": nat_ip, "srcport": "43120", "dstport": "443",
@@ -219,7 +219,7 @@ def _sample_record(fields: list[str], eni: str, nat_ip: str) -> str:
 
 
 def _subscription_event(log_group: str, eni: str, message: str) -> dict:
-    """A CloudWatch Logs subscription event as Lambda receives it (DOMAIN.md section 4)."""
+    """A CloudWatch Logs subscription event as Lambda receives it (docs/contracts.md §5.1)."""
     payload = {
         "messageType": "DATA_MESSAGE",
         "owner": "123456789012",

@@ -13,7 +13,7 @@ use natmeter_core::metrics::{datums, source_details, MetricOptions};
 use natmeter_core::simulate::{simulate, Scope, SimConfig};
 use natmeter_core::subscription::Decoder;
 
-/// List prices, us-east-1 (DOMAIN.md §6).
+/// List prices, us-east-1 (docs/operations.md §3.1).
 const CUSTOM_METRIC_MONTH: f64 = 0.30;
 const PUT_METRIC_DATA_PER_1000: f64 = 0.01;
 const LAMBDA_PER_MILLION: f64 = 0.20;

@@ -3,8 +3,8 @@
 //! decoded payloads) and how bad files end. The engine's own rows are in
 //! crates/core/tests/bad_input_matrix.rs.
 //!
-//! Each row's file is given together with one good event file. The contract (PRODUCT.md "CLI
-//! contract"): a bad record is skipped and counted (`records.parse_errors`); a file that cannot be
+//! Each row's file is given together with one good event file. The contract (docs/contracts.md
+//! §4.1): a bad record is skipped and counted (`records.parse_errors`); a file that cannot be
 //! read or decoded is reported on stderr with its path and the reason, and the others are still
 //! processed (exit 0); the CLI never panics or dies. Every row runs, all mismatches are collected
 //! and the test fails once, listing them.

@@ -1,4 +1,4 @@
-//! Splitting datums into PutMetricData requests within CloudWatch's limits (DOMAIN.md §5):
+//! Splitting datums into PutMetricData requests within CloudWatch's limits (docs/contracts.md §2.6):
 //! at most 1000 datums and 1 MB per request, 30 dimensions per datum, 150 `Values`/`Counts`,
 //! and never NaN or ±Infinity.
 

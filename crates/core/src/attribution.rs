@@ -1,6 +1,6 @@
 //! The attribution rules: which flow records are NAT-processed bytes, and whose.
 //!
-//! A conversation through a NAT gateway appears four times on the gateway's ENI (DOMAIN.md §2):
+//! A conversation through a NAT gateway appears four times on the gateway's ENI (docs/attribution.md §2):
 //!
 //! ```text
 //!   pod 10.0.1.5 ──(A)──► NAT 10.0.0.220 ──(B)──► 203.0.113.5
@@ -150,7 +150,7 @@ pub struct Context<'t> {
     pub fallback_time: i64,
 }
 
-/// Applies DOMAIN.md §2 to one record. Precedence of skip reasons: NODATA/SKIPDATA, then not a
+/// Applies docs/attribution.md §2-§3 to one record. Precedence of skip reasons: NODATA/SKIPDATA, then not a
 /// NAT ENI, then REJECT, then public side, then zero bytes.
 pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>, RecordError> {
     use Outcome::Skipped;

@@ -1,4 +1,4 @@
-//! Configuration from `NATMETER_*` variables (PRODUCT.md "Configuration").
+//! Configuration from `NATMETER_*` variables (docs/contracts.md §3).
 //!
 //! The core reads no environment: callers pass a lookup function (the Lambda passes the process
 //! environment, the CLI its flags under the same names), so both validate identically and every

@@ -1,4 +1,4 @@
-//! The metric model (PRODUCT.md "Metrics contract"): which datums and source detail lines one
+//! The metric model (docs/contracts.md §2): which datums and source detail lines one
 //! invocation produces. Pure: the sinks in `natmeter-cloudwatch` only encode and send them.
 //!
 //! Cardinality is the product's own cost (every distinct dimension value is a $0.30/month custom

@@ -1,6 +1,6 @@
 //! The bad-input matrix (issue 6 §2) for the pure core: every way a Lambda event, a decoded
 //! payload, a flow-log record, a format string or a `NATMETER_*` setting can be wrong, each mapped
-//! to its exact outcome under the contract (PRODUCT.md "Lambda behaviour", "Configuration"):
+//! to its exact outcome under the contract (docs/contracts.md §5.2, §3):
 //!
 //! - `SkipCounted`: a bad record is skipped and counted; the row gives the engine's counters after
 //!   ingesting (records read / counted / parse errors / skips by reason, NAT bytes) and a
@@ -665,7 +665,7 @@ fn event_rows() -> Vec<Row> {
             Input::Payload(nine_mb_of_records),
             Expect::EventError("inflates to more than"),
         ),
-        // By design (PRODUCT.md performance targets) a non-NAT ENI's batch is recognised from
+        // By design (docs/testing.md §7, targets) a non-NAT ENI's batch is recognised from
         // its first kilobyte and skipped without decoding the rest: a damaged tail is never seen.
         // Its records would not have been counted anyway.
         row(
