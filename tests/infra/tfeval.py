@@ -8,7 +8,9 @@ receive, this module evaluates those expressions itself, over python-hcl2's
 parse tree, for the subset of the language the module uses:
 
 - literals, strings with interpolation (no %{ } directives), tuples, objects;
-- var.*, local.*, count.index, path.module, data.* (from a fake world the test
+- var.*, local.*, count.index, each.key/each.value (for_each over a map or a
+  set of strings, keys known at plan time as Terraform requires), path.module,
+  data.* (from a fake world the test
   supplies), resource attributes: an argument written in the configuration
   evaluates to its value, anything else (arn, id, url, ...) to an Unknown
   placeholder, as it would be "known after apply";
@@ -469,6 +471,14 @@ def _fn_tostring(v):
     return to_string(v)
 
 
+def _fn_one(xs):
+    if not isinstance(xs, list):
+        raise EvalError("one() of a non-list")
+    if len(xs) > 1:
+        raise EvalError(f"one() of a list with {len(xs)} elements")
+    return xs[0] if xs else None
+
+
 def _fn_fileexists(p):
     return os.path.isfile(p)
 
@@ -505,6 +515,7 @@ FUNCTIONS: dict[str, Callable] = {
     "max": lambda *xs: max(to_number(x) for x in xs),
     "merge": _fn_merge,
     "min": lambda *xs: min(to_number(x) for x in xs),
+    "one": _fn_one,
     "range": _fn_range,
     "regex": _fn_regex,
     "regexall": _fn_regexall,
@@ -554,17 +565,20 @@ class _Instance:
 
     evaluator: "Evaluator"
     block: Block
-    index: int | None
+    index: int | str | None
+    scope: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         t, n = self.block.labels
-        return f"{t}.{n}" + ("" if self.index is None else f"[{self.index}]")
+        if self.index is None:
+            return f"{t}.{n}"
+        return f"{t}.{n}[{self.index!r}]" if isinstance(self.index, str) else f"{t}.{n}[{self.index}]"
 
     def attr(self, key: str) -> Any:
         expr = self.block.attributes.get(key)
         if expr is not None and key not in ("count", "for_each", "depends_on", "provider"):
-            return self.evaluator.expr(expr, {"count": {"index": self.index}} if self.index is not None else {})
+            return self.evaluator.expr(expr, dict(self.scope))
         return Unknown(f"{self.label}.{key}")
 
 
@@ -628,32 +642,70 @@ class Evaluator:
 
     def count_of(self, block: Block) -> int | None:
         if "for_each" in block.attributes:
-            raise EvalError(f"{block.address}: for_each is not supported by this evaluator")
+            raise EvalError(f"{block.address} uses for_each, not count: use instance_scopes()")
         if "count" not in block.attributes:
             return None
         return int(to_number(self.expr(block.attributes["count"], {})))
+
+    def instance_scopes(self, block: Block) -> list[tuple[int | str | None, dict]] | None:
+        """(key, scope) of every instance of a block with count or for_each, in
+        Terraform's order (count index; for_each keys sorted); None without
+        either. for_each keys must be known at plan time, as Terraform requires:
+        a map key or set element known only after apply is an error."""
+        if "for_each" in block.attributes:
+            if "count" in block.attributes:
+                raise EvalError(f"{block.address}: count and for_each together")
+            items = self.expr(block.attributes["for_each"], {})
+            if isinstance(items, Unknown):
+                raise EvalError(f"{block.address}: for_each over {items.path}, known only after apply")
+            if isinstance(items, dict):
+                pairs = sorted(items.items())
+            elif isinstance(items, list):
+                if any(not isinstance(x, str) for x in items):
+                    raise EvalError(f"{block.address}: for_each over a set needs strings known at plan time, got {items!r}")
+                if len(set(items)) != len(items):
+                    raise EvalError(f"{block.address}: for_each over a list with duplicates (a set would merge them)")
+                pairs = sorted((x, x) for x in items)
+            else:
+                raise EvalError(f"{block.address}: for_each over {type(items).__name__}")
+            out = []
+            for k, v in pairs:
+                if isinstance(k, Unknown) or "<known after apply" in str(k):
+                    raise EvalError(f"{block.address}: for_each key {k} is known only after apply")
+                out.append((k, {"each": {"key": k, "value": v}}))
+            return out
+        n = self.count_of(block)
+        if n is None:
+            return None
+        return [(i, {"count": {"index": i}}) for i in range(n)]
+
+    def _instances_of(self, block: Block) -> Any:
+        scopes = self.instance_scopes(block)
+        if scopes is None:
+            return _Instance(self, block, None)
+        if "for_each" in block.attributes:
+            return {k: _Instance(self, block, k, scope) for k, scope in scopes}
+        return [_Instance(self, block, k, scope) for k, scope in scopes]
 
     def resource(self, type_: str, name: str) -> Any:
         block = self._resources.get((type_, name))
         if block is None:
             raise EvalError(f"reference to undeclared resource {type_}.{name}")
-        n = self.count_of(block)
-        if n is None:
-            return _Instance(self, block, None)
-        return [_Instance(self, block, i) for i in range(n)]
+        return self._instances_of(block)
 
     def data(self, type_: str, name: str) -> Any:
         block = self._data.get((type_, name))
         if block is None:
             raise EvalError(f"reference to undeclared data.{type_}.{name}")
-        n = self.count_of(block)
         make = self.world.get((type_, name))
         if make is None:
-            def make(i, block=block):
-                return _Instance(self, block, i)
-        if n is None:
+            return self._instances_of(block)
+        scopes = self.instance_scopes(block)
+        if scopes is None:
             return make(None)
-        return [make(i) for i in range(n)]
+        if "for_each" in block.attributes:
+            return {k: make(k) for k, _ in scopes}
+        return [make(k) for k, _ in scopes]
 
     def _root(self, name: str, scope: dict) -> Any:
         if name in scope:
@@ -670,6 +722,8 @@ class Evaluator:
             return {"workspace": "default"}
         if name == "count":
             raise EvalError("count.index outside a resource with count")
+        if name == "each":
+            raise EvalError("each.key/each.value outside a resource with for_each")
         if any(t == name for t, _ in self._resources):
             return _Namespace(name, lambda n: self.resource(name, n))
         raise EvalError(f"unknown reference {name!r}")
@@ -981,19 +1035,23 @@ class Evaluator:
         return out
 
     def instances(self, type_: str, name: str) -> list[dict]:
-        """Every instance of a resource, evaluated (count.index bound)."""
-        block = self._resources[(type_, name)]
-        n = self.count_of(block)
-        if n is None:
-            return [self.block(block)]
-        return [self.block(block, {"count": {"index": i}}) for i in range(n)]
+        """Every instance of a resource, evaluated (count.index or each.* bound),
+        in Terraform's order."""
+        return list(self.instances_by_key(type_, name).values())
+
+    def instances_by_key(self, type_: str, name: str) -> dict:
+        """The instances of a resource by their key: None for a single
+        instance, the index with count, the key with for_each."""
+        return self._evaluate_instances(self._resources[(type_, name)])
 
     def data_instances(self, type_: str, name: str) -> list[dict]:
-        block = self._data[(type_, name)]
-        n = self.count_of(block)
-        if n is None:
-            return [self.block(block)]
-        return [self.block(block, {"count": {"index": i}}) for i in range(n)]
+        return list(self._evaluate_instances(self._data[(type_, name)]).values())
+
+    def _evaluate_instances(self, block: Block) -> dict:
+        scopes = self.instance_scopes(block)
+        if scopes is None:
+            return {None: self.block(block)}
+        return {k: self.block(block, scope) for k, scope in scopes}
 
 
 class _Constants(Evaluator):

@@ -4,6 +4,7 @@ and how to run the natmeter binary."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -33,8 +34,14 @@ def tf_files() -> list[Path]:
     return sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
 
 
-def nat_ids(n: int) -> list[str]:
-    return [f"nat-{i + 1:017x}" for i in range(n)]
+def nat_ids(n: int, first: int = 1) -> list[str]:
+    return [f"nat-{i + first:017x}" for i in range(n)]
+
+
+def eni_of(nat_id: str) -> str:
+    """The fake world's ENI of a NAT gateway: derived from its ID, so that the
+    gateways of two instances have different ENIs."""
+    return f"eni-{int(nat_id[4:], 16) + 0xA0:017x}"
 
 
 def fake_world(ids: list[str]) -> dict:
@@ -43,7 +50,7 @@ def fake_world(ids: list[str]) -> dict:
     def nat(i):
         return {
             "id": ids[i],
-            "network_interface_id": f"eni-{i + 0xA1:017x}",
+            "network_interface_id": eni_of(ids[i]),
             "private_ip": f"10.0.{i}.175",
             # The first gateway has a secondary private IP, like a gateway scaled
             # for more than 55,000 connections per destination.
@@ -53,10 +60,12 @@ def fake_world(ids: list[str]) -> dict:
 
     return {
         ("aws_partition", "current"): lambda i: {"partition": "aws"},
-        ("aws_region", "current"): lambda i: {"name": "us-east-1", "id": "us-east-1"},
         ("aws_caller_identity", "current"): lambda i: {"account_id": "123456789012"},
         ("aws_nat_gateway", "this"): nat,
-        ("aws_subnet", "nat"): lambda i: {"availability_zone_id": f"use1-az{i + 1}"},
+        ("aws_subnet", "nat"): lambda i: {
+            "availability_zone_id": f"use1-az{i + 1}",
+            "arn": f"arn:aws:ec2:us-east-1:123456789012:subnet/subnet-{i + 1:017x}",
+        },
     }
 
 
@@ -95,10 +104,44 @@ SCENARIOS: dict[str, dict] = {
     },
 }
 
+# Two instances of the module in one account and Region: two VPCs with their
+# own NAT gateways, one metered from its VPC-wide flow log, the other from
+# dedicated NAT flow logs with both sinks, its own keys, alarm prefix and a
+# disabled alarm. Each must see only its own traffic (test_tf_instances.py).
+INSTANCES: dict[str, dict] = {
+    "instance_a_vpc_flow_log": {
+        "name": "natmeter-vpc-a",
+        "lambda_zip": "bootstrap.zip",
+        "nat_gateway_ids": nat_ids(2, first=0x10),
+        "flow_log_group_name": "/aws/vpc-flow-log/vpc-0aaaaaaaaaaaaaaaa",
+        "flow_log_format": SEED_FORMAT,
+        "daily_cost_alarm_usd": 20,
+    },
+    "instance_b_both_sinks": {
+        "name": "natmeter-vpc-b",
+        "lambda_zip": "bootstrap.zip",
+        "nat_gateway_ids": nat_ids(3, first=0x20),
+        "nat_gateway_keys": ["use1-az1", "use1-az2", "use1-az4"],
+        "create_nat_flow_logs": True,
+        "sink": "both",
+        "alarm_name_prefix": "nat/vpc-b/",
+        "alarm_enabled": {"hourly_cost_anomaly": False},
+        "daily_cost_alarm_usd": 40,
+    },
+}
+SCENARIOS.update(INSTANCES)
+
+
+@functools.lru_cache(maxsize=None)
+def module_config() -> tfeval.Config:
+    """The module, parsed once (parsing is most of an evaluator's cost; an
+    Evaluator never changes its Config)."""
+    return tfeval.load_config(MODULE)
+
 
 def evaluator(variables: dict) -> tfeval.Evaluator:
     return tfeval.Evaluator(
-        tfeval.load_config(MODULE),
+        module_config(),
         variables,
         fake_world(variables["nat_gateway_ids"]),
         path_module=str(MODULE),

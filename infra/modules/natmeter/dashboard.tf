@@ -1,26 +1,39 @@
-# The dashboard: NAT spend first (today and this month, by gateway, by source, by
-# destination with the avoidable share), then coverage against AWS's own NAT
-# gateway metrics, then the health of the processor.
+# The dashboard: NAT spend first (today, this month, the dashboard's time range
+# with the part to S3 and DynamoDB, by gateway, by source, by destination),
+# then coverage against AWS's own NAT gateway metrics, then the health of the
+# processor.
 #
 # Every metric name and dimension set below is one the function emits; the test
 # tests/infra/test_tf_contract.py checks them against `natmeter metrics --json`.
-# SourceIp and Destination are open sets, so they are queried with Metrics
-# Insights (GROUP BY), never enumerated. A SCHEMA(...) names the exact dimension
-# set of the metric it selects.
+# Only this instance's namespace (local.metric_namespace) is read: with sink =
+# "both" the EMF copy in "<namespace>/emf" is never added to it. SourceIp and
+# Destination are open sets, so they are queried with Metrics Insights (GROUP
+# BY), never enumerated. A SCHEMA(...) names the exact dimension set of the
+# metric it selects.
+#
+# Periods: periodOverride = "inherit" keeps every widget's own period (3600 s
+# in the "per hour" widgets, 900 s for coverage, 300 s elsewhere) whatever the
+# time range; "auto" would replace them with a period that adapts to the range,
+# and "per hour" would stop being per hour. Time zone: UTC everywhere
+# ("timezone" = "+0000" on every metric widget; "today" and "this month" are
+# UTC days and months).
 #
 # Layout: a 24-column grid; widgets are placed row by row, y grows downwards.
 
 locals {
-  ns         = var.metric_namespace
+  ns         = local.metric_namespace
   dash_fn    = aws_lambda_function.this.function_name
   dash_queue = aws_sqs_queue.failed_events.name
+  utc        = "+0000"
 
   # Metrics Insights: one query per widget (a GetMetricData call takes one).
+  # Metrics Insights queries only the most recent two weeks of data.
   mi_top_source_cost = format("SELECT SUM(NatCost) FROM SCHEMA(\"%s\", SourceIp) GROUP BY SourceIp ORDER BY SUM() DESC LIMIT 10", local.ns)
   mi_direction_bytes = format("SELECT SUM(NatBytes) FROM SCHEMA(\"%s\", Direction, NatGatewayId) GROUP BY Direction", local.ns)
   mi_dest_bytes      = format("SELECT SUM(NatBytes) FROM SCHEMA(\"%s\", Destination) GROUP BY Destination ORDER BY SUM() DESC LIMIT 20", local.ns)
   mi_dest_cost       = format("SELECT SUM(NatCost) FROM SCHEMA(\"%s\", Destination) GROUP BY Destination ORDER BY SUM() DESC LIMIT 20", local.ns)
   mi_skipped_reason  = format("SELECT SUM(RecordsSkipped) FROM SCHEMA(\"%s\", Reason) GROUP BY Reason", local.ns)
+  mi_note            = "Metrics Insights: the last 2 weeks at most"
 
   # Logs Insights over the source detail lines: every source, with USD.
   logs_top_sources = join(" | ", [
@@ -31,19 +44,38 @@ locals {
     "limit 20",
   ])
 
-  # Cost today and this month (UTC) from one series of 15-minute sums: EPOCH
-  # gives every point's timestamp, the last one is "now"; DATE gives the day of
-  # the month. RUNNING_SUM over the points since midnight (or since the 1st)
-  # ends at the total, which is what a single-value widget shows.
-  cost_to_date_metrics = [
-    [local.ns, "NatCost", { id = "cost", stat = "Sum", period = 900, visible = false }],
-    [{ id = "t", expression = "EPOCH(cost)", visible = false }],
+  # Cost today and this month (UTC), each in a widget with its own time range
+  # and 300-second buckets that start on 5-minute clock boundaries, so that
+  # midnight and the 1st (multiples of 300 s) fall between two buckets, never
+  # inside one. CloudWatch rounds a GetMetricData start time between 15 and 63
+  # days ago down to a 5-minute clock interval (one less than 15 days ago only
+  # to the minute): hence 16 days for "today" and 31 days for "this month",
+  # both also long enough to reach back to midnight and to the 1st. 5-minute
+  # data is kept for 63 days. FILL gives every bucket of the range a value,
+  # EPOCH its timestamp (the bucket's start): the last one is "now". DATE gives
+  # the day of the month. RUNNING_SUM over the buckets since midnight (or since
+  # the 1st) ends at the total, which is what a single-value widget shows (its
+  # latest value). tests/infra/test_tf_dashboard.py evaluates these expressions
+  # over a synthetic month.
+  to_date_today_start = "-P16D"
+  to_date_month_start = "-P31D"
+  to_date_period      = 300
+  cost_today_metrics = [
+    [local.ns, "NatCost", { id = "cost", stat = "Sum", visible = false }],
+    [{ id = "filled", expression = "FILL(cost, 0)", visible = false }],
+    [{ id = "t", expression = "EPOCH(filled)", visible = false }],
     [{ id = "daystart", expression = "FLOOR(TIME_SERIES(MAX(t)) / 86400) * 86400", visible = false }],
-    [{ id = "dom", expression = "DATE(cost)", visible = false }],
+    [{ id = "today", expression = "RUNNING_SUM(IF(t >= daystart, filled, 0))", label = "Today (UTC, since 00:00), USD" }],
+  ]
+  cost_month_metrics = [
+    [local.ns, "NatCost", { id = "cost", stat = "Sum", visible = false }],
+    [{ id = "filled", expression = "FILL(cost, 0)", visible = false }],
+    [{ id = "t", expression = "EPOCH(filled)", visible = false }],
+    [{ id = "daystart", expression = "FLOOR(TIME_SERIES(MAX(t)) / 86400) * 86400", visible = false }],
+    [{ id = "dom", expression = "DATE(filled)", visible = false }],
     [{ id = "todaydom", expression = "TIME_SERIES(MAX(IF(t >= daystart, dom, 0)))", visible = false }],
     [{ id = "monthstart", expression = "daystart - (todaydom - 1) * 86400", visible = false }],
-    [{ id = "today", expression = "RUNNING_SUM(IF(t >= daystart, FILL(cost, 0), 0))", label = "Today (UTC), USD" }],
-    [{ id = "month", expression = "RUNNING_SUM(IF(t >= monthstart, FILL(cost, 0), 0))", label = "This month (UTC), USD" }],
+    [{ id = "month", expression = "RUNNING_SUM(IF(t >= monthstart, filled, 0))", label = "This month (UTC, since the 1st), USD" }],
   ]
 
   cost_by_gateway_metrics = [
@@ -62,6 +94,20 @@ locals {
     ]
   ]...)
 
+  dashboard_alarm_arns = concat(
+    aws_cloudwatch_metric_alarm.daily_cost[*].arn,
+    aws_cloudwatch_metric_alarm.hourly_cost_anomaly[*].arn,
+    aws_cloudwatch_metric_alarm.function_error_rate[*].arn,
+    aws_cloudwatch_metric_alarm.failed_events[*].arn,
+    aws_cloudwatch_metric_alarm.async_events_dropped[*].arn,
+    aws_cloudwatch_metric_alarm.destination_delivery_failures[*].arn,
+    aws_cloudwatch_metric_alarm.async_event_age[*].arn,
+    aws_cloudwatch_metric_alarm.delivery_errors[*].arn,
+    aws_cloudwatch_metric_alarm.delivery_throttling[*].arn,
+    [for k in local.nat_keys : aws_cloudwatch_metric_alarm.silent_failure[k].arn if local.alarm_on.silent_failure],
+    [for k in local.nat_keys : aws_cloudwatch_metric_alarm.coverage[k].arn if local.alarm_on.coverage],
+  )
+
   dashboard_widgets = [
     {
       type   = "text"
@@ -72,8 +118,8 @@ locals {
       properties = {
         markdown = join("\n", [
           "# natmeter: NAT gateway spend by source (${var.name})",
-          "NAT gateway data processing, metered from VPC flow logs: private-side bytes of both directions / 2^30 x the price per GB, at the minute of the flow. Times are UTC; flow logs arrive 5-10 minutes late, so the last minutes are always low.",
-          "S3 and DynamoDB bytes through a NAT gateway are avoidable: gateway endpoints for them are free. Managed by Terraform: changes made here are overwritten.",
+          "NAT gateway data processing, metered from VPC flow logs: private-side bytes of both directions / 2^30 x the price per GB, at the minute of the flow, in namespace `${local.ns}` only (this instance). **Times are UTC**; \"today\" and \"this month\" are UTC days and months. Flow logs arrive 5-10 minutes late, so the last minutes are always low. Every graph keeps its own period (per hour means per hour at any time range); the Metrics Insights graphs show the last 2 weeks at most.",
+          "S3 and DynamoDB: the figures count them in **any region**. A gateway endpoint (free) serves only its own region's S3 and DynamoDB, so only the part in this VPC's region (${local.region}) is avoidable that way: the share shown is an upper bound. Managed by Terraform: changes made here are overwritten.",
         ])
       }
     },
@@ -81,15 +127,34 @@ locals {
       type   = "metric"
       x      = 0
       y      = 3
-      width  = 12
+      width  = 6
       height = 4
       properties = {
-        title   = "NAT cost to date (UTC, USD): needs a dashboard time range that covers the month"
-        view    = "singleValue"
-        region  = local.region
-        period  = 900
-        stat    = "Sum"
-        metrics = local.cost_to_date_metrics
+        title    = "NAT cost today (UTC, since 00:00), USD"
+        view     = "singleValue"
+        region   = local.region
+        timezone = local.utc
+        start    = local.to_date_today_start
+        period   = local.to_date_period
+        stat     = "Sum"
+        metrics  = local.cost_today_metrics
+      }
+    },
+    {
+      type   = "metric"
+      x      = 6
+      y      = 3
+      width  = 6
+      height = 4
+      properties = {
+        title    = "NAT cost this month (UTC, since the 1st), USD"
+        view     = "singleValue"
+        region   = local.region
+        timezone = local.utc
+        start    = local.to_date_month_start
+        period   = local.to_date_period
+        stat     = "Sum"
+        metrics  = local.cost_month_metrics
       }
     },
     {
@@ -99,17 +164,18 @@ locals {
       width  = 12
       height = 4
       properties = {
-        title                = "Time range: NAT cost, and the avoidable part (to S3 and DynamoDB)"
+        title                = "Dashboard time range: NAT cost, and the part to S3 and DynamoDB in any region (avoidable with gateway endpoints only in ${local.region})"
         view                 = "singleValue"
         region               = local.region
+        timezone             = local.utc
         stat                 = "Sum"
         setPeriodToTimeRange = true
         metrics = [
           [local.ns, "NatCost", { id = "all", label = "NAT cost, USD" }],
           [local.ns, "NatCost", "Destination", "S3", { id = "s3", visible = false }],
           [local.ns, "NatCost", "Destination", "DYNAMODB", { id = "ddb", visible = false }],
-          [{ id = "avoidable", expression = "FILL(s3, 0) + FILL(ddb, 0)", label = "Avoidable (S3 + DynamoDB), USD" }],
-          [{ id = "share", expression = "100 * (FILL(s3, 0) + FILL(ddb, 0)) / all", label = "Avoidable share, %" }],
+          [{ id = "awsstore", expression = "FILL(s3, 0) + FILL(ddb, 0)", label = "To S3 + DynamoDB, any region, USD" }],
+          [{ id = "share", expression = "100 * (FILL(s3, 0) + FILL(ddb, 0)) / all", label = "To S3 + DynamoDB, any region, % (upper bound of the avoidable share)" }],
         ]
       }
     },
@@ -120,13 +186,14 @@ locals {
       width  = 12
       height = 6
       properties = {
-        title   = "NAT cost by NAT gateway (USD per hour)"
-        view    = "timeSeries"
-        stacked = true
-        region  = local.region
-        period  = 3600
-        stat    = "Sum"
-        metrics = local.cost_by_gateway_metrics
+        title    = "NAT cost by NAT gateway (USD per hour)"
+        view     = "timeSeries"
+        stacked  = true
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        stat     = "Sum"
+        metrics  = local.cost_by_gateway_metrics
       }
     },
     {
@@ -136,11 +203,13 @@ locals {
       width  = 12
       height = 6
       properties = {
-        title   = "NAT bytes per hour: outbound (uploads) vs inbound (downloads)"
-        view    = "timeSeries"
-        stacked = true
-        region  = local.region
-        metrics = [[{ id = "direction", expression = local.mi_direction_bytes, label = "", period = 3600 }]]
+        title    = "NAT bytes per hour: outbound (uploads) vs inbound (downloads) (${local.mi_note})"
+        view     = "timeSeries"
+        stacked  = true
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        metrics  = [[{ id = "direction", expression = local.mi_direction_bytes, label = "", period = 3600 }]]
       }
     },
     {
@@ -150,11 +219,12 @@ locals {
       width  = 12
       height = 7
       properties = {
-        title  = "Top 10 sources by NAT bytes (Contributor Insights: every source, no cap)"
-        view   = "timeSeries"
-        region = local.region
-        period = 300
-        legend = { position = "right" }
+        title    = "Top 10 sources by NAT bytes per 5 minutes (Contributor Insights: every source, no cap)"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
+        legend   = { position = "right" }
         insightRule = {
           maxContributorCount = 10
           orderBy             = "Sum"
@@ -169,11 +239,13 @@ locals {
       width  = 12
       height = 7
       properties = {
-        title  = "Top 10 SourceIp metrics by NAT cost (USD per hour; sources beyond max_sources are in SourceIp=other)"
-        view   = "timeSeries"
-        region = local.region
-        legend = { position = "right" }
-        metrics = [[{ id = "topcost", expression = local.mi_top_source_cost, label = "", period = 3600 }]]
+        title    = "Top 10 SourceIp metrics by NAT cost, USD per hour; sources beyond max_sources are in SourceIp=other (${local.mi_note})"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        legend   = { position = "right" }
+        metrics  = [[{ id = "topcost", expression = local.mi_top_source_cost, label = "", period = 3600 }]]
       }
     },
     {
@@ -183,11 +255,12 @@ locals {
       width  = 12
       height = 7
       properties = {
-        title  = "Top 10 (source, destination) pairs by NAT bytes (Contributor Insights)"
-        view   = "timeSeries"
-        region = local.region
-        period = 300
-        legend = { position = "right" }
+        title    = "Top 10 (source, destination) pairs by NAT bytes per 5 minutes (Contributor Insights)"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
+        legend   = { position = "right" }
         insightRule = {
           maxContributorCount = 10
           orderBy             = "Sum"
@@ -202,7 +275,7 @@ locals {
       width  = 12
       height = 7
       properties = {
-        title  = "Top 20 (source, destination) by NAT bytes with cost (Logs Insights over source detail lines)"
+        title  = "Top 20 (source, destination) by NAT bytes with cost, over the dashboard's time range (Logs Insights over the source detail lines)"
         view   = "table"
         region = local.region
         query  = local.logs_top_sources
@@ -215,11 +288,13 @@ locals {
       width  = 12
       height = 6
       properties = {
-        title   = "NAT bytes per hour by destination (S3 and DYNAMODB are avoidable)"
-        view    = "timeSeries"
-        stacked = true
-        region  = local.region
-        metrics = [[{ id = "destbytes", expression = local.mi_dest_bytes, label = "", period = 3600 }]]
+        title    = "NAT bytes per hour by destination; S3 and DYNAMODB count any region (${local.mi_note})"
+        view     = "timeSeries"
+        stacked  = true
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        metrics  = [[{ id = "destbytes", expression = local.mi_dest_bytes, label = "", period = 3600 }]]
       }
     },
     {
@@ -229,11 +304,13 @@ locals {
       width  = 12
       height = 6
       properties = {
-        title   = "NAT cost per hour by destination (USD)"
-        view    = "timeSeries"
-        stacked = true
-        region  = local.region
-        metrics = [[{ id = "destcost", expression = local.mi_dest_cost, label = "", period = 3600 }]]
+        title    = "NAT cost per hour by destination, USD (${local.mi_note})"
+        view     = "timeSeries"
+        stacked  = true
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        metrics  = [[{ id = "destcost", expression = local.mi_dest_cost, label = "", period = 3600 }]]
       }
     },
     {
@@ -243,13 +320,17 @@ locals {
       width  = 24
       height = 6
       properties = {
-        title  = "Coverage per NAT gateway: NatBytes / (BytesInFromSource + BytesOutToSource), %"
-        view   = "timeSeries"
-        region = local.region
-        period = 900
-        yAxis  = { left = { min = 0, showUnits = false } }
+        title    = "Coverage per NAT gateway per 15 minutes: NatBytes / (BytesInFromSource + BytesOutToSource), %"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 900
+        yAxis    = { left = { min = 0, showUnits = false } }
         annotations = {
-          horizontal = [{ label = "fully metered", value = 100 }]
+          horizontal = [
+            { label = "fully metered", value = 100 },
+            { label = "coverage alarm (3 hours)", value = var.min_coverage * 100, color = "#d62728" },
+          ]
         }
         metrics = local.coverage_metrics
       }
@@ -261,7 +342,7 @@ locals {
       width  = 24
       height = 1
       properties = {
-        markdown = "## Processor health: function ${local.dash_fn}, failed-event queue ${local.dash_queue}"
+        markdown = "## Processor health: function ${local.dash_fn}, failed-event queue ${local.dash_queue} (5-minute periods)"
       }
     },
     {
@@ -271,11 +352,12 @@ locals {
       width  = 8
       height = 6
       properties = {
-        title  = "Function invocations, errors, throttles"
-        view   = "timeSeries"
-        region = local.region
-        period = 300
-        stat   = "Sum"
+        title    = "Function invocations, errors, throttles per 5 minutes"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
+        stat     = "Sum"
         metrics = [
           ["AWS/Lambda", "Invocations", "FunctionName", local.dash_fn],
           ["AWS/Lambda", "Errors", "FunctionName", local.dash_fn],
@@ -290,10 +372,11 @@ locals {
       width  = 8
       height = 6
       properties = {
-        title  = "Function duration (ms)"
-        view   = "timeSeries"
-        region = local.region
-        period = 300
+        title    = "Function duration (ms)"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
         metrics = [
           ["AWS/Lambda", "Duration", "FunctionName", local.dash_fn, { stat = "p50", label = "p50" }],
           ["AWS/Lambda", "Duration", "FunctionName", local.dash_fn, { stat = "p99", label = "p99" }],
@@ -308,14 +391,17 @@ locals {
       width  = 8
       height = 6
       properties = {
-        title  = "Failed events waiting for replay (on-failure queue)"
-        view   = "timeSeries"
-        region = local.region
-        period = 300
-        stat   = "Maximum"
+        title    = "Lambda's asynchronous queue: events received, dropped, lost; oldest event (s)"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
         metrics = [
-          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.dash_queue, { label = "events in queue" }],
-          ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", local.dash_queue, { label = "age of oldest (s)", yAxis = "right" }],
+          ["AWS/Lambda", "AsyncEventsReceived", "FunctionName", local.dash_fn, { stat = "Sum", label = "received" }],
+          ["AWS/Lambda", "AsyncEventsDropped", "FunctionName", local.dash_fn, { stat = "Sum", label = "dropped (to the failed-event queue)" }],
+          ["AWS/Lambda", "DestinationDeliveryFailures", "FunctionName", local.dash_fn, { stat = "Sum", label = "lost (destination delivery failures)" }],
+          ["AWS/Lambda", "AsyncEventAge", "FunctionName", local.dash_fn, { id = "agems", stat = "Maximum", visible = false }],
+          [{ id = "age", expression = "agems / 1000", label = "oldest event, s", yAxis = "right" }],
         ]
       }
     },
@@ -326,14 +412,15 @@ locals {
       width  = 8
       height = 6
       properties = {
-        title  = "Flow records counted, and lines that failed to parse"
-        view   = "timeSeries"
-        region = local.region
-        period = 300
-        stat   = "Sum"
+        title    = "Failed events waiting for replay (on-failure queue)"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
+        stat     = "Maximum"
         metrics = [
-          [local.ns, "RecordsCounted", { label = "counted (NAT traversals)" }],
-          [local.ns, "ParseErrors", { label = "parse errors", yAxis = "right" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.dash_queue, { label = "events in queue" }],
+          ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", local.dash_queue, { label = "age of oldest (s)", yAxis = "right" }],
         ]
       }
     },
@@ -344,11 +431,16 @@ locals {
       width  = 8
       height = 6
       properties = {
-        title   = "Flow records skipped, by reason"
-        view    = "timeSeries"
-        stacked = true
-        region  = local.region
-        metrics = [[{ id = "skipped", expression = local.mi_skipped_reason, label = "", period = 300 }]]
+        title    = "Flow records counted, and lines that failed to parse, per 5 minutes"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
+        stat     = "Sum"
+        metrics = [
+          [local.ns, "RecordsCounted", { label = "counted (NAT traversals)" }],
+          [local.ns, "ParseErrors", { label = "parse errors", yAxis = "right" }],
+        ]
       }
     },
     {
@@ -358,10 +450,27 @@ locals {
       width  = 8
       height = 6
       properties = {
-        title  = "Ingest lag: processing time - end of the flow record (s)"
-        view   = "timeSeries"
-        region = local.region
-        period = 300
+        title    = "Flow records skipped per 5 minutes, by reason (${local.mi_note})"
+        view     = "timeSeries"
+        stacked  = true
+        region   = local.region
+        timezone = local.utc
+        period   = 300
+        metrics  = [[{ id = "skipped", expression = local.mi_skipped_reason, label = "", period = 300 }]]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 0
+      y      = 52
+      width  = 8
+      height = 6
+      properties = {
+        title    = "Ingest lag: processing time - end of the flow record (s)"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
         metrics = [
           [local.ns, "IngestLag", { stat = "Average", label = "average" }],
           [local.ns, "IngestLag", { stat = "Maximum", label = "max" }],
@@ -370,14 +479,16 @@ locals {
     },
     {
       type   = "metric"
-      x      = 0
+      x      = 8
       y      = 52
-      width  = 12
+      width  = 16
       height = 6
       properties = {
-        title  = "Subscription delivery to the function (AWS/Logs)"
-        view   = "timeSeries"
-        region = local.region
+        title    = "Subscription delivery to the function per 5 minutes (AWS/Logs, filter ${local.subscription_name})"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
         metrics = [
           [{ id = "forwarded", expression = "SEARCH('{AWS/Logs,DestinationType,FilterName,LogGroupName} MetricName=\"ForwardedLogEvents\" FilterName=\"${local.subscription_name}\"', 'Sum', 300)", label = "forwarded log events" }],
           [{ id = "errors", expression = "SEARCH('{AWS/Logs,DestinationType,FilterName,LogGroupName} MetricName=\"DeliveryErrors\" FilterName=\"${local.subscription_name}\"', 'Sum', 300)", label = "delivery errors" }],
@@ -385,34 +496,30 @@ locals {
         ]
       }
     },
-    {
-      type   = "alarm"
-      x      = 12
-      y      = 52
-      width  = 12
-      height = 6
-      properties = {
-        title = "natmeter alarms"
-        alarms = concat(
-          [
-            aws_cloudwatch_metric_alarm.daily_cost.arn,
-            aws_cloudwatch_metric_alarm.hourly_cost_anomaly.arn,
-            aws_cloudwatch_metric_alarm.function_errors.arn,
-            aws_cloudwatch_metric_alarm.failed_events.arn,
-          ],
-          aws_cloudwatch_metric_alarm.silent_failure[*].arn,
-        )
-      }
-    },
   ]
+
+  # The alarm status widget holds 1 to 100 alarms: none when every alarm is
+  # disabled.
+  alarm_widget = length(local.dashboard_alarm_arns) == 0 ? [] : [{
+    type   = "alarm"
+    x      = 0
+    y      = 58
+    width  = 24
+    height = 6
+    properties = {
+      title  = "natmeter alarms"
+      alarms = local.dashboard_alarm_arns
+    }
+  }]
 }
 
 resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = var.name
   dashboard_body = jsonencode({
-    # 31 days, so that "this month" is complete; zoom in for detail.
-    start          = "-P31D"
-    periodOverride = "auto"
-    widgets        = local.dashboard_widgets
+    # A week by default (within Metrics Insights' two weeks); "today" and "this
+    # month" have their own ranges. inherit: every graph keeps its period.
+    start          = "-P7D"
+    periodOverride = "inherit"
+    widgets        = concat(local.dashboard_widgets, local.alarm_widget)
   })
 }

@@ -29,9 +29,11 @@ data "aws_iam_policy_document" "function" {
   }
 
   # PutMetricData has no resource-level permissions; the namespace condition is
-  # how it is scoped. Not needed when metrics go out as EMF log lines only.
+  # how it is scoped: this instance's namespace only. Not needed when metrics go
+  # out as EMF log lines only; the EMF copy of sink = "both" needs no IAM
+  # either (CloudWatch Logs extracts it from the log lines the function writes).
   dynamic "statement" {
-    for_each = var.sink == "emf" ? [] : [var.metric_namespace]
+    for_each = var.sink == "emf" ? [] : [local.metric_namespace]
 
     content {
       sid       = "OwnMetricNamespace"

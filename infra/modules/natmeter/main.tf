@@ -5,12 +5,12 @@
 # the alarms in alarms.tf.
 
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
-# count, not for_each: nat_gateway_ids usually comes from resources created in
-# the same apply (module.vpc.natgw_ids), whose values are unknown at plan time
-# while their number is known. for_each would refuse to plan.
+# The data sources are indexed by position (count): they are read again on
+# every plan and hold no state worth keeping, so a reordered nat_gateway_ids
+# changes nothing real. Everything with state (the dedicated flow logs, the
+# per-gateway alarms) is keyed by local.nat_keys instead.
 data "aws_nat_gateway" "this" {
   count = length(var.nat_gateway_ids)
   id    = var.nat_gateway_ids[count.index]
@@ -23,8 +23,30 @@ data "aws_subnet" "nat" {
 
 locals {
   partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.name
   account_id = data.aws_caller_identity.current.account_id
+  # The Region, from the ARN of the first NAT gateway's subnet
+  # (arn:PARTITION:ec2:REGION:ACCOUNT:subnet/ID). data.aws_region.current.name
+  # is deprecated in provider 6, its replacement .region does not exist in
+  # 5.x, and .id is on its way to deprecation as well: an ARN reads the same in
+  # every provider version. Known at plan time whenever the gateway IDs are.
+  region = split(":", data.aws_subnet.nat[0].arn)[3]
+
+  # Keys of the per-gateway resources: nat_gateway_keys, or the gateway IDs.
+  # Keys must be known at plan time (for_each); the values they lead to (IDs,
+  # ENIs) need not be.
+  nat_keys  = var.nat_gateway_keys == null ? var.nat_gateway_ids : var.nat_gateway_keys
+  nat_index = { for i, k in local.nat_keys : k => i if i < length(var.nat_gateway_ids) }
+
+  # Metric identity of this instance: its own namespace, so that two instances
+  # in one account (two VPCs, two flow log groups) never sum each other's
+  # traffic in a total, a widget or an alarm.
+  metric_namespace = var.metric_namespace == null ? "NatMeter/${var.name}" : var.metric_namespace
+  # With sink = "both" the EMF copy needs a namespace of its own: CloudWatch
+  # Logs turns EMF lines into metrics too, so both sinks in one namespace would
+  # count every datum twice (the function refuses that configuration).
+  emf_namespace = var.sink == "both" ? "${local.metric_namespace}/emf" : null
+
+  alarm_prefix = var.alarm_name_prefix == null ? "${var.name}-" : var.alarm_name_prefix
 
   # Format of the dedicated NAT flow logs (create_nat_flow_logs): the 14 default
   # fields in their default order, then what attribution needs: pkt-* for the
@@ -55,37 +77,41 @@ locals {
 
   function_environment = merge(
     {
-      NATMETER_LOG_FORMAT    = local.log_format
-      NATMETER_NAT_GATEWAYS  = jsonencode(local.nat_gateways)
-      NATMETER_PRIVATE_CIDRS = join(",", var.private_cidrs)
-      NATMETER_NAMESPACE     = var.metric_namespace
-      NATMETER_SINK          = var.sink
-      NATMETER_MAX_SOURCES   = tostring(var.max_sources)
+      NATMETER_LOG_FORMAT       = local.log_format
+      NATMETER_NAT_GATEWAYS     = jsonencode(local.nat_gateways)
+      NATMETER_PRIVATE_CIDRS    = join(",", var.private_cidrs)
+      NATMETER_NAMESPACE        = local.metric_namespace
+      NATMETER_SINK             = var.sink
+      NATMETER_MAX_SOURCES      = tostring(var.max_sources)
       NATMETER_MIN_SOURCE_SHARE = tostring(var.min_source_share)
     },
+    local.emf_namespace == null ? {} : { NATMETER_EMF_NAMESPACE = local.emf_namespace },
     # Unset means: the built-in price table, by AWS_REGION.
     var.price_per_gb == null ? {} : { NATMETER_PRICE_PER_GB = tostring(var.price_per_gb) },
   )
 
-  # Subscription filter pattern: pass only records of the NAT gateway ENIs.
-  # CloudWatch Logs' space-delimited syntax names every field of a line in order
-  # and accepts an OR of conditions on one field
-  # ([w1=ERROR || w1=WARN, w2] in the CloudWatch Logs user guide), so the
-  # interface-id position of the configured format gets
-  # interface_id = "eni-a" || interface_id = "eni-b" and every other position a
-  # bare name. A format without interface-id, or a pattern over the API's
-  # 1024-character limit (more than 19 gateways with the 19-field format of
-  # examples/complete; the default format fits all 20), falls back to ""
-  # (every record): the function still skips batches of other ENIs by their
-  # log stream name, at the price of being invoked for them.
-  log_format_fields   = [for m in regexall("[$][{]([a-z0-9-]+)[}]", local.log_format) : m[0]]
-  nat_enis            = [for ng in data.aws_nat_gateway.this : ng.network_interface_id]
-  interface_condition = join(" || ", [for eni in local.nat_enis : "interface_id = \"${eni}\""])
-  nat_eni_filter_pattern = format("[%s]", join(", ", [
-    for f in local.log_format_fields : f == "interface-id" ? local.interface_condition : replace(f, "-", "_")
-  ]))
-  filter_pattern_fits = contains(local.log_format_fields, "interface-id") && length(local.nat_eni_filter_pattern) <= 1024
-  filter_pattern      = local.filter_pattern_fits ? local.nat_eni_filter_pattern : ""
+  # Subscription filter pattern: pass only the records of the NAT gateway ENIs.
+  # A term OR, ?"eni-a" ?"eni-b" (CloudWatch Logs user guide, "Filter pattern
+  # syntax": a question mark before each term matches events that contain any
+  # of them; terms with characters other than letters and digits go in double
+  # quotes). Unlike a space-delimited pattern ([version, account_id, ...]) a
+  # term pattern extracts no fields, so CloudWatch attaches no extractedFields
+  # to the events it delivers (about 2.9x the payload with a 19-field format).
+  # Terms match anywhere in the line; an ENI ID appears only in the
+  # interface-id field of a flow record.
+  #
+  # Each ENI costs 24 characters (?"eni-" + 17 hex digits + ") plus a space:
+  # 41 ENIs make exactly 1,024 characters, PutSubscriptionFilter's limit. The
+  # module accepts at most 20 gateways (one ENI each), so the pattern always
+  # fits; beyond the limit, and for a format without interface-id (no ENI in
+  # the records), it falls back to "" (every record): the function still skips
+  # other ENIs' batches by their log stream name, at the price of being invoked
+  # for them. The dedicated NAT flow log group holds NAT ENIs only: "".
+  log_format_fields      = [for m in regexall("[$][{]([a-z0-9-]+)[}]", local.log_format) : m[0]]
+  nat_enis               = [for ng in data.aws_nat_gateway.this : ng.network_interface_id]
+  nat_eni_filter_pattern = join(" ", [for eni in local.nat_enis : format("?\"%s\"", eni)])
+  filter_pattern_fits    = contains(local.log_format_fields, "interface-id") && length(local.nat_eni_filter_pattern) <= 1024
+  filter_pattern         = var.create_nat_flow_logs ? "" : (local.filter_pattern_fits ? local.nat_eni_filter_pattern : "")
 
   function_log_group_name = "/aws/lambda/${var.name}"
   subscription_name       = "${var.name}-nat-enis"
@@ -95,6 +121,10 @@ locals {
 # The function
 # ---------------------------------------------------------------------------
 
+# /aws/lambda/<name>. If it already exists (the function ran before, outside
+# Terraform or before a destroy that Lambda outlived by writing to it again),
+# CreateLogGroup fails with ResourceAlreadyExistsException: import it (README,
+# "An existing log group").
 resource "aws_cloudwatch_log_group" "function" {
   name              = local.function_log_group_name
   retention_in_days = var.log_retention_days
@@ -145,21 +175,29 @@ resource "aws_lambda_function" "this" {
       condition     = length(jsonencode(local.function_environment)) <= 4096
       error_message = "The function's environment (flow log format and NAT gateways with their private IPs) exceeds Lambda's 4 KB limit: meter fewer NAT gateways per module instance."
     }
+
+    precondition {
+      condition     = var.nat_gateway_keys == null || try(length(var.nat_gateway_keys) == length(var.nat_gateway_ids), false)
+      error_message = "Variable nat_gateway_keys must hold exactly one key per entry of nat_gateway_ids, in the same order."
+    }
   }
 
   #checkov:skip=CKV_AWS_116:Failed asynchronous events go to the SQS on-failure destination of aws_lambda_function_event_invoke_config.this, which keeps the event together with the error; a dead-letter queue as well would hold a second copy.
   #checkov:skip=CKV_AWS_117:The function calls only CloudWatch APIs. Inside a VPC it would need a NAT gateway or interface endpoints for them: metering NAT traffic must not create NAT traffic.
-  #checkov:skip=CKV_AWS_115:Concurrency is var.reserved_concurrent_executions (default unreserved): reserving by default fails in accounts with a small concurrency quota (new accounts have 10), and CloudWatch Logs retries throttled deliveries for 24 hours anyway.
+  #checkov:skip=CKV_AWS_115:Concurrency is var.reserved_concurrent_executions (default unreserved): reserving by default fails in accounts with a small concurrency quota (new accounts have 10). Throttled asynchronous events wait in Lambda's event queue for up to maximum_event_age_seconds, then go to the failed-event queue.
   #checkov:skip=CKV_AWS_173:The environment holds no secrets (flow log format, NAT IDs, CIDRs, namespace). It is encrypted with var.kms_key_arn when given, otherwise with Lambda's AWS-owned key.
   #checkov:skip=CKV_AWS_272:The package is built from this repository by `make package` and deployed by path; AWS Signer code signing would need a signing profile and a signed S3 object the module does not own.
 }
 
-# Asynchronous invocations (CloudWatch Logs invokes asynchronously): two retries,
-# then the event and the error go to the queue, from which they can be replayed.
+# Asynchronous invocations (CloudWatch Logs invokes asynchronously). Lambda
+# keeps the event in its own queue: a function error is retried twice (about 1
+# and 2 minutes later); a throttle or a Lambda system error is retried with
+# backoff until the event is maximum_event_age_seconds old. Then the event and
+# the error go to the queue below, from which they can be replayed.
 resource "aws_lambda_function_event_invoke_config" "this" {
   function_name                = aws_lambda_function.this.function_name
   maximum_retry_attempts       = 2
-  maximum_event_age_in_seconds = 21600
+  maximum_event_age_in_seconds = var.maximum_event_age_seconds
 
   destination_config {
     on_failure {
@@ -192,6 +230,9 @@ resource "aws_lambda_permission" "logs" {
   source_account = local.account_id
 }
 
+# A log group takes at most two subscription filters. When the flow log group
+# has two already, PutSubscriptionFilter fails with LimitExceededException:
+# see the README ("Two subscription filters per log group").
 resource "aws_cloudwatch_log_subscription_filter" "flow_logs" {
   name            = local.subscription_name
   log_group_name  = local.source_log_group_name
@@ -220,17 +261,19 @@ resource "aws_cloudwatch_log_group" "nat_flow_logs" {
   #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 30): raw flow records are billed per GB-month and natmeter has already turned them into metrics; a one-year floor is the caller's policy to set.
 }
 
+# Keyed by local.nat_keys, so a reordered or shortened nat_gateway_ids replaces
+# only the flow logs of the gateways that really changed.
 resource "aws_flow_log" "nat" {
-  count = var.create_nat_flow_logs ? length(var.nat_gateway_ids) : 0
+  for_each = var.create_nat_flow_logs ? local.nat_index : {}
 
-  eni_id                   = data.aws_nat_gateway.this[count.index].network_interface_id
+  eni_id                   = data.aws_nat_gateway.this[each.value].network_interface_id
   traffic_type             = "ALL"
   log_destination_type     = "cloud-watch-logs"
   log_destination          = aws_cloudwatch_log_group.nat_flow_logs[0].arn
   iam_role_arn             = aws_iam_role.flow_logs[0].arn
   log_format               = local.nat_flow_log_format
   max_aggregation_interval = 60
-  tags                     = merge(var.tags, { Name = "${var.name}-${var.nat_gateway_ids[count.index]}" })
+  tags                     = merge(var.tags, { Name = "${var.name}-${var.nat_gateway_ids[each.value]}" })
 
   depends_on = [aws_iam_role_policy.flow_logs]
 }
@@ -315,10 +358,11 @@ locals {
   alarm_topic_arn = var.alarm_topic_arn == null ? aws_sns_topic.alarms[0].arn : var.alarm_topic_arn
 }
 
+# Keyed by address: emails are literals, known at plan time.
 resource "aws_sns_topic_subscription" "email" {
-  count = length(var.alarm_emails)
+  for_each = toset(var.alarm_emails)
 
   topic_arn = local.alarm_topic_arn
   protocol  = "email"
-  endpoint  = var.alarm_emails[count.index]
+  endpoint  = each.value
 }

@@ -34,7 +34,7 @@ output "source_log_group_name" {
 }
 
 output "subscription_filter_pattern" {
-  description = "Filter pattern of the subscription: only records of the NAT gateway ENIs, or \"\" (every record) when the format has no interface-id or the pattern would exceed 1024 characters."
+  description = "Filter pattern of the subscription: a term OR of the NAT gateway ENI IDs (?\"eni-...\" ?\"eni-...\"), or \"\" (every record) with create_nat_flow_logs (the dedicated log group holds NAT ENIs only), when the format has no interface-id, or when the pattern would exceed 1024 characters (more than 41 ENIs)."
   value       = aws_cloudwatch_log_subscription_filter.flow_logs.filter_pattern
 }
 
@@ -49,8 +49,18 @@ output "nat_gateways" {
 }
 
 output "nat_flow_log_ids" {
-  description = "IDs of the dedicated NAT ENI flow logs (empty unless create_nat_flow_logs is true)."
-  value       = aws_flow_log.nat[*].id
+  description = "IDs of the dedicated NAT ENI flow logs by NAT gateway key (nat_gateway_keys, or the gateway IDs); empty unless create_nat_flow_logs is true."
+  value       = { for k, fl in aws_flow_log.nat : k => fl.id }
+}
+
+output "metric_namespace" {
+  description = "CloudWatch namespace of this instance's metrics (metric_namespace, or \"NatMeter/<name>\"): the only namespace its dashboard and alarms read."
+  value       = local.metric_namespace
+}
+
+output "emf_namespace" {
+  description = "Namespace of the EMF copy of the metrics when sink is \"both\" (\"<metric_namespace>/emf\", NATMETER_EMF_NAMESPACE); null otherwise. Neither the dashboard nor the alarms read it."
+  value       = local.emf_namespace
 }
 
 output "contributor_insight_rule_names" {
@@ -72,12 +82,18 @@ output "alarm_topic_arn" {
 }
 
 output "alarm_arns" {
-  description = "ARNs of the alarms: 24-hour cost, hourly cost anomaly, function errors, failed events queued, and one silent-failure alarm per NAT gateway."
+  description = "ARNs of the alarms by key (null when disabled in alarm_enabled): daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors, delivery_throttling; silent_failure and coverage map each NAT gateway key to its alarm."
   value = {
-    daily_cost          = aws_cloudwatch_metric_alarm.daily_cost.arn
-    hourly_cost_anomaly = aws_cloudwatch_metric_alarm.hourly_cost_anomaly.arn
-    function_errors     = aws_cloudwatch_metric_alarm.function_errors.arn
-    failed_events       = aws_cloudwatch_metric_alarm.failed_events.arn
-    silent_failure      = aws_cloudwatch_metric_alarm.silent_failure[*].arn
+    daily_cost                    = one(aws_cloudwatch_metric_alarm.daily_cost[*].arn)
+    hourly_cost_anomaly           = one(aws_cloudwatch_metric_alarm.hourly_cost_anomaly[*].arn)
+    function_error_rate           = one(aws_cloudwatch_metric_alarm.function_error_rate[*].arn)
+    failed_events                 = one(aws_cloudwatch_metric_alarm.failed_events[*].arn)
+    async_events_dropped          = one(aws_cloudwatch_metric_alarm.async_events_dropped[*].arn)
+    destination_delivery_failures = one(aws_cloudwatch_metric_alarm.destination_delivery_failures[*].arn)
+    async_event_age               = one(aws_cloudwatch_metric_alarm.async_event_age[*].arn)
+    delivery_errors               = one(aws_cloudwatch_metric_alarm.delivery_errors[*].arn)
+    delivery_throttling           = one(aws_cloudwatch_metric_alarm.delivery_throttling[*].arn)
+    silent_failure                = { for k, a in aws_cloudwatch_metric_alarm.silent_failure : k => a.arn }
+    coverage                      = { for k, a in aws_cloudwatch_metric_alarm.coverage : k => a.arn }
   }
 }

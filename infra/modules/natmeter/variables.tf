@@ -59,7 +59,7 @@ variable "timeout" {
 }
 
 variable "reserved_concurrent_executions" {
-  description = "Reserved concurrency of the function; -1 leaves it unreserved. Throttled deliveries are retried by CloudWatch Logs for up to 24 hours, so a small reservation caps cost without losing data."
+  description = "Reserved concurrency of the function; -1 leaves it unreserved. CloudWatch Logs invokes the function asynchronously: a throttled event stays in Lambda's asynchronous event queue, which retries it for up to maximum_event_age_seconds (6 hours by default) and then sends it to the failed-event queue. A small reservation therefore delays metering instead of losing data, as long as the backlog clears within that age (the async event age alarm says when it does not). 0 stops the function: Lambda then drops every event at once, to the failed-event queue."
   type        = number
   default     = -1
 
@@ -70,7 +70,7 @@ variable "reserved_concurrent_executions" {
 }
 
 variable "nat_gateway_ids" {
-  description = "IDs of the NAT gateways to meter (nat-...). The module looks up each one's network interface, private IPs (secondary ones too) and Availability Zone ID. At most 20 (Lambda's 4 KB environment)."
+  description = "IDs of the NAT gateways to meter (nat-...). The module looks up each one's network interface, private IPs (secondary ones too) and Availability Zone ID. At most 20 (Lambda's 4 KB environment). The per-gateway flow logs and alarms are keyed by nat_gateway_keys, or by these IDs when nat_gateway_keys is null."
   type        = list(string)
 
   validation {
@@ -93,8 +93,26 @@ variable "nat_gateway_ids" {
   }
 }
 
+variable "nat_gateway_keys" {
+  description = "Stable keys of the NAT gateways, one per entry of nat_gateway_ids and in the same order (for example the Availability Zone names). They key the dedicated flow logs and the per-gateway alarms in the Terraform state, so reordering, adding or removing a gateway touches only that gateway's resources. Null uses the NAT gateway IDs themselves as keys, which needs the IDs to be known at plan time: set keys when the IDs come from resources created in the same apply (module.vpc.natgw_ids of a new VPC), or the plan fails with \"Invalid for_each argument\"."
+  type        = list(string)
+  default     = null
+
+  validation {
+    # Same number as nat_gateway_ids: a precondition of the function checks it
+    # (Terraform 1.5 validations can only see their own variable).
+    condition     = var.nat_gateway_keys == null || try(length(var.nat_gateway_keys) >= 1 && alltrue([for k in var.nat_gateway_keys : can(regex("^[A-Za-z0-9_.-]{1,64}$", k))]), false)
+    error_message = "Variable nat_gateway_keys must be null or a list of keys of 1-64 characters of A-Z, a-z, 0-9, '_', '.' or '-', one per NAT gateway."
+  }
+
+  validation {
+    condition     = var.nat_gateway_keys == null || try(length(distinct(var.nat_gateway_keys)) == length(var.nat_gateway_keys), false)
+    error_message = "Variable nat_gateway_keys must not repeat a key."
+  }
+}
+
 variable "flow_log_group_name" {
-  description = "Name of an existing CloudWatch Logs group that receives VPC flow logs covering the NAT gateway ENIs (for example the VPC-wide flow log of terraform-aws-modules/vpc). Leave null when create_nat_flow_logs is true."
+  description = "Name of an existing CloudWatch Logs group that receives VPC flow logs covering the NAT gateway ENIs (for example the VPC-wide flow log of terraform-aws-modules/vpc). Leave null when create_nat_flow_logs is true. The module adds a subscription filter to it: a log group takes at most two, so the group must have at most one already."
   type        = string
   default     = null
 
@@ -133,15 +151,16 @@ variable "create_nat_flow_logs" {
 }
 
 variable "metric_namespace" {
-  description = "CloudWatch namespace of the metrics the function publishes (NATMETER_NAMESPACE). The function's PutMetricData permission is limited to it."
+  description = "CloudWatch namespace of the metrics the function publishes (NATMETER_NAMESPACE), and the only one the dashboard and the alarms read. Null means \"NatMeter/<name>\": every instance of the module has its own namespace, so instances in one account (one per VPC) never add up each other's traffic. Give each instance a different one if you set it. The function's PutMetricData permission is limited to it."
   type        = string
-  default     = "NatMeter"
+  default     = null
 
   validation {
     # Quotes would break the Metrics Insights queries of the dashboard; AWS/ is
-    # reserved for AWS services.
-    condition     = can(regex("^[A-Za-z0-9_./#:-]{1,255}$", var.metric_namespace)) && !startswith(var.metric_namespace, "AWS/") && !startswith(var.metric_namespace, ":")
-    error_message = "Variable metric_namespace must be 1-255 characters of A-Z, a-z, 0-9, '_', '.', '/', '#', ':' or '-', must not start with ':' and must not start with \"AWS/\"."
+    # reserved for AWS services; 251 leaves room for the "/emf" suffix of the
+    # EMF copy (sink = "both") within CloudWatch's 255.
+    condition     = var.metric_namespace == null || try(can(regex("^[A-Za-z0-9_./#:-]{1,251}$", var.metric_namespace)) && !startswith(var.metric_namespace, "AWS/") && !startswith(var.metric_namespace, ":"), false)
+    error_message = "Variable metric_namespace must be null or 1-251 characters of A-Z, a-z, 0-9, '_', '.', '/', '#', ':' or '-', must not start with ':' and must not start with \"AWS/\"."
   }
 }
 
@@ -168,7 +187,7 @@ variable "private_cidrs" {
 }
 
 variable "sink" {
-  description = "Where the function sends metrics (NATMETER_SINK): cloudwatch (PutMetricData), emf (Embedded Metric Format lines on stdout, extracted by CloudWatch Logs) or both."
+  description = "Where the function sends metrics (NATMETER_SINK): cloudwatch (PutMetricData into metric_namespace), emf (Embedded Metric Format lines on stdout, which CloudWatch Logs turns into metrics in metric_namespace) or both. With both, the EMF copy goes to its own namespace, \"<metric_namespace>/emf\" (NATMETER_EMF_NAMESPACE), because CloudWatch turns EMF lines into metrics too and one namespace would count every datum twice; the dashboard and the alarms read metric_namespace only."
   type        = string
   default     = "cloudwatch"
 
@@ -197,6 +216,17 @@ variable "min_source_share" {
   validation {
     condition     = var.min_source_share >= 0 && var.min_source_share <= 1
     error_message = "Variable min_source_share must be a fraction between 0 and 1."
+  }
+}
+
+variable "maximum_event_age_seconds" {
+  description = "How long Lambda's asynchronous event queue keeps retrying an event that is throttled or meets a Lambda system error (60-21600 seconds). After this age, or after 2 retries of a function error, the event and the error go to the failed-event queue. The async event age alarm fires at event_age_alarm_fraction of it."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.maximum_event_age_seconds >= 60 && var.maximum_event_age_seconds <= 21600 && floor(var.maximum_event_age_seconds) == var.maximum_event_age_seconds
+    error_message = "Variable maximum_event_age_seconds must be a whole number of seconds between 60 and 21600 (Lambda's limits)."
   }
 }
 
@@ -229,6 +259,78 @@ variable "silent_failure_min_bytes" {
   validation {
     condition     = var.silent_failure_min_bytes >= 0
     error_message = "Variable silent_failure_min_bytes must be 0 or more bytes."
+  }
+}
+
+variable "min_coverage" {
+  description = "The coverage alarm of a NAT gateway fires when natmeter metered (NatBytes of the gateway) less than this share (0-1) of what the gateway itself processed from and to its sources (AWS/NATGateway BytesInFromSource + BytesOutToSource) over 3 hours. Flow records are best effort and the last minutes arrive late, so 1 is never reached exactly."
+  type        = number
+  default     = 0.8
+
+  validation {
+    condition     = var.min_coverage > 0 && var.min_coverage <= 1
+    error_message = "Variable min_coverage must be a share greater than 0 and at most 1."
+  }
+}
+
+variable "coverage_min_bytes" {
+  description = "The coverage alarm of a NAT gateway judges only 3-hour windows in which the gateway processed more than this many bytes from and to its sources; quieter windows count as covered (a few late or skipped flow records would otherwise page)."
+  type        = number
+  default     = 104857600
+
+  validation {
+    condition     = var.coverage_min_bytes >= 0
+    error_message = "Variable coverage_min_bytes must be 0 or more bytes."
+  }
+}
+
+variable "function_error_rate_percent" {
+  description = "The function error alarm fires when more than this percentage of the function's invocations failed in each of three consecutive 5-minute periods. One failed invocation that Lambda's retries fix does not page; errors that last do."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.function_error_rate_percent >= 0 && var.function_error_rate_percent < 100
+    error_message = "Variable function_error_rate_percent must be at least 0 and below 100."
+  }
+}
+
+variable "event_age_alarm_fraction" {
+  description = "The async event age alarm fires when the oldest event in Lambda's asynchronous queue for the function (AsyncEventAge, Maximum over 5 minutes) is older than this fraction (0-1) of maximum_event_age_seconds: the backlog is on its way to the failed-event queue."
+  type        = number
+  default     = 0.5
+
+  validation {
+    condition     = var.event_age_alarm_fraction > 0 && var.event_age_alarm_fraction < 1
+    error_message = "Variable event_age_alarm_fraction must be greater than 0 and below 1."
+  }
+}
+
+variable "alarm_name_prefix" {
+  description = "Prefix of every alarm name. Null means \"<name>-\"."
+  type        = string
+  default     = null
+
+  validation {
+    # CloudWatch takes 255 characters of alarm name; the longest suffix added
+    # here is "destination-delivery-failures" plus a 64-character key.
+    condition     = var.alarm_name_prefix == null || try(length(var.alarm_name_prefix) >= 1 && length(var.alarm_name_prefix) <= 150 && can(regex("^[ -~]+$", var.alarm_name_prefix)), false)
+    error_message = "Variable alarm_name_prefix must be null or 1-150 printable ASCII characters."
+  }
+}
+
+variable "alarm_enabled" {
+  description = "Which alarms to create, by key; a key left out is created. Keys: daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors, delivery_throttling, silent_failure (one per NAT gateway) and coverage (one per NAT gateway). Example: { hourly_cost_anomaly = false }."
+  type        = map(bool)
+  default     = {}
+
+  validation {
+    condition = alltrue([for k in keys(var.alarm_enabled) : contains([
+      "daily_cost", "hourly_cost_anomaly", "function_error_rate", "failed_events", "async_events_dropped",
+      "destination_delivery_failures", "async_event_age", "delivery_errors", "delivery_throttling",
+      "silent_failure", "coverage",
+    ], k)])
+    error_message = "Every key of alarm_enabled must be one of daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors, delivery_throttling, silent_failure, coverage."
   }
 }
 
