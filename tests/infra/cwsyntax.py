@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 # come from `natmeter metrics --json`.
 AWS_METRICS: dict[str, dict[str, list[set[str]]]] = {
     "AWS/Lambda": {
-        m: [{"FunctionName"}] for m in ("Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions")
+        m: [{"FunctionName"}]
+        for m in (
+            "Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions",
+            # Asynchronous invocation metrics (Lambda developer guide, "Types of
+            # metrics for Lambda functions"); AsyncEventAge is in milliseconds.
+            "AsyncEventsReceived", "AsyncEventAge", "AsyncEventsDropped", "DestinationDeliveryFailures",
+        )
     },
     "AWS/SQS": {
         m: [{"QueueName"}]
@@ -98,9 +104,18 @@ def parse_metrics_insights(where: str, text: str) -> MetricUse:
         )
     dims = [d.strip() for d in m.group("schema_dims").split(",") if d.strip()]
     group = [g.strip() for g in (m.group("group") or "").split(",") if g.strip()]
+    where_values: dict[str, str] = {}
+    if m.group("where"):
+        for cond in re.split(r"\s+AND\s+", m.group("where"), flags=re.IGNORECASE):
+            c = re.fullmatch(r"\s*(\w+)\s*=\s*'([^']*)'\s*", cond)
+            if not c:
+                raise AssertionError(f"{where}: WHERE condition this check does not understand: {cond!r}")
+            if c.group(1) not in dims:
+                raise AssertionError(f"{where}: WHERE {c.group(1)} is not in SCHEMA {dims}")
+            where_values[c.group(1)] = c.group(2)
     if m.group("limit") is not None and not 1 <= int(m.group("limit")) <= 500:
         raise AssertionError(f"{where}: LIMIT must be 1-500 (a query returns at most 500 series)")
-    return MetricUse(where, m.group("schema_ns"), m.group("metric"), {d: None for d in dims}, True, group)
+    return MetricUse(where, m.group("schema_ns"), m.group("metric"), {d: where_values.get(d) for d in dims}, True, group)
 
 
 def parse_search(where: str, text: str) -> MetricUse:
@@ -112,7 +127,8 @@ def parse_search(where: str, text: str) -> MetricUse:
     names = re.findall(r'MetricName\s*=\s*"([^"]+)"', m.group("terms"))
     if len(names) != 1:
         raise AssertionError(f"{where}: SEARCH must name exactly one MetricName: {text!r}")
-    return MetricUse(where, ns, names[0], {d: None for d in dims}, True)
+    exact = dict(re.findall(r'(\w+)\s*=\s*"([^"]+)"', m.group("terms")))
+    return MetricUse(where, ns, names[0], {d: exact.get(d) for d in dims}, True)
 
 
 def math_tokens(text: str) -> tuple[set[str], set[str]]:

@@ -63,16 +63,20 @@ def model_metrics(model: dict) -> dict[str, list[frozenset[str]]]:
 # ---------------------------------------------------------------------------
 
 
-def test_default_namespace_is_the_models(module_config, metric_model):
-    ev = tfeval.Evaluator(module_config, SCENARIOS["vpc_flow_log_3_nats"])
-    assert ev.variables["metric_namespace"] == metric_model["namespace"], (
-        "variable metric_namespace must default to the namespace the function uses by default"
-    )
+def test_default_namespace_is_the_models_under_the_instance_name(metric_model):
+    """Each instance gets its own namespace by default: the function's default
+    namespace, then /<name>."""
+    for name in ("vpc_flow_log_3_nats", "default_format_20_nats", "instance_a_vpc_flow_log"):
+        ev = evaluator(SCENARIOS[name])
+        assert ev.variables["metric_namespace"] is None
+        assert ev.local("metric_namespace") == f"{metric_model['namespace']}/{ev.variables['name']}"
+    ev = evaluator(SCENARIOS["dedicated_nat_flow_logs_1_nat"])
+    assert ev.local("metric_namespace") == ev.variables["metric_namespace"], "an explicit namespace is used as given"
 
 
 def test_every_metric_read_is_one_the_function_emits(scenario, metric_model):
     name, ev = scenario
-    ours = ev.variables["metric_namespace"]
+    ours = ev.local("metric_namespace")
     emitted = model_metrics(metric_model)
     values = {k: set(v) for k, v in metric_model["dimension_values"].items()}
     problems = []
@@ -167,7 +171,13 @@ def test_environment_variables_are_ones_the_function_reads(scenario, metric_mode
     declared = set(metric_model["config_variables"])
     assert set(env) <= declared, f"variables the function does not read: {sorted(set(env) - declared)}"
     assert "NATMETER_NAT_GATEWAYS" in env and "NATMETER_LOG_FORMAT" in env
-    assert env["NATMETER_NAMESPACE"] == ev.variables["metric_namespace"]
+    assert env["NATMETER_NAMESPACE"] == ev.local("metric_namespace")
+    if ev.variables["sink"] == "both":
+        # CloudWatch turns EMF lines into metrics too: the EMF copy needs a
+        # namespace of its own, or every datum would count twice.
+        assert env["NATMETER_EMF_NAMESPACE"] == env["NATMETER_NAMESPACE"] + "/emf"
+    else:
+        assert "NATMETER_EMF_NAMESPACE" not in env
     assert all(isinstance(v, str) for v in env.values()), "Lambda environment values are strings"
     gateways = json.loads(env["NATMETER_NAT_GATEWAYS"])
     assert [g["id"] for g in gateways] == ev.variables["nat_gateway_ids"]
@@ -199,7 +209,9 @@ def test_put_metric_data_is_limited_to_the_namespace(scenario):
         return
     assert len(put) == 1
     (cond,) = put[0]["condition"]
-    assert cond == {"test": "StringEquals", "variable": "cloudwatch:namespace", "values": [ev.variables["metric_namespace"]]}
+    assert cond == {"test": "StringEquals", "variable": "cloudwatch:namespace", "values": [ev.local("metric_namespace")]}, (
+        "PutMetricData into this instance's namespace only (the EMF copy needs no IAM)"
+    )
     for s in statements:
         assert not any(a.endswith("*") for a in s["actions"]), f"wildcard action in {s['sid']}"
         if s["resources"] == ["*"]:
@@ -319,4 +331,4 @@ def test_function_accepts_the_whole_environment(scenario_name, metric_model, tmp
         assert set(detail["fields"]) <= set(line), f"detail line lacks fields: {line}"
         assert isinstance(line["NatBytes"], (int, float)) and line["SourceIp"] == "10.0.37.171", line
     namespaces = {d["Namespace"] for l in lines if "_aws" in l for d in l["_aws"]["CloudWatchMetrics"]}
-    assert namespaces == {ev.variables["metric_namespace"]}, namespaces
+    assert namespaces == {ev.local("metric_namespace")}, namespaces

@@ -1,7 +1,9 @@
-"""Static checks of every Terraform configuration under infra/: it parses, its
-variables are typed, described, validated and used, every reference points at
-something declared, the module README documents every input and output, and
-nothing needs a Terraform newer than 1.5."""
+"""Static checks of every Terraform configuration under infra/: it parses, it
+is laid out as `terraform fmt` would lay it out, its variables are typed,
+described, validated (by conditions on the variable itself) and used, every
+reference points at something declared, the module README's Inputs and
+Outputs tables are exactly what tfdocs.py generates from the code, and nothing
+needs a Terraform newer than 1.5."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from pathlib import Path
 import hcl2
 import pytest
 
+import tfdocs
 import tfeval
+import tffmt
 from tfsupport import INFRA, MODULE, tf_dirs, tf_files
 
 # Terraform features newer than the required 1.5: functions added in 1.8-1.10
@@ -172,12 +176,74 @@ def test_example_module_sources_exist():
                 assert "version" in block.attributes, f"{rel(d)}: registry module {name} must pin a version"
 
 
-def test_readme_documents_every_input_and_output():
-    text = (MODULE / "README.md").read_text()
+def test_readme_tables_are_generated_from_the_code():
+    """Inputs (name, description, type, default) and Outputs (name,
+    description): regenerate with `python tests/infra/tfdocs.py --write`."""
     cfg = tfeval.load_config(MODULE)
-    rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", text, re.M))
-    expected = set(cfg.variables) | set(cfg.outputs)
-    assert rows == expected, f"missing from README: {sorted(expected - rows)}; stale in README: {sorted(rows - expected)}"
+    current = (MODULE / "README.md").read_text()
+    wanted = tfdocs.render(current, cfg)
+    assert current == wanted, "README tables differ from variables.tf/outputs.tf: run `.venv-infra/bin/python tests/infra/tfdocs.py --write`"
+    rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", current, re.M))
+    assert set(cfg.variables) | set(cfg.outputs) <= rows
+
+
+def test_readme_table_generator_sees_a_drifted_row():
+    cfg = tfeval.load_config(MODULE)
+    current = (MODULE / "README.md").read_text()
+    drifted = current.replace("| `max_sources` | Per-invocation cap", "| `max_sources` | Cap", 1)
+    assert drifted != current and tfdocs.render(drifted, cfg) == current
+
+
+@pytest.mark.parametrize("path", tf_files(), ids=rel)
+def test_formatted_as_terraform_fmt_would(path):
+    problems = tffmt.check_file(path)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "text,complaint",
+    [
+        # The slip of the old environment map: one key longer than the others.
+        ('x = {\n  A    = 1\n  BBBB = 2\n  CCCCCC = 3\n}\n', "aligns it"),
+        ('resource "a" "b" {\n  name = "x"\n   tags = {}\n}\n', "indents 2"),
+        ('locals {\n  a  = 1\n}\n', "aligns it"),
+        ('locals {\n  a = f(x,  y)\n}\n', "several spaces"),
+        ('locals {\n  a = 1 \n}\n', "trailing whitespace"),
+        ('locals {\n  a = 1\n}', "newline"),
+        ('locals {\n  aa = 1 # one\n  b = 2  # two\n}\n', "aligns it"),
+    ],
+)
+def test_formatter_check_catches(text, complaint):
+    assert any(complaint in p for p in tffmt.problems(text)), tffmt.problems(text)
+
+
+def test_formatter_check_accepts_fmt_output():
+    text = """resource "aws_instance" "web" {
+  ami           = "ami-123" # comment
+  instance_type = "t3.micro"
+  tags = {
+    Name = "web-${var.env}"
+  }
+  user   = { a = 1, b = [1, 2] }
+  x      = var.a == "b" ? 1 : 2
+  values = [for k, v in var.m : "${k}=${v}" if v != ""]
+}
+"""
+    assert tffmt.problems(text) == []
+
+
+def test_validations_refer_to_their_own_variable_only(config):
+    """Terraform before 1.9 rejects a validation condition that refers to
+    anything but the variable it validates."""
+    problems = []
+    for name, block in config.variables.items():
+        for v in block.blocks_of("validation"):
+            refs = tfeval.references(v.attributes["condition"])
+            foreign = sorted({".".join(r[:2]) for r in refs if r[:2] != ("var", name) and r[0] in ("var", "local", "data", "module")})
+            foreign += sorted({".".join(r[:2]) for r in refs if r[0].startswith("aws_")})
+            if foreign:
+                problems.append(f"{rel(block.file)}: variable {name}: its validation refers to {foreign}")
+    assert not problems, "\n".join(problems)
 
 
 def test_checkov_skips_carry_reasons():
