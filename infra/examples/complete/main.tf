@@ -62,6 +62,10 @@ module "natmeter" {
   flow_log_group_name = trimsuffix(split(":log-group:", module.vpc.vpc_flow_log_destination_arn)[1], ":*")
   flow_log_format     = local.flow_log_format
   nat_gateway_ids     = module.vpc.natgw_ids
+  # The NAT gateways are created in the same apply, so their IDs are unknown at
+  # plan time: key the per-gateway flow logs and alarms by their AZs instead
+  # (one NAT gateway per AZ, in the order of local.azs).
+  nat_gateway_keys = local.azs
 
   daily_cost_alarm_usd = var.daily_cost_alarm_usd
   alarm_emails         = var.alarm_email == null ? [] : [var.alarm_email]

@@ -27,3 +27,8 @@ output "nat_gateways" {
   description = "The NAT gateways natmeter meters, with ENI, private IPs and AZ ID."
   value       = module.natmeter.nat_gateways
 }
+
+output "metric_namespace" {
+  description = "CloudWatch namespace of this deployment's natmeter metrics (NatMeter/<name>)."
+  value       = module.natmeter.metric_namespace
+}

@@ -12,3 +12,8 @@ output "log_format" {
   description = "Format of the NAT flow logs, as the function parses it."
   value       = module.natmeter.log_format
 }
+
+output "metric_namespace" {
+  description = "CloudWatch namespace of this deployment's natmeter metrics (NatMeter/<name>)."
+  value       = module.natmeter.metric_namespace
+}
