@@ -186,3 +186,46 @@ def test_both_sinks_need_the_emf_namespace_the_module_sets(pair, metric_model, t
     if prefix:
         proc = emit(env)
         assert proc.returncode == 1, f"the module's configuration must pass the checks:\n{proc.stderr[-2000:]}"
+
+
+def test_per_gateway_resources_need_keys_known_at_plan_time():
+    """NAT gateways created in the same apply have IDs known only after apply:
+    with nat_gateway_keys the per-gateway resources can still be planned
+    (for_each keys known), without them Terraform refuses, as this evaluator
+    does."""
+    import tfeval
+    from tfsupport import SCENARIOS, module_config
+
+    ids = [tfeval.Unknown(f"module.vpc.natgw_ids[{i}]") for i in range(3)]
+    world = {
+        ("aws_partition", "current"): lambda i: {"partition": "aws"},
+        ("aws_caller_identity", "current"): lambda i: {"account_id": "123456789012"},
+        ("aws_nat_gateway", "this"): lambda i: tfeval.Unknown(f"data.aws_nat_gateway.this[{i}]"),
+        ("aws_subnet", "nat"): lambda i: tfeval.Unknown(f"data.aws_subnet.nat[{i}]"),
+    }
+    base = dict(SCENARIOS["vpc_flow_log_3_nats"], nat_gateway_ids=ids, create_nat_flow_logs=True, flow_log_group_name=None)
+    keyed = tfeval.Evaluator(module_config(), dict(base, nat_gateway_keys=["a", "b", "c"]), world)
+    for name in ("silent_failure", "coverage"):
+        assert list(keyed.instances_by_key("aws_cloudwatch_metric_alarm", name)) == ["a", "b", "c"]
+    assert list(keyed.instances_by_key("aws_flow_log", "nat")) == ["a", "b", "c"]
+    unkeyed = tfeval.Evaluator(module_config(), base, world)
+    with pytest.raises(tfeval.EvalError, match="known only after apply"):
+        unkeyed.instances_by_key("aws_flow_log", "nat")
+
+
+def test_alarm_names_and_descriptions_fit_cloudwatch_with_the_longest_inputs():
+    """PutMetricAlarm: AlarmName 1-255 characters, AlarmDescription at most
+    1024. The longest name, prefix and log group name the variables accept."""
+    from tfsupport import SCENARIOS
+
+    for variables in (
+        dict(SCENARIOS["vpc_flow_log_3_nats"], name="n" * 40, alarm_name_prefix="p" * 150, flow_log_group_name="g" * 512),
+        dict(SCENARIOS["default_format_20_nats"], name="n" * 40, nat_gateway_keys=["k" * 62 + f"{i:02d}" for i in range(20)]),
+    ):
+        ev = evaluator(variables)
+        for t, n in ev.config.resources:
+            if t != "aws_cloudwatch_metric_alarm":
+                continue
+            for name, desc in zip(attr(ev, t, n, "alarm_name"), attr(ev, t, n, "alarm_description")):
+                assert 1 <= len(name) <= 255, name
+                assert len(desc) <= 1024, f"{n}: description of {len(desc)} characters"

@@ -295,7 +295,7 @@ resource "aws_cloudwatch_metric_alarm" "delivery_errors" {
   count = local.alarm_on.delivery_errors ? 1 : 0
 
   alarm_name        = "${local.alarm_prefix}subscription-delivery-errors"
-  alarm_description = "CloudWatch Logs failed to deliver flow log events of ${local.source_log_group_name} to the natmeter function ${local.alarm_fn} (subscription filter ${local.subscription_name}) in the last 5 minutes. A non-retryable error (permission, missing function) pauses the subscription for up to 10 minutes and skips those events: their NAT bytes are missing."
+  alarm_description = "CloudWatch Logs failed to deliver flow log events to the natmeter function ${local.alarm_fn} (subscription filter ${local.subscription_name} on the flow log group) in the last 5 minutes. A non-retryable error (permission, missing function) pauses the subscription for up to 10 minutes and skips those events: their NAT bytes are missing."
 
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
@@ -320,7 +320,7 @@ resource "aws_cloudwatch_metric_alarm" "delivery_throttling" {
   count = local.alarm_on.delivery_throttling ? 1 : 0
 
   alarm_name        = "${local.alarm_prefix}subscription-delivery-throttling"
-  alarm_description = "CloudWatch Logs was throttled delivering flow log events of ${local.source_log_group_name} to the natmeter function ${local.alarm_fn} (subscription filter ${local.subscription_name}) in each of the last 3 periods of 5 minutes. It retries for up to 24 hours, then drops the events. This is the Invoke call itself (Lambda's asynchronous queue accepts events even when the function is throttled): check the account's Lambda request quotas."
+  alarm_description = "CloudWatch Logs was throttled delivering flow log events to the natmeter function ${local.alarm_fn} (subscription filter ${local.subscription_name} on the flow log group) in each of the last 3 periods of 5 minutes. It retries for up to 24 hours; events still undelivered then are lost. This is the Invoke call itself (Lambda's asynchronous queue accepts events even when the function is throttled): check the account's Lambda request quotas."
 
   evaluation_periods  = 3
   datapoints_to_alarm = 3
