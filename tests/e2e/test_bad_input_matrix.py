@@ -38,7 +38,7 @@ from cwread import MetricsReader
 from lambda_events import control_message_event
 
 U64_MAX = 2 ** 64 - 1
-REASONS = ("public_side", "not_nat", "rejected", "no_data", "zero_bytes")
+REASONS = ("public_side", "not_nat", "rejected", "no_data", "skip_data", "zero_bytes")
 GOOD_BYTES = 336781  # fg.record() default
 MATRIX_REPORT: dict = {}
 
@@ -356,7 +356,7 @@ ROWS: list[Row] = [
         lambda: records_event(fg.record(start="-"))),
     Row("record_nodata", "record", OK(read=1, counted=0, skipped={"no_data": 1}),
         lambda: records_event(fg.record(log_status="NODATA"))),
-    Row("record_skipdata", "record", OK(read=1, counted=0, skipped={"no_data": 1}),
+    Row("record_skipdata", "record", OK(read=1, counted=0, skipped={"skip_data": 1}),
         lambda: records_event(fg.record(log_status="SKIPDATA"))),
     Row("record_rejected", "record", OK(read=1, counted=0, skipped={"rejected": 1}),
         lambda: records_event(fg.record(action="REJECT"))),
@@ -420,7 +420,7 @@ ROWS: list[Row] = [
     Row("env_nat_gateway_id_blank", "env", START("NATMETER_NAT_GATEWAYS"),
         env={"NATMETER_NAT_GATEWAYS": json.dumps([dict(fg.GATEWAYS[0], id="   ")])},
         note="a dimension value must hold a non-whitespace character"),
-    Row("env_unknown_region_without_price", "env", START("NATMETER_PRICE_PER_GB", "xx-nowhere-9"),
+    Row("env_unknown_region_without_price", "env", START("AWS_REGION", "xx-nowhere-9", "NATMETER_PRICE_PER_GB"),
         env={"AWS_REGION": "xx-nowhere-9", "AWS_DEFAULT_REGION": "xx-nowhere-9"}),
     Row("env_price_negative", "env", START("NATMETER_PRICE_PER_GB", "-1"), env={"NATMETER_PRICE_PER_GB": "-1"}),
     Row("env_price_nan", "env", START("NATMETER_PRICE_PER_GB", "NaN"), env={"NATMETER_PRICE_PER_GB": "NaN"}),
@@ -430,6 +430,10 @@ ROWS: list[Row] = [
     Row("env_sink_empty", "env", START("NATMETER_SINK", "expected cloudwatch, emf or both"),
         env={"NATMETER_SINK": ""}),
     Row("env_sink_wrong_case", "env", START("NATMETER_SINK", "CloudWatch"), env={"NATMETER_SINK": "CloudWatch"}),
+    Row("env_sink_both_without_emf_namespace", "env", START("NATMETER_EMF_NAMESPACE", "NATMETER_SINK=both", "twice"),
+        env={"NATMETER_SINK": "both"}, note="one namespace, one sink: CloudWatch extracts EMF lines too"),
+    Row("env_sink_both_same_namespace", "env", START("NATMETER_EMF_NAMESPACE", "must differ from NATMETER_NAMESPACE"),
+        env={"NATMETER_SINK": "both", "NATMETER_NAMESPACE": "Team/NAT", "NATMETER_EMF_NAMESPACE": "Team/NAT"}),
     Row("env_max_sources_not_a_number", "env", START("NATMETER_MAX_SOURCES", "lots"),
         env={"NATMETER_MAX_SOURCES": "lots"}),
     Row("env_max_sources_negative", "env", START("NATMETER_MAX_SOURCES", "-3"), env={"NATMETER_MAX_SOURCES": "-3"}),

@@ -154,13 +154,19 @@ def test_emf_sink_gives_the_same_totals_and_sends_nothing(sim, start_bootstrap, 
 
 def test_both_sink_sends_and_prints(sim, start_bootstrap, cw, namespace):
     from cwread import MetricsReader
-    b = start_bootstrap(sim.env(namespace, NATMETER_SINK="both"))
+    emf_ns = namespace + "/emf"
+    b = start_bootstrap(sim.env(namespace, NATMETER_SINK="both", NATMETER_EMF_NAMESPACE=emf_ns))
     invs = [b.invoke_detail(p.read_bytes(), timeout_s=60) for p in sim.events]
     assert all(i.kind == "response" for i in invs), [i.text()[:200] for i in invs if i.kind != "response"][:3]
     total = sim.truth["totals"]["bytes"]
     r = MetricsReader(cw, namespace, sim.start - 600, sim.start + sim.minutes * 60 + 600)
     assert r.value("NatBytes", unit="Bytes") == total, "NATMETER_SINK=both: CloudWatch total != truth"
-    assert _emf_sum(_emf_lines(b.stdout_json()), "NatBytes", []).get((), 0) == total, \
+    lines = _emf_lines(b.stdout_json())
+    # One namespace, one sink: CloudWatch extracts EMF lines into metrics too, so the EMF copy must
+    # name its own namespace or every Sum in NATMETER_NAMESPACE would double.
+    namespaces = {m["Namespace"] for l in lines for m in l["_aws"]["CloudWatchMetrics"]}
+    assert namespaces == {emf_ns}, namespaces
+    assert _emf_sum(lines, "NatBytes", []).get((), 0) == total, \
         "NATMETER_SINK=both: EMF total != truth"
 
 

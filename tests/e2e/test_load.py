@@ -129,7 +129,7 @@ def _check_truth(cw, sim, namespace) -> dict:
         problems.append(f"NatCost {got['NatCost']}")
     for k, want in (("RecordsCounted", t["records"]["counted"]), ("ParseErrors", t["records"]["parse_errors"]),
                     ("RecordsSkipped", sum(t["records"][x] for x in
-                                           ("public_side", "not_nat", "rejected", "no_data", "zero_bytes")))):
+                                           ("public_side", "not_nat", "rejected", "no_data", "skip_data", "zero_bytes")))):
         if got[k] != want:
             problems.append(f"{k} {got[k]} != {want}")
     for g in t["nat_gateways"]:

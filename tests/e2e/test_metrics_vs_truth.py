@@ -31,7 +31,7 @@ CONTRACT_SETS = {
     "ParseErrors": {()},
     "IngestLag": {()},
 }
-SKIP_REASON_FIELDS = ("public_side", "not_nat", "rejected", "no_data", "zero_bytes")
+SKIP_REASON_FIELDS = ("public_side", "not_nat", "rejected", "no_data", "skip_data", "zero_bytes")
 
 SCENARIOS = {
     # pods SNATed to their node IP (VPC CNI default): few sources, default cap; all ENIs of the VPC logged
@@ -203,7 +203,7 @@ def test_record_counters(run):
     assert r.value("ParseErrors") == rec["parse_errors"]
     skipped = sum(rec[k] for k in SKIP_REASON_FIELDS)
     assert r.value("RecordsSkipped") == skipped, (
-        f"RecordsSkipped != public_side+not_nat+rejected+no_data+zero_bytes of truth.records {rec}")
+        f"RecordsSkipped != public_side+not_nat+rejected+no_data+skip_data+zero_bytes of truth.records {rec}")
     by_reason = r.by_dimensions("RecordsSkipped", ["Reason"])
     assert sum(by_reason.values()) == skipped, f"RecordsSkipped by Reason {by_reason} does not sum to {skipped}"
 

@@ -17,9 +17,12 @@ pub struct EmitArgs {
     /// CloudWatch namespace.
     #[arg(long, env = "NATMETER_NAMESPACE")]
     namespace: Option<String>,
-    /// cloudwatch, emf or both.
+    /// cloudwatch, emf or both (both needs --emf-namespace: one namespace, one sink).
     #[arg(long, env = "NATMETER_SINK")]
     sink: Option<String>,
+    /// Namespace of the EMF copy with --sink both; must differ from --namespace.
+    #[arg(long, env = "NATMETER_EMF_NAMESPACE")]
+    emf_namespace: Option<String>,
     /// Cap on distinct SourceIp series; the rest is summed as SourceIp=other.
     #[arg(long, env = "NATMETER_MAX_SOURCES")]
     max_sources: Option<String>,
@@ -29,8 +32,8 @@ pub struct EmitArgs {
     /// CloudWatch endpoint (an emulator); default: AWS_ENDPOINT_URL_CLOUDWATCH or AWS.
     #[arg(long)]
     endpoint_url: Option<String>,
-    /// Give up retrying after this many seconds.
-    #[arg(long, default_value_t = 60)]
+    /// Give up retrying after this many seconds (1-86400).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
 }
 
@@ -39,6 +42,7 @@ pub fn run(a: EmitArgs) -> anyhow::Result<ExitCode> {
     for (k, v) in [
         ("NATMETER_NAMESPACE", &a.namespace),
         ("NATMETER_SINK", &a.sink),
+        ("NATMETER_EMF_NAMESPACE", &a.emf_namespace),
         ("NATMETER_MAX_SOURCES", &a.max_sources),
         ("NATMETER_MIN_SOURCE_SHARE", &a.min_source_share),
     ] {
@@ -75,6 +79,13 @@ pub fn run(a: EmitArgs) -> anyhow::Result<ExitCode> {
                 "natmeter: {} datums ({} PutMetricData requests, {} retries), {} EMF lines, {} source detail lines; {} records counted of {}",
                 p.datums, sent.requests, sent.retries, p.emf_lines, p.detail_lines, engine.records.counted, engine.records.read
             );
+            let dropped = p.rejected.total() + p.out_of_window + p.emf_oversized;
+            if dropped > 0 {
+                eprintln!(
+                    "natmeter: {dropped} datums not sent: {} with a non-finite value, {} with more than 30 dimensions, {} outside CloudWatch's 14-day/2-hour window, {} whose EMF line exceeds 256 KB",
+                    p.rejected.non_finite, p.rejected.too_many_dimensions, p.out_of_window, p.emf_oversized
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -136,7 +136,7 @@ pub fn process_file<'t>(
                 Some(Ok(f)) => r.engine.ingest_lines(
                     rest,
                     Some(&f),
-                    Origin::Lines {
+                    Origin {
                         origin: &name,
                         first_line,
                     },
@@ -149,7 +149,7 @@ pub fn process_file<'t>(
                 None => r.engine.ingest_lines(
                     rest,
                     None,
-                    Origin::Lines {
+                    Origin {
                         origin: &name,
                         first_line,
                     },

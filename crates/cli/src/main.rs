@@ -93,8 +93,9 @@ struct SimulateArgs {
     nodes: usize,
     #[arg(long, default_value_t = 2)]
     nat_gateways: usize,
-    #[arg(long, default_value_t = 5)]
-    minutes: usize,
+    /// Simulated minutes (at most two weeks' worth).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20_160))]
+    minutes: u64,
     /// AWS_VPC_K8S_CNI_EXTERNALSNAT: false makes nodes SNAT pod traffic to the node IP.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     external_snat: bool,
@@ -106,6 +107,9 @@ struct SimulateArgs {
     /// Shuffle the format's field order.
     #[arg(long)]
     shuffle_format: bool,
+    /// Make the first NAT gateway a private NAT gateway (traffic to other private networks).
+    #[arg(long)]
+    private_nat: bool,
     /// Largest decoded payload per event file.
     #[arg(long, default_value_t = 1_000_000)]
     max_batch_bytes: usize,
@@ -213,7 +217,7 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         pods: a.pods,
         nodes: a.nodes,
         nat_gateways: a.nat_gateways,
-        minutes: a.minutes,
+        minutes: a.minutes as usize,
         external_snat: a.external_snat,
         scope: match a.scope {
             ScopeArg::Vpc => Scope::Vpc,
@@ -223,7 +227,11 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         shuffle_format: a.shuffle_format,
         max_batch_bytes: a.max_batch_bytes,
         batch_per_minute: false,
+        private_nat: a.private_nat,
     };
+    if let Err(e) = cfg.check() {
+        anyhow::bail!(e);
+    }
     let sim = simulate(&cfg);
     let events = a.out.join("events");
     std::fs::create_dir_all(&events).with_context(|| format!("creating {}", events.display()))?;

@@ -1,6 +1,6 @@
 //! Splitting datums into PutMetricData requests within CloudWatch's limits (docs/contracts.md §2.6):
-//! at most 1000 datums and 1 MB per request, 30 dimensions per datum, 150 `Values`/`Counts`,
-//! and never NaN or ±Infinity.
+//! at most 1000 datums and 1 MB per request, 30 dimensions per datum, and never NaN or
+//! ±Infinity. Each datum carries one value: the metric model sums per minute before it gets here.
 
 use natmeter_core::metrics::{Datum, Unit};
 
@@ -8,7 +8,6 @@ pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
 /// The documented limit is 1 MB of request payload; keep a margin for envelope and encoding.
 pub const MAX_REQUEST_BYTES: usize = 1_000_000;
 pub const MAX_DIMENSIONS: usize = 30;
-pub const MAX_VALUES: usize = 150;
 
 /// CloudWatch accepts datapoints from 14 days in the past to 2 hours in the future; a single
 /// datum outside that window makes it refuse the whole request (InvalidParameterValue).
@@ -31,16 +30,14 @@ pub fn within_window(datums: Vec<Datum>, now: i64) -> (Vec<Datum>, usize) {
     (kept, dropped)
 }
 
-/// A datum as it goes on the wire: one or more values (with counts) for one metric, dimension
-/// set and timestamp.
+/// A datum as it goes on the wire: one value for one metric, dimension set and timestamp.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireDatum {
     pub metric: String,
     pub unit: Unit,
     pub dimensions: Vec<(String, String)>,
     pub timestamp: i64,
-    pub values: Vec<f64>,
-    pub counts: Vec<f64>,
+    pub value: f64,
 }
 
 impl WireDatum {
@@ -51,15 +48,21 @@ impl WireDatum {
             .iter()
             .map(|(k, v)| 48 + k.len() + v.len())
             .sum();
-        96 + self.metric.len() + dims + 24 * (self.values.len() + self.counts.len())
+        96 + self.metric.len() + dims + 24
     }
 }
 
 /// Datums that cannot be sent, and why.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rejected {
     pub non_finite: usize,
     pub too_many_dimensions: usize,
+}
+
+impl Rejected {
+    pub fn total(&self) -> usize {
+        self.non_finite + self.too_many_dimensions
+    }
 }
 
 /// Why CloudWatch would refuse a datum (and with it, for PutMetricData, the whole request).
@@ -80,24 +83,33 @@ pub fn rejection(d: &Datum) -> Option<Rejection> {
     }
 }
 
-/// Converts model datums to wire datums: drops non-finite values (CloudWatch rejects the whole
-/// request otherwise) and datums with more dimensions than allowed, counting both.
-pub fn to_wire(datums: &[Datum]) -> (Vec<WireDatum>, Rejected) {
+/// Applies [`rejection`] once for every sink: the datums CloudWatch would take, and a count of
+/// the others by reason (a non-finite value or too many dimensions would make PutMetricData
+/// refuse the whole request, and EMF extraction drop the line).
+pub fn admissible(datums: Vec<Datum>) -> (Vec<Datum>, Rejected) {
     let mut rej = Rejected::default();
-    let mut out = Vec::with_capacity(datums.len());
-    for d in datums {
-        match rejection(d) {
+    let kept = datums
+        .into_iter()
+        .filter(|d| match rejection(d) {
             Some(Rejection::NonFinite) => {
                 rej.non_finite += 1;
-                continue;
+                false
             }
             Some(Rejection::TooManyDimensions) => {
                 rej.too_many_dimensions += 1;
-                continue;
+                false
             }
-            None => {}
-        }
-        out.push(WireDatum {
+            None => true,
+        })
+        .collect();
+    (kept, rej)
+}
+
+/// Converts admissible model datums (see [`admissible`]) to wire datums.
+pub fn to_wire(datums: &[Datum]) -> Vec<WireDatum> {
+    datums
+        .iter()
+        .map(|d| WireDatum {
             metric: d.metric.to_string(),
             unit: d.unit,
             dimensions: d
@@ -106,38 +118,18 @@ pub fn to_wire(datums: &[Datum]) -> (Vec<WireDatum>, Rejected) {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
             timestamp: d.timestamp,
-            values: vec![d.value],
-            counts: vec![1.0],
-        });
-    }
-    (out, rej)
+            value: d.value,
+        })
+        .collect()
 }
 
-/// Splits datums whose value arrays exceed 150 entries, then packs them into requests of at most
-/// 1000 datums and [`MAX_REQUEST_BYTES`]. Order is kept, so the split is deterministic.
+/// Packs datums into requests of at most 1000 datums and [`MAX_REQUEST_BYTES`]. Order is kept,
+/// so the split is deterministic.
 pub fn requests(datums: Vec<WireDatum>) -> Vec<Vec<WireDatum>> {
-    let mut split = Vec::with_capacity(datums.len());
-    for mut d in datums {
-        d.values.retain(|v| v.is_finite());
-        if d.values.len() != d.counts.len() {
-            d.counts = vec![1.0; d.values.len()];
-        }
-        if d.values.is_empty() {
-            continue;
-        }
-        while d.values.len() > MAX_VALUES {
-            let rest_v = d.values.split_off(MAX_VALUES);
-            let rest_c = d.counts.split_off(MAX_VALUES);
-            split.push(d.clone());
-            d.values = rest_v;
-            d.counts = rest_c;
-        }
-        split.push(d);
-    }
     let mut out: Vec<Vec<WireDatum>> = Vec::new();
     let mut cur: Vec<WireDatum> = Vec::new();
     let mut size = 0usize;
-    for d in split {
+    for d in datums {
         let s = d.encoded_size();
         if !cur.is_empty() && (cur.len() == MAX_DATUMS_PER_REQUEST || size + s > MAX_REQUEST_BYTES)
         {
@@ -164,9 +156,7 @@ pub fn digest(request: &[WireDatum]) -> u64 {
         (d.unit as u8).hash(&mut h);
         d.dimensions.hash(&mut h);
         d.timestamp.hash(&mut h);
-        for v in d.values.iter().chain(&d.counts) {
-            v.to_bits().hash(&mut h);
-        }
+        d.value.to_bits().hash(&mut h);
     }
     h.finish()
 }
@@ -196,7 +186,7 @@ mod tests {
     fn request_digests_are_stable_and_tell_requests_apart() {
         let datums: Vec<Datum> = (0..2500).map(|i| datum(i, 1, i as f64)).collect();
         let digests = |d: &[Datum]| {
-            requests(to_wire(d).0)
+            requests(to_wire(d))
                 .iter()
                 .map(|r| digest(r))
                 .collect::<Vec<u64>>()
@@ -217,14 +207,14 @@ mod tests {
     #[test]
     fn thousand_datums_per_request() {
         let ds: Vec<_> = (0..2500).map(|i| datum(i, 1, i as f64)).collect();
-        let (wire, rej) = to_wire(&ds);
+        let (ds, rej) = admissible(ds);
         assert_eq!(rej, Rejected::default());
-        let reqs = requests(wire);
+        let reqs = requests(to_wire(&ds));
         assert_eq!(
             reqs.iter().map(Vec::len).collect::<Vec<_>>(),
             [1000, 1000, 500]
         );
-        let sum: f64 = reqs.iter().flatten().map(|d| d.values[0]).sum();
+        let sum: f64 = reqs.iter().flatten().map(|d| d.value).sum();
         assert_eq!(sum, (0..2500).sum::<usize>() as f64);
     }
 
@@ -240,8 +230,7 @@ mod tests {
                 d
             })
             .collect();
-        let (wire, _) = to_wire(&ds);
-        let reqs = requests(wire);
+        let reqs = requests(to_wire(&ds));
         assert!(reqs.len() > 1);
         for r in &reqs {
             assert!(r.len() < MAX_DATUMS_PER_REQUEST);
@@ -253,22 +242,10 @@ mod tests {
     #[test]
     fn thirty_dimensions_at_most() {
         let ds = vec![datum(0, 30, 1.0), datum(1, 31, 1.0)];
-        let (wire, rej) = to_wire(&ds);
-        assert_eq!(wire.len(), 1);
+        let (kept, rej) = admissible(ds);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].dimensions.len(), 30);
         assert_eq!(rej.too_many_dimensions, 1);
-    }
-
-    #[test]
-    fn at_most_150_values_per_datum() {
-        let mut w = to_wire(&[datum(0, 1, 1.0)]).0.remove(0);
-        w.values = (0..400).map(f64::from).collect();
-        w.counts = vec![1.0; 400];
-        let reqs = requests(vec![w]);
-        let lens: Vec<_> = reqs[0].iter().map(|d| d.values.len()).collect();
-        assert_eq!(lens, [150, 150, 100]);
-        assert!(reqs[0].iter().all(|d| d.values.len() == d.counts.len()));
-        let total: f64 = reqs[0].iter().flat_map(|d| d.values.iter()).sum();
-        assert_eq!(total, (0..400).sum::<i32>() as f64);
     }
 
     #[test]
@@ -298,16 +275,11 @@ mod tests {
             datum(2, 1, f64::NEG_INFINITY),
             datum(3, 1, 2.0),
         ];
-        let (wire, rej) = to_wire(&ds);
+        let (kept, rej) = admissible(ds);
         assert_eq!(rej.non_finite, 3);
-        let mut w = wire;
-        w[0].values.push(f64::NAN);
-        w[0].counts.push(1.0);
-        let reqs = requests(w);
-        assert!(reqs
-            .iter()
-            .flatten()
-            .all(|d| d.values.iter().all(|v| v.is_finite())));
-        assert_eq!(reqs[0][0].values, [2.0]);
+        assert_eq!(rej.total(), 3);
+        let reqs = requests(to_wire(&kept));
+        let values: Vec<f64> = reqs.iter().flatten().map(|d| d.value).collect();
+        assert_eq!(values, [2.0]);
     }
 }

@@ -4,11 +4,12 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use natmeter_core::config::{Config, Sink};
+use natmeter_core::config::Config;
 use natmeter_core::engine::Engine;
 use natmeter_core::metrics::{self, MetricOptions};
 use tokio::time::Instant;
 
+use crate::batch::Rejected;
 use crate::put::{self, SendError, SendReport};
 
 /// What one publication did.
@@ -20,6 +21,10 @@ pub struct Publication {
     /// Datums CloudWatch would refuse for their timestamp (flow minutes over 14 days old or in the
     /// future): dropped and counted instead of failing the whole request.
     pub out_of_window: usize,
+    /// Datums refused by the admissibility rule (non-finite value, too many dimensions).
+    pub rejected: Rejected,
+    /// Datums whose EMF line could not be made to fit 256 KB.
+    pub emf_oversized: usize,
     pub sent: Option<SendReport>,
 }
 
@@ -55,18 +60,24 @@ pub async fn publish(
         now,
     };
     let (datums, out_of_window) = crate::batch::within_window(metrics::datums(engine, &opts), now);
+    let (datums, rejected) = crate::batch::admissible(datums);
     let mut p = Publication {
         datums: datums.len(),
         out_of_window,
+        rejected,
         ..Publication::default()
     };
-    if !datums.is_empty() && matches!(cfg.sink, Sink::CloudWatch | Sink::Both) {
-        let client = client.ok_or(PublishError::NoClient)?;
-        p.sent = Some(put::send(client, &cfg.namespace, &datums, deadline, already).await?);
+    if let Some(namespace) = cfg.sinks.put_metric_data() {
+        if !datums.is_empty() {
+            let client = client.ok_or(PublishError::NoClient)?;
+            p.sent = Some(put::send(client, namespace, &datums, deadline, already).await?);
+        }
     }
     let mut buf = Vec::with_capacity(64 * 1024);
-    if matches!(cfg.sink, Sink::Emf | Sink::Both) {
-        for line in crate::emf::lines(&cfg.namespace, &datums) {
+    if let Some(namespace) = cfg.sinks.emf() {
+        let emf = crate::emf::lines(namespace, &datums);
+        p.emf_oversized = emf.oversized;
+        for line in emf.lines {
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
             p.emf_lines += 1;

@@ -16,7 +16,7 @@ use natmeter_core::metrics::{Datum, Unit};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::batch::{self, Rejected, WireDatum};
+use crate::batch::{self, WireDatum};
 
 /// First backoff, and its ceiling.
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -53,7 +53,6 @@ pub struct SendReport {
     pub datums: usize,
     /// Attempts beyond the first, over all requests.
     pub retries: usize,
-    pub rejected: Rejected,
     /// Requests not sent because an earlier, failed attempt at the same batch delivered them.
     pub already_delivered: usize,
     /// [`batch::digest`] of each request this call delivered.
@@ -87,19 +86,13 @@ fn to_sdk(d: &WireDatum) -> MetricDatum {
         .iter()
         .map(|(k, v)| Dimension::builder().name(k).value(v).build())
         .collect();
-    let mut b = MetricDatum::builder()
+    MetricDatum::builder()
         .metric_name(&d.metric)
         .set_dimensions(Some(dims))
         .timestamp(DateTime::from_secs(d.timestamp))
-        .unit(unit(d.unit));
-    if d.values.len() == 1 && d.counts.first() == Some(&1.0) {
-        b = b.value(d.values[0]);
-    } else {
-        b = b
-            .set_values(Some(d.values.clone()))
-            .set_counts(Some(d.counts.clone()));
-    }
-    b.build()
+        .unit(unit(d.unit))
+        .value(d.value)
+        .build()
 }
 
 /// Throttling, server errors and transport failures are worth another attempt; a request
@@ -117,7 +110,7 @@ fn retryable<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     }
 }
 
-/// Sends datums to `namespace`, concurrently, retrying each request until `deadline` nears.
+/// Sends admissible datums ([`batch::admissible`]) to `namespace`, concurrently, retrying each request until `deadline` nears.
 /// Requests whose [`batch::digest`] is in `already` are skipped: an earlier attempt at the same
 /// batch delivered them, and CloudWatch would add them up twice.
 pub async fn send(
@@ -127,12 +120,8 @@ pub async fn send(
     deadline: Instant,
     already: &HashSet<u64>,
 ) -> Result<SendReport, SendError> {
-    let (wire, rejected) = batch::to_wire(datums);
-    let requests = batch::requests(wire);
-    let mut report = SendReport {
-        rejected,
-        ..SendReport::default()
-    };
+    let requests = batch::requests(batch::to_wire(datums));
+    let mut report = SendReport::default();
     let mut set = JoinSet::new();
     for (i, req) in requests.into_iter().enumerate() {
         let digest = batch::digest(&req);

@@ -45,19 +45,29 @@ pub enum SkipReason {
     NotNat,
     /// `action` REJECT: dropped traffic is not processed.
     Rejected,
-    /// `log-status` NODATA or SKIPDATA.
+    /// `log-status` NODATA: no traffic in the capture window.
     NoData,
+    /// `log-status` SKIPDATA: the flow log dropped records for capacity. Unlike NODATA this is lost
+    /// traffic, so natmeter undercounts the window (docs/attribution.md, skip reasons).
+    SkipData,
     /// A traversal record without bytes.
     ZeroBytes,
+    /// A private NAT gateway's record under a format without pkt-srcaddr/pkt-dstaddr. Both sides
+    /// of a private gateway are private addresses, so its public-side records (B)/(C) look exactly
+    /// like (A)/(D) to the fallback rule and counting them would count every byte twice
+    /// (docs/attribution.md, the fallback). Refused, counted, and explained by a diagnostic.
+    Ambiguous,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 5] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::PublicSide,
         SkipReason::NotNat,
         SkipReason::Rejected,
         SkipReason::NoData,
+        SkipReason::SkipData,
         SkipReason::ZeroBytes,
+        SkipReason::Ambiguous,
     ];
 
     /// The `Reason` dimension value and report key.
@@ -67,7 +77,9 @@ impl SkipReason {
             SkipReason::NotNat => "not_nat",
             SkipReason::Rejected => "rejected",
             SkipReason::NoData => "no_data",
+            SkipReason::SkipData => "skip_data",
             SkipReason::ZeroBytes => "zero_bytes",
+            SkipReason::Ambiguous => "ambiguous",
         }
     }
 }
@@ -79,6 +91,8 @@ pub enum Destination<'a> {
     Service(&'a str),
     /// A public address no AWS service claims.
     Internet,
+    /// The far side of a private NAT gateway: another private network.
+    Private,
     /// The format has no `pkt-*-aws-service` fields.
     Unknown,
 }
@@ -88,6 +102,7 @@ impl Destination<'_> {
         match self {
             Destination::Service(s) => s,
             Destination::Internet => "INTERNET",
+            Destination::Private => "PRIVATE",
             Destination::Unknown => "UNKNOWN",
         }
     }
@@ -124,7 +139,6 @@ pub struct Capabilities {
     pub interface_id: bool,
     pub pkt_addrs: bool,
     pub aws_service: bool,
-    pub start: bool,
 }
 
 impl Capabilities {
@@ -133,7 +147,6 @@ impl Capabilities {
             interface_id: format.has(Field::InterfaceId),
             pkt_addrs: format.has(Field::PktSrcAddr) && format.has(Field::PktDstAddr),
             aws_service: format.has(Field::PktSrcAwsService) || format.has(Field::PktDstAwsService),
-            start: format.has(Field::Start),
         }
     }
 }
@@ -150,15 +163,15 @@ pub struct Context<'t> {
     pub fallback_time: i64,
 }
 
-/// Applies docs/attribution.md §2-§3 to one record. Precedence of skip reasons: NODATA/SKIPDATA, then not a
-/// NAT ENI, then REJECT, then public side, then zero bytes.
+/// Applies docs/attribution.md §2-§3 to one record. Precedence of skip reasons: NODATA, SKIPDATA, then not a
+/// NAT ENI, then REJECT, then a private gateway without pkt-* fields (ambiguous), then public
+/// side, then zero bytes.
 pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>, RecordError> {
     use Outcome::Skipped;
-    if matches!(
-        rec.log_status()?,
-        Some(LogStatus::NoData | LogStatus::SkipData)
-    ) {
-        return Ok(Skipped(SkipReason::NoData));
+    match rec.log_status()? {
+        Some(LogStatus::NoData) => return Ok(Skipped(SkipReason::NoData)),
+        Some(LogStatus::SkipData) => return Ok(Skipped(SkipReason::SkipData)),
+        _ => {}
     }
     let topo = ctx.topology;
     let src = rec.ip(Field::SrcAddr)?;
@@ -195,6 +208,7 @@ pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>,
     };
     let traversal = match pkt {
         Some((pkt_src, pkt_dst)) => classify_with_pkt(topo, gateway, src, dst, pkt_src, pkt_dst),
+        None if topo.is_private_gateway(gateway) => return Ok(Skipped(SkipReason::Ambiguous)),
         None => classify_without_pkt(topo, gateway, src, dst),
     };
     let Some((direction, source, remote)) = traversal else {
@@ -211,7 +225,12 @@ pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>,
             Direction::Outbound => rec.pkt_dst_aws_service()?,
             Direction::Inbound => rec.pkt_src_aws_service()?,
         };
-        service.map_or(Destination::Internet, Destination::Service)
+        let far_side = if topo.is_private_gateway(gateway) {
+            Destination::Private
+        } else {
+            Destination::Internet
+        };
+        service.map_or(far_side, Destination::Service)
     };
     let time = match rec.start()? {
         Some(s) => i64::try_from(s).unwrap_or(i64::MAX),
@@ -289,6 +308,7 @@ mod tests {
                 eni: "eni-1235b8ca123456789".into(),
                 private_ips: vec!["10.0.0.220".parse().unwrap()],
                 az_id: None,
+                connectivity_type: Default::default(),
             }],
             Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
         )
@@ -411,6 +431,7 @@ mod tests {
                 eni: "eni-1235b8ca123456789".into(),
                 private_ips: vec!["172.31.16.21".parse().unwrap()],
                 az_id: None,
+                connectivity_type: Default::default(),
             }],
             Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
         )
@@ -427,7 +448,7 @@ mod tests {
         ));
         assert_eq!(outcomes[1], Outcome::Skipped(SkipReason::Rejected));
         assert_eq!(outcomes[2], Outcome::Skipped(SkipReason::NoData));
-        assert_eq!(outcomes[3], Outcome::Skipped(SkipReason::NoData));
+        assert_eq!(outcomes[3], Outcome::Skipped(SkipReason::SkipData));
         assert_eq!(outcomes[4], Outcome::Skipped(SkipReason::PublicSide));
         assert_eq!(outcomes[5], Outcome::Skipped(SkipReason::Rejected));
         assert_eq!(outcomes[6], Outcome::Skipped(SkipReason::PublicSide));
@@ -445,6 +466,7 @@ mod tests {
                 eni: "eni-1235b8ca123456789".into(),
                 private_ips: vec!["10.0.0.71".parse().unwrap()],
                 az_id: None,
+                connectivity_type: Default::default(),
             }],
             vec![],
         )
@@ -476,6 +498,7 @@ mod tests {
                 eni: "eni-1235b8ca123456789".into(),
                 private_ips: vec!["10.0.0.220".parse().unwrap(), "10.0.0.221".parse().unwrap()],
                 az_id: None,
+                connectivity_type: Default::default(),
             }],
             vec![],
         )

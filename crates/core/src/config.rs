@@ -10,14 +10,49 @@ use crate::metrics::{DEFAULT_MAX_SOURCES, DEFAULT_MIN_SOURCE_SHARE, DEFAULT_NAME
 use crate::price::PriceTable;
 use crate::topology::{Topology, DEFAULT_PRIVATE_CIDRS};
 
-/// Where metrics go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sink {
-    /// PutMetricData through the AWS SDK.
-    CloudWatch,
-    /// Embedded Metric Format lines on stdout.
-    Emf,
-    Both,
+/// Where metrics go: each sink with the namespace it writes.
+///
+/// On AWS, CloudWatch Logs turns EMF lines into metrics too, so PutMetricData and EMF writing the
+/// same datums into one namespace would double every Sum (dashboards, daily cost, alarms). The
+/// only constructor refuses that: two sinks always write two different namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sinks {
+    put_metric_data: Option<String>,
+    emf: Option<String>,
+}
+
+impl Sinks {
+    pub fn put_metric_data_only(namespace: String) -> Sinks {
+        Sinks {
+            put_metric_data: Some(namespace),
+            emf: None,
+        }
+    }
+
+    pub fn emf_only(namespace: String) -> Sinks {
+        Sinks {
+            put_metric_data: None,
+            emf: Some(namespace),
+        }
+    }
+
+    /// Both sinks; `None` when they would write the same namespace.
+    pub fn both(put_metric_data: String, emf: String) -> Option<Sinks> {
+        (put_metric_data != emf).then_some(Sinks {
+            put_metric_data: Some(put_metric_data),
+            emf: Some(emf),
+        })
+    }
+
+    /// The namespace PutMetricData writes, when that sink is on.
+    pub fn put_metric_data(&self) -> Option<&str> {
+        self.put_metric_data.as_deref()
+    }
+
+    /// The namespace the EMF lines name, when that sink is on.
+    pub fn emf(&self) -> Option<&str> {
+        self.emf.as_deref()
+    }
 }
 
 /// A setting that stops start-up.
@@ -39,7 +74,7 @@ pub struct Config {
     pub namespace: String,
     pub region: Option<String>,
     pub price_per_gb: f64,
-    pub sink: Sink,
+    pub sinks: Sinks,
     pub max_sources: usize,
     pub min_source_share: f64,
 }
@@ -78,17 +113,16 @@ impl Config {
             .map_err(|e| err("NATMETER_NAT_GATEWAYS", &gateways_json, e.0))?;
         let namespace = get("NATMETER_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
         // CloudWatch: 1-255 printable ASCII, pattern [^:].*, and AWS/ is reserved.
-        if namespace.is_empty()
-            || namespace.len() > 255
-            || namespace.starts_with("AWS/")
-            || namespace.starts_with(':')
-            || !namespace.bytes().all(|b| (0x20..0x7f).contains(&b))
-        {
-            return Err(err(
-                "NATMETER_NAMESPACE",
-                &namespace,
-                "expected 1-255 printable ASCII characters, not starting with \":\" or \"AWS/\" (reserved)".into(),
-            ));
+        let valid_namespace = |ns: &str| {
+            !ns.is_empty()
+                && ns.len() <= 255
+                && !ns.starts_with("AWS/")
+                && !ns.starts_with(':')
+                && ns.bytes().all(|b| (0x20..0x7f).contains(&b))
+        };
+        const NAMESPACE_RULE: &str = "expected 1-255 printable ASCII characters, not starting with \":\" or \"AWS/\" (reserved)";
+        if !valid_namespace(&namespace) {
+            return Err(err("NATMETER_NAMESPACE", &namespace, NAMESPACE_RULE.into()));
         }
         let region = get("AWS_REGION").filter(|r| !r.is_empty());
         let price_override = match get("NATMETER_PRICE_PER_GB") {
@@ -108,11 +142,22 @@ impl Config {
             ),
         };
         let price_per_gb = PriceTable::resolve(region.as_deref(), price_override)
-            .map_err(|e| err("NATMETER_PRICE_PER_GB", "", e))?;
-        let sink = match get("NATMETER_SINK").as_deref() {
-            None | Some("cloudwatch") => Sink::CloudWatch,
-            Some("emf") => Sink::Emf,
-            Some("both") => Sink::Both,
+            .map_err(|e| err("AWS_REGION", region.as_deref().unwrap_or(""), e))?;
+        let emf_namespace = get("NATMETER_EMF_NAMESPACE");
+        let sinks = match get("NATMETER_SINK").as_deref() {
+            None | Some("cloudwatch") => Sinks::put_metric_data_only(namespace.clone()),
+            Some("emf") => Sinks::emf_only(namespace.clone()),
+            Some("both") => {
+                let emf = emf_namespace.ok_or_else(|| {
+                    err("NATMETER_EMF_NAMESPACE", "", format!("is required with NATMETER_SINK=both: CloudWatch turns EMF lines into metrics too, so both sinks writing NATMETER_NAMESPACE={namespace:?} would count every datum twice. Name a second namespace for the EMF copy (e.g. {namespace}/emf), or choose one sink"))
+                })?;
+                if !valid_namespace(&emf) {
+                    return Err(err("NATMETER_EMF_NAMESPACE", &emf, NAMESPACE_RULE.into()));
+                }
+                Sinks::both(namespace.clone(), emf.clone()).ok_or_else(|| {
+                    err("NATMETER_EMF_NAMESPACE", &emf, "must differ from NATMETER_NAMESPACE: CloudWatch turns EMF lines into metrics too, so both sinks writing one namespace would count every datum twice".into())
+                })?
+            }
             Some(v) => {
                 return Err(err(
                     "NATMETER_SINK",
@@ -152,7 +197,7 @@ impl Config {
             namespace,
             region,
             price_per_gb,
-            sink,
+            sinks,
             max_sources,
         })
     }
@@ -178,9 +223,32 @@ mod tests {
         let c = cfg(&[("NATMETER_NAT_GATEWAYS", GW), ("AWS_REGION", "us-east-1")]).unwrap();
         assert_eq!(c.namespace, "NatMeter");
         assert_eq!(c.price_per_gb, 0.045);
-        assert_eq!(c.sink, Sink::CloudWatch);
+        assert_eq!(c.sinks.put_metric_data(), Some("NatMeter"));
+        assert_eq!(c.sinks.emf(), None);
         assert_eq!(c.max_sources, 20);
         assert_eq!(c.format, Format::default());
+    }
+
+    #[test]
+    fn two_sinks_never_share_a_namespace() {
+        let c = cfg(&[
+            ("NATMETER_NAT_GATEWAYS", GW),
+            ("AWS_REGION", "us-east-1"),
+            ("NATMETER_SINK", "both"),
+            ("NATMETER_EMF_NAMESPACE", "NatMeter/emf"),
+        ])
+        .unwrap();
+        assert_eq!(c.sinks.put_metric_data(), Some("NatMeter"));
+        assert_eq!(c.sinks.emf(), Some("NatMeter/emf"));
+        let emf = cfg(&[
+            ("NATMETER_NAT_GATEWAYS", GW),
+            ("AWS_REGION", "us-east-1"),
+            ("NATMETER_SINK", "emf"),
+        ])
+        .unwrap();
+        assert_eq!(emf.sinks.put_metric_data(), None);
+        assert_eq!(emf.sinks.emf(), Some("NatMeter"));
+        assert!(Sinks::both("A".into(), "A".into()).is_none());
     }
 
     #[test]
@@ -200,7 +268,7 @@ mod tests {
             ),
             (
                 &[("NATMETER_NAT_GATEWAYS", GW), ("AWS_REGION", "mars-1")],
-                "NATMETER_PRICE_PER_GB",
+                "AWS_REGION",
             ),
             (
                 &[
@@ -223,6 +291,33 @@ mod tests {
                     ("NATMETER_SINK", "kafka"),
                 ],
                 "NATMETER_SINK",
+            ),
+            (
+                &[
+                    ("NATMETER_NAT_GATEWAYS", GW),
+                    ("AWS_REGION", "us-east-1"),
+                    ("NATMETER_SINK", "both"),
+                ],
+                "NATMETER_EMF_NAMESPACE",
+            ),
+            (
+                &[
+                    ("NATMETER_NAT_GATEWAYS", GW),
+                    ("AWS_REGION", "us-east-1"),
+                    ("NATMETER_SINK", "both"),
+                    ("NATMETER_NAMESPACE", "Team/NAT"),
+                    ("NATMETER_EMF_NAMESPACE", "Team/NAT"),
+                ],
+                "NATMETER_EMF_NAMESPACE",
+            ),
+            (
+                &[
+                    ("NATMETER_NAT_GATEWAYS", GW),
+                    ("AWS_REGION", "us-east-1"),
+                    ("NATMETER_SINK", "both"),
+                    ("NATMETER_EMF_NAMESPACE", "AWS/Lambda"),
+                ],
+                "NATMETER_EMF_NAMESPACE",
             ),
             (
                 &[

@@ -33,7 +33,11 @@ pub struct RecordStats {
     pub not_nat: u64,
     pub rejected: u64,
     pub no_data: u64,
+    /// SKIPDATA records: windows the flow log itself dropped (lost data, not "no data").
+    pub skip_data: u64,
     pub zero_bytes: u64,
+    /// Private NAT gateway records under a format without pkt-* fields: refused, not guessed.
+    pub ambiguous: u64,
     pub parse_errors: u64,
 }
 
@@ -48,7 +52,9 @@ impl RecordStats {
             SkipReason::NotNat => &mut self.not_nat,
             SkipReason::Rejected => &mut self.rejected,
             SkipReason::NoData => &mut self.no_data,
+            SkipReason::SkipData => &mut self.skip_data,
             SkipReason::ZeroBytes => &mut self.zero_bytes,
+            SkipReason::Ambiguous => &mut self.ambiguous,
         }
     }
 
@@ -59,7 +65,9 @@ impl RecordStats {
             SkipReason::NotNat => self.not_nat,
             SkipReason::Rejected => self.rejected,
             SkipReason::NoData => self.no_data,
+            SkipReason::SkipData => self.skip_data,
             SkipReason::ZeroBytes => self.zero_bytes,
+            SkipReason::Ambiguous => self.ambiguous,
         }
     }
 
@@ -70,7 +78,9 @@ impl RecordStats {
         self.not_nat += o.not_nat;
         self.rejected += o.rejected;
         self.no_data += o.no_data;
+        self.skip_data += o.skip_data;
         self.zero_bytes += o.zero_bytes;
+        self.ambiguous += o.ambiguous;
         self.parse_errors += o.parse_errors;
     }
 }
@@ -107,13 +117,12 @@ pub enum BatchKind {
     SkippedNotNat,
 }
 
-/// Where a batch of records came from, for error locations.
+/// Where a run of text lines came from, for error locations: errors read `origin:line`,
+/// counting from `first_line`.
 #[derive(Debug, Clone, Copy)]
-pub enum Origin<'o> {
-    /// A subscription batch; errors read `origin logEvents[i]`.
-    Batch(&'o str),
-    /// A text file; errors read `origin:line`, counting from `first_line`.
-    Lines { origin: &'o str, first_line: u64 },
+pub struct Origin<'o> {
+    pub origin: &'o str,
+    pub first_line: u64,
 }
 
 /// The engine over one topology and default format. Cheap to create; `clear` reuses buffers.
@@ -261,10 +270,10 @@ impl<'t> Engine<'t> {
             stream_gateway: None,
             fallback_time,
         };
-        let (name, first) = match origin {
-            Origin::Lines { origin, first_line } => (origin, first_line),
-            Origin::Batch(o) => (o, 1),
-        };
+        let Origin {
+            origin: name,
+            first_line: first,
+        } = origin;
         for (i, line) in text.split(|&b| b == b'\n').enumerate() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {

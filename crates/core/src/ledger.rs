@@ -95,6 +95,7 @@ impl Ledger {
         let destination = match t.destination {
             Destination::Internet => INTERNET,
             Destination::Unknown => UNKNOWN,
+            Destination::Private => self.intern("PRIVATE"),
             Destination::Service(name) => self.intern(name),
         };
         let key = Key {

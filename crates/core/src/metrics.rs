@@ -116,6 +116,7 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     "NATMETER_NAMESPACE",
     "NATMETER_PRICE_PER_GB",
     "NATMETER_SINK",
+    "NATMETER_EMF_NAMESPACE",
     "NATMETER_MAX_SOURCES",
     "NATMETER_MIN_SOURCE_SHARE",
 ];
@@ -142,7 +143,7 @@ pub fn model_json(namespace: &str) -> serde_json::Value {
         "dimension_values": {
             "Direction": [Direction::Outbound.as_str(), Direction::Inbound.as_str()],
             "Reason": reasons,
-            "Destination": ["INTERNET", "UNKNOWN", "S3", "DYNAMODB"],
+            "Destination": ["INTERNET", "PRIVATE", "UNKNOWN", "S3", "DYNAMODB"],
         },
         "source_detail_line": {
             "discriminator": { DETAIL_MARKER.0: DETAIL_MARKER.1 },

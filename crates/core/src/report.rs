@@ -272,8 +272,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "Records: {} read, {} counted; skipped: {} public side, {} not NAT, {} rejected, {} no data, {} zero bytes, {} parse errors",
-            r.read, r.counted, r.public_side, r.not_nat, r.rejected, r.no_data, r.zero_bytes, r.parse_errors
+            "Records: {} read, {} counted; skipped: {} public side, {} not NAT, {} rejected, {} no data, {} skip data (lost), {} zero bytes, {} ambiguous, {} parse errors",
+            r.read, r.counted, r.public_side, r.not_nat, r.rejected, r.no_data, r.skip_data, r.zero_bytes, r.ambiguous, r.parse_errors
         );
         for d in &self.diagnostics {
             let _ = writeln!(s, "\n! {}: {}", d.code, d.message);
@@ -342,6 +342,32 @@ fn diagnostics(e: &Engine<'_>) -> Vec<Diagnostic> {
                 "no record matched the configured NAT ENIs ({}). ENIs seen: {}. Configure each NAT gateway's network interface (aws ec2 describe-nat-gateways --query 'NatGateways[].NatGatewayAddresses[].[NetworkInterfaceId,PrivateIp]').",
                 if configured.is_empty() { "none".to_string() } else { configured.join(", ") },
                 if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            ),
+        });
+    }
+    if r.ambiguous > 0 {
+        let private: Vec<&str> = e
+            .topology()
+            .gateways()
+            .iter()
+            .filter(|g| g.connectivity_type == crate::topology::Connectivity::Private)
+            .map(|g| g.id.as_str())
+            .collect();
+        out.push(Diagnostic {
+            code: "private_nat_no_pkt_fields",
+            message: format!(
+                "{} records of private NAT gateways ({}) were not counted: the format lacks pkt-srcaddr/pkt-dstaddr, and both sides of a private gateway are private addresses, so its public-side records cannot be told from the private-side ones and counting them would count every byte twice. Create a flow log with ${{pkt-srcaddr}} ${{pkt-dstaddr}} in its format (a format cannot be changed).",
+                r.ambiguous,
+                private.join(", ")
+            ),
+        });
+    }
+    if r.skip_data > 0 {
+        out.push(Diagnostic {
+            code: "skip_data",
+            message: format!(
+                "{} SKIPDATA records: the flow log dropped records for capacity in those capture windows, so natmeter undercounts them (the NAT gateway still billed those bytes). Compare with the gateway's own AWS/NATGateway BytesInFromSource and BytesOutToSource for those minutes; a flow log on the NAT ENIs only (less traffic per log) or a longer aggregation interval makes SKIPDATA rarer.",
+                r.skip_data
             ),
         });
     }

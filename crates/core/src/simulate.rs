@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use flowlog::Format;
 
-use crate::topology::{NatGateway, Topology, DEFAULT_PRIVATE_CIDRS};
+use crate::topology::{Connectivity, NatGateway, Topology, DEFAULT_PRIVATE_CIDRS};
 
 /// What the flow log covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,9 @@ pub struct SimConfig {
     pub max_batch_bytes: usize,
     /// Start a new batch at every minute, as a 1-minute flow log delivers them.
     pub batch_per_minute: bool,
+    /// Make gateway 0 a private NAT gateway (`connectivity_type = private`): its conversations
+    /// go to other private networks, so both sides of its records are private addresses.
+    pub private_nat: bool,
 }
 
 impl Default for SimConfig {
@@ -64,6 +67,7 @@ impl Default for SimConfig {
             shuffle_format: false,
             max_batch_bytes: 1_000_000,
             batch_per_minute: false,
+            private_nat: false,
         }
     }
 }
@@ -121,7 +125,11 @@ pub struct TruthRecords {
     pub not_nat: u64,
     pub rejected: u64,
     pub no_data: u64,
+    #[serde(default)]
+    pub skip_data: u64,
     pub zero_bytes: u64,
+    #[serde(default)]
+    pub ambiguous: u64,
     pub parse_errors: u64,
 }
 
@@ -400,10 +408,34 @@ impl Simulation {
     }
 }
 
-/// Runs the simulation.
+/// The simulator's address plan: NAT IPs in 10.0.0-63.x, node IPs in 10.0.64-127.x (200 a /24),
+/// pod IPs in 10.0.128-255.x (250 a /24). Beyond these counts addresses would collide.
+pub const MAX_NAT_GATEWAYS: usize = 64;
+pub const MAX_NODES: usize = 64 * 200;
+pub const MAX_PODS: usize = 128 * 250;
+
+impl SimConfig {
+    /// Refuses sizes the address plan cannot hold, naming the setting.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, value, max) in [
+            ("pods", self.pods, MAX_PODS),
+            ("nodes", self.nodes, MAX_NODES),
+            ("nat-gateways", self.nat_gateways, MAX_NAT_GATEWAYS),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(format!(
+                    "--{name} {value}: expected 1-{max} (the simulator's address plan holds at most {max})"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the simulation. Sizes beyond [`SimConfig::check`]'s limits are clamped to them.
 pub fn simulate(cfg: &SimConfig) -> Simulation {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let g_count = cfg.nat_gateways.max(1);
+    let g_count = cfg.nat_gateways.clamp(1, MAX_NAT_GATEWAYS);
     let gateways: Vec<NatGateway> = (0..g_count)
         .map(|g| {
             let mut private_ips = vec![IpAddr::V4(Ipv4Addr::new(
@@ -421,10 +453,15 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
                 eni: hex_id(&mut rng, "eni-"),
                 private_ips,
                 az_id: Some(AZS[g % AZS.len()].to_string()),
+                connectivity_type: if cfg.private_nat && g == 0 {
+                    Connectivity::Private
+                } else {
+                    Connectivity::Public
+                },
             }
         })
         .collect();
-    let nodes: Vec<Node> = (0..cfg.nodes.max(1))
+    let nodes: Vec<Node> = (0..cfg.nodes.clamp(1, MAX_NODES))
         .map(|k| Node {
             ip: Ipv4Addr::new(10, 0, 64 + (k / 200) as u8, 10 + (k % 200) as u8),
             ipv6: Ipv6Addr::new(
@@ -443,7 +480,7 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
             az: k % AZS.len(),
         })
         .collect();
-    let pods: Vec<Pod> = (0..cfg.pods.max(1))
+    let pods: Vec<Pod> = (0..cfg.pods.clamp(1, MAX_PODS))
         .map(|p| Pod {
             ip: Ipv4Addr::new(10, 0, 128 + (p / 250) as u8, 4 + (p % 250) as u8),
             node: p % nodes.len(),
@@ -529,6 +566,14 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
             let out_bytes = (rng.gen_range(200..20_000) as f64 * scale) as u64;
             let in_bytes = (rng.gen_range(500..200_000) as f64 * scale) as u64;
             let gw = node.az % g_count;
+            // A private gateway reaches another private network (a peered VPC or on premises
+            // behind a transit gateway), never an AWS service's public address.
+            let (remote, svc) = if gateways[gw].connectivity_type == Connectivity::Private {
+                let far: IpAddr = Ipv4Addr::new(10, 200, rng.gen(), rng.gen_range(1..255)).into();
+                (far, None)
+            } else {
+                (remote, svc)
+            };
             let nat_ip = if gw == 0 && rng.gen_bool(0.3) {
                 gateways[0].private_ips[1]
             } else {
@@ -544,6 +589,7 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
                 &mut rng,
                 NatConv {
                     gw,
+                    private: gateways[gw].connectivity_type == Connectivity::Private,
                     eni: &gateways[gw].eni,
                     subnet: &nat_subnets[gw],
                     az: AZS[gw % AZS.len()],
@@ -580,6 +626,8 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
 
 struct NatConv<'a> {
     gw: usize,
+    /// The gateway is a private NAT gateway.
+    private: bool,
     eni: &'a str,
     subnet: &'a str,
     az: &'static str,
@@ -670,7 +718,8 @@ fn nat_conversation(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, c: NatConv<'_>) {
         c.in_bytes,
         in_p,
     );
-    let dest = c.svc.unwrap_or("INTERNET");
+    let far_side = if c.private { "PRIVATE" } else { "INTERNET" };
+    let dest = c.svc.unwrap_or(far_side);
     for (rec, counted) in [(a, Some(true)), (bb, None), (cc, None), (d, Some(false))] {
         b.emit(&rec, Corrupt::None);
         if b.nat_streams.iter().any(|s| s == &rec.eni) {
@@ -883,7 +932,10 @@ fn nat_noise(
                 },
                 Corrupt::None,
             );
-            b.truth.records.no_data += 1;
+            match status {
+                "NODATA" => b.truth.records.no_data += 1,
+                _ => b.truth.records.skip_data += 1,
+            }
         }
     }
     // A private-side record without bytes: counted as zero_bytes, not as a source.

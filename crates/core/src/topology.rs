@@ -9,6 +9,24 @@ use serde::{Deserialize, Serialize};
 /// often uses.
 pub const DEFAULT_PRIVATE_CIDRS: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10";
 
+/// A gateway's `ConnectivityType`, as EC2 names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connectivity {
+    /// Translates to the internet: the far side of its traffic is public.
+    #[default]
+    Public,
+    /// Translates to other private networks (peered VPCs, transit gateways, on premises): both
+    /// sides of its traffic are private addresses.
+    Private,
+}
+
+impl Connectivity {
+    fn is_public(&self) -> bool {
+        *self == Connectivity::Public
+    }
+}
+
 /// One NAT gateway: the ENI whose flow records carry its traffic and every private IP it owns
 /// (secondary IPs included: each is a NAT IP).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +39,9 @@ pub struct NatGateway {
     pub private_ips: Vec<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub az_id: Option<String>,
+    /// `public` (the default) or `private`.
+    #[serde(default, skip_serializing_if = "Connectivity::is_public")]
+    pub connectivity_type: Connectivity,
 }
 
 /// A configuration error, phrased for the person who wrote the configuration.
@@ -111,6 +132,7 @@ impl Topology {
             eni: eni.trim().to_string(),
             private_ips,
             az_id: None,
+            connectivity_type: Connectivity::Public,
         })
     }
 
@@ -144,6 +166,12 @@ impl Topology {
     #[inline]
     pub fn is_nat_ip(&self, gw: usize, ip: IpAddr) -> bool {
         self.gateways[gw].private_ips.contains(&ip)
+    }
+
+    /// True when gateway `gw` is a private NAT gateway.
+    #[inline]
+    pub fn is_private_gateway(&self, gw: usize) -> bool {
+        self.gateways[gw].connectivity_type == Connectivity::Private
     }
 
     /// The gateway owning private IP `ip`, if any.
@@ -183,6 +211,17 @@ mod tests {
         let g = Topology::gateway_from_flag("eni-1235b8ca123456789=10.0.0.220").unwrap();
         let t = Topology::new(vec![g], vec![]).unwrap();
         assert_eq!(t.gateways()[0].id, "eni-1235b8ca123456789");
+        assert!(!t.is_private_gateway(0));
+
+        let gws = Topology::gateways_from_json(
+            r#"[{"eni":"eni-0a","private_ips":["10.0.5.9"],"connectivity_type":"private"}]"#,
+        )
+        .unwrap();
+        assert_eq!(gws[0].connectivity_type, Connectivity::Private);
+        assert!(Topology::gateways_from_json(
+            r#"[{"eni":"eni-0a","private_ips":["10.0.5.9"],"connectivity_type":"secret"}]"#,
+        )
+        .is_err());
     }
 
     #[test]
@@ -196,6 +235,7 @@ mod tests {
             eni: "nat-1".into(),
             private_ips: vec![],
             az_id: None,
+            connectivity_type: Connectivity::Public,
         };
         assert!(Topology::new(vec![bad], vec![])
             .unwrap_err()

@@ -1212,7 +1212,7 @@ fn record_rows() -> Vec<Row> {
         row(
             "record_skipdata",
             rec(&[("log-status", "SKIPDATA")]),
-            skip_counted(1, 0, 0).skipped(NoData, 1),
+            skip_counted(1, 0, 0).skipped(SkipData, 1),
         ),
         row(
             "record_rejected",
@@ -1570,17 +1570,17 @@ fn env_rows() -> Vec<Row> {
         row(
             "env_unknown_region_without_price",
             env(&[("AWS_REGION", Some("xx-nowhere-9"))]),
-            startup(PRICE, "xx-nowhere-9"),
+            startup("AWS_REGION", "xx-nowhere-9"),
         ),
         row(
             "env_no_region_without_price",
             env(&[("AWS_REGION", None)]),
-            startup(PRICE, "no region and no price"),
+            startup("AWS_REGION", "no region and no price"),
         ),
         row(
             "env_empty_region_without_price",
             env(&[("AWS_REGION", Some(""))]),
-            startup(PRICE, "no region and no price"),
+            startup("AWS_REGION", "no region and no price"),
         ),
         row(
             "env_price_negative",
@@ -1962,7 +1962,7 @@ fn run_lines(
     engine.ingest_lines(
         text,
         format,
-        Origin::Lines {
+        Origin {
             origin: "flows.log",
             first_line: 1,
         },

@@ -201,3 +201,127 @@ fn source_series_need_a_share_of_the_invocation() {
         "the floor keeps a prefix of the top-N"
     );
 }
+
+/// A private NAT gateway (both sides private) with pkt-* fields: every byte once, as the truth.
+#[test]
+fn private_nat_gateway_with_pkt_fields_matches_truth() {
+    let cfg = SimConfig {
+        private_nat: true,
+        nat_gateways: 2,
+        pods: 60,
+        ..SimConfig::default()
+    };
+    check(cfg.clone());
+    let sim = simulate(&cfg);
+    let private = sim
+        .truth
+        .destinations
+        .iter()
+        .find(|d| d.destination == "PRIVATE")
+        .map_or(0, |d| d.bytes);
+    assert!(private > 0, "the private gateway carried traffic");
+}
+
+/// The same traffic without pkt-srcaddr/pkt-dstaddr: the private gateway's records are refused
+/// (counted as `ambiguous`, explained by a diagnostic) instead of counted twice, and the public
+/// gateway's bytes still match the truth through the fallback rule.
+#[test]
+fn private_nat_gateway_without_pkt_fields_is_refused_not_double_counted() {
+    use natmeter_core::engine::Origin;
+    use natmeter_core::flowlog::{Field, Format};
+    use natmeter_core::subscription::Payload;
+    use natmeter_core::topology::{Connectivity, Topology};
+
+    let sim = simulate(&SimConfig {
+        private_nat: true,
+        nat_gateways: 2,
+        pods: 60,
+        ..SimConfig::default()
+    });
+    let full = sim.format();
+    let drop: Vec<usize> = [Field::PktSrcAddr, Field::PktDstAddr]
+        .iter()
+        .map(|f| full.position(*f).unwrap())
+        .collect();
+    let names: Vec<&str> = sim.truth.log_format.split_whitespace().collect();
+    let reduced: Vec<&str> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !drop.contains(i))
+        .map(|(_, n)| *n)
+        .collect();
+    let format = Format::from_aws_syntax(&reduced.join(" ")).unwrap();
+    let mut text = String::new();
+    let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
+    for e in &sim.events {
+        let data = natmeter_core::subscription::event_data(e.json.as_bytes()).unwrap();
+        decoder.decode(&data, &mut buf).unwrap();
+        let payload = Payload::parse(&buf).unwrap();
+        for ev in &payload.log_events {
+            let kept: Vec<&str> = ev
+                .message
+                .split_whitespace()
+                .enumerate()
+                .filter(|(i, _)| !drop.contains(i))
+                .map(|(_, t)| t)
+                .collect();
+            text.push_str(&kept.join(" "));
+            text.push('\n');
+        }
+    }
+    let run = |topo: &Topology| {
+        let mut engine = Engine::new(topo, format.clone());
+        let origin = Origin {
+            origin: "reduced",
+            first_line: 1,
+        };
+        engine.ingest_lines(text.as_bytes(), None, origin, 0);
+        Report::build(&engine, 0.045)
+    };
+    let topo = sim.topology();
+    assert!(topo.is_private_gateway(0) && !topo.is_private_gateway(1));
+    let report = run(&topo);
+    let truth_gw = |i: usize| {
+        sim.truth
+            .nat_gateways
+            .iter()
+            .find(|g| g.eni == sim.gateways[i].eni)
+            .map_or(0, |g| g.bytes)
+    };
+    let got_gw = |r: &Report, i: usize| {
+        r.nat_gateways
+            .iter()
+            .find(|g| g.eni == sim.gateways[i].eni)
+            .map_or(0, |g| g.bytes)
+    };
+    assert!(truth_gw(0) > 0 && truth_gw(1) > 0);
+    assert_eq!(
+        got_gw(&report, 0),
+        0,
+        "the private gateway's bytes are refused"
+    );
+    assert_eq!(
+        got_gw(&report, 1),
+        truth_gw(1),
+        "the public gateway still counts"
+    );
+    assert!(report.records.ambiguous > 0);
+    assert!(report
+        .diagnostics
+        .iter()
+        .any(|d| d.code == "private_nat_no_pkt_fields"));
+
+    // Why the rule exists: treated as a public gateway, the fallback counts its four records
+    // as two traversals each way, twice the bytes the gateway processed.
+    let mut gateways = sim.gateways.clone();
+    gateways[0].connectivity_type = Connectivity::Public;
+    let naive = Topology::new(gateways, topo_private_cidrs()).unwrap();
+    assert_eq!(got_gw(&run(&naive), 0), 2 * truth_gw(0));
+}
+
+fn topo_private_cidrs() -> Vec<ipnet::IpNet> {
+    natmeter_core::topology::Topology::cidrs_from_list(
+        natmeter_core::topology::DEFAULT_PRIVATE_CIDRS,
+    )
+    .unwrap()
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use natmeter_cloudwatch::publish::PublishError;
-use natmeter_core::config::{Config, Sink};
+use natmeter_core::config::Config;
 use natmeter_core::dedup::{BatchKey, RecentBatches};
 use natmeter_core::engine::{BatchKind, Engine};
 use natmeter_core::price::cost;
@@ -96,9 +96,9 @@ async fn main() -> Result<(), Error> {
             std::process::exit(2);
         }
     };
-    let client = match cfg.sink {
-        Sink::CloudWatch | Sink::Both => Some(natmeter_cloudwatch::put::client(None).await),
-        Sink::Emf => None,
+    let client = match cfg.sinks.put_metric_data() {
+        Some(_) => Some(natmeter_cloudwatch::put::client(None).await),
+        None => None,
     };
     let shared = Arc::new(Shared {
         cfg,
@@ -229,6 +229,9 @@ async fn handle(shared: &Shared, ev: LambdaEvent<Box<RawValue>>) -> Result<Value
                 cost_usd = cost(bytes, cfg.price_per_gb),
                 datums = p.datums,
                 datums_out_of_window = p.out_of_window,
+                datums_non_finite = p.rejected.non_finite,
+                datums_too_many_dimensions = p.rejected.too_many_dimensions,
+                datums_emf_oversized = p.emf_oversized,
                 datums_sent = sent,
                 retries = p.sent.as_ref().map_or(0, |s| s.retries),
                 requests_already_delivered = p.sent.as_ref().map_or(0, |s| s.already_delivered),
