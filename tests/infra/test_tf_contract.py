@@ -182,7 +182,8 @@ def test_environment_variables_are_ones_the_function_reads(scenario, metric_mode
     gateways = json.loads(env["NATMETER_NAT_GATEWAYS"])
     assert [g["id"] for g in gateways] == ev.variables["nat_gateway_ids"]
     for g in gateways:
-        assert set(g) == {"id", "eni", "private_ips", "az_id"}
+        assert set(g) == {"id", "eni", "private_ips", "az_id", "connectivity_type"}
+        assert g["connectivity_type"] in ("public", "private")
         assert g["eni"].startswith("eni-") and g["private_ips"] and g["az_id"]
     assert gateways[0]["private_ips"] == ["10.0.0.175", "10.0.0.176"], "secondary private IPs are NAT IPs too"
     if ev.variables["price_per_gb"] is None:

@@ -50,7 +50,7 @@ locals {
 
   # Format of the dedicated NAT flow logs (create_nat_flow_logs): the 14 default
   # fields in their default order, then what attribution needs: pkt-* for the
-  # pod behind the NAT (DOMAIN.md sections 2-3), pkt-*-aws-service for the
+  # pod behind the NAT (docs/attribution.md §2-§4), pkt-*-aws-service for the
   # destination, and vpc/subnet/AZ, flow-direction, traffic-path for context.
   nat_flow_log_format = join(" ", [for f in [
     "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport",
@@ -67,12 +67,15 @@ locals {
   source_log_group_arn  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.source_log_group_name}"
 
   # NATMETER_NAT_GATEWAYS: one object per gateway, every private IP included
-  # (a NAT gateway may have secondary private IPs; each is a NAT IP).
+  # (a NAT gateway may have secondary private IPs; each is a NAT IP). A private
+  # gateway's far side is private too, which changes how its records are read
+  # without pkt-* fields (docs/attribution.md §3).
   nat_gateways = [for i, ng in data.aws_nat_gateway.this : {
-    id          = ng.id
-    eni         = ng.network_interface_id
-    private_ips = try(concat([ng.private_ip], ng.secondary_private_ip_addresses), [ng.private_ip])
-    az_id       = data.aws_subnet.nat[i].availability_zone_id
+    id                = ng.id
+    eni               = ng.network_interface_id
+    private_ips       = try(concat([ng.private_ip], ng.secondary_private_ip_addresses), [ng.private_ip])
+    az_id             = data.aws_subnet.nat[i].availability_zone_id
+    connectivity_type = try(ng.connectivity_type, "public")
   }]
 
   function_environment = merge(

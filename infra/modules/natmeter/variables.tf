@@ -134,7 +134,7 @@ variable "flow_log_format" {
 
   validation {
     # Without these three no record can be recognised as a NAT traversal
-    # (DOMAIN.md section 2); pkt-srcaddr and pkt-dstaddr are strongly
+    # (docs/attribution.md §2); pkt-srcaddr and pkt-dstaddr are strongly
     # recommended on top (attribution to the original pod IP).
     condition = alltrue([
       for required in ["srcaddr", "dstaddr", "bytes"] :
