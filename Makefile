@@ -7,12 +7,13 @@ CARGO ?= cargo
 SAMPLE := events/sample
 NATMETER := target/debug/natmeter
 
-.PHONY: help demo build test test-rust lint test-infra test-e2e package smoke-arm64 bench fuzz load clean-tools
+.PHONY: help demo build test test-rust lint test-infra test-e2e test-package package package-x86_64 package-arm64 smoke-arm64 bench fuzz load clean-tools
 
 help:
 	@echo "make demo      build natmeter and print the report of $(SAMPLE)"
 	@echo "make test      fmt + clippy + unit/property/CLI tests + Terraform checks + end-to-end (LocalStack)"
 	@echo "make package   Lambda zips (arm64 and x86_64) via cargo-lambda"
+	@echo "make test-package  the bad-input matrix and the panic test against the packaged x86_64 bootstrap"
 	@echo "make smoke-arm64  the end-to-end tests with the arm64 zip under qemu-user"
 	@echo "make bench     throughput benchmarks vs a Python handler and the inflate+JSON floor"
 	@echo "make fuzz      cargo-fuzz targets (FUZZ_SECONDS each, default 60)"
@@ -26,7 +27,7 @@ demo:
 	$(NATMETER) report --nat-gateways @$(SAMPLE)/nat-gateways.json \
 	    --log-format "$$(cat $(SAMPLE)/log-format.txt)" --region us-east-1 $(SAMPLE)/events
 
-test: lint test-rust test-infra test-e2e
+test: lint test-rust test-infra test-e2e test-package
 	@echo "make test: all passed"
 
 lint:
@@ -49,14 +50,30 @@ $(LAMBDA_VENV)/.stamp:
 	$(LAMBDA_VENV)/bin/pip install -q 'cargo-lambda==1.9.*'
 	touch $@
 
-package: $(LAMBDA_VENV)/.stamp
-	rustup target add aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
-	    -p natmeter-lambda --lambda-dir target/lambda/arm64
+# cargo-lambda's own flags are shown (-v): the artifact's build settings are part of what ships.
+package-x86_64: $(LAMBDA_VENV)/.stamp
+	rustup target add x86_64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --x86-64 --output-format zip \
 	    -p natmeter-lambda --lambda-dir target/lambda/x86_64
+
+package-arm64: $(LAMBDA_VENV)/.stamp
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
+	    -p natmeter-lambda --lambda-dir target/lambda/arm64
+
+package: package-arm64 package-x86_64
 	mkdir -p target/lambda/bootstrap && cp target/lambda/arm64/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
 	@ls -l target/lambda/*/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
+
+# The artifact users deploy, tested: the x86_64 zip from `make package-x86_64`, unzipped, runs the
+# function-side bad-input matrix and the panic test through the Runtime API (the arm64 zip runs the
+# whole suite under qemu in `make smoke-arm64`).
+X86_DIR := target/lambda/x86_64/unzipped
+test-package: package-x86_64 build
+	rm -rf $(X86_DIR) && mkdir -p $(X86_DIR)
+	cd $(X86_DIR) && python3 -c "import zipfile; zipfile.ZipFile('../bootstrap/bootstrap.zip').extractall('.')" && chmod +x bootstrap
+	NATMETER_BIN=$(CURDIR)/$(NATMETER) BOOTSTRAP_BIN=$(CURDIR)/$(X86_DIR)/bootstrap \
+	    tests/e2e/run.sh tests/e2e/test_bad_input_matrix.py tests/e2e/test_packaged.py
 
 # The arm64 package, run: every end-to-end test with the arm64 bootstrap under qemu-user (the
 # portable SWAR paths run for real). qemu and the arm64 C library come from Debian's apt.

@@ -2,7 +2,7 @@
 # End-to-end tests: LocalStack (CloudWatch) on the host + the real `bootstrap` through the Lambda
 # Runtime API + `natmeter simulate` ground truth.
 #
-#   tests/e2e/run.sh [pytest args...]      e.g. tests/e2e/run.sh -k emf -s
+#   tests/e2e/run.sh [test files] [pytest args...]   e.g. tests/e2e/run.sh -k emf -s
 #   tests/e2e/run.sh --setup-only          only create/update the venv
 #
 # Env: NATMETER_BIN (default target/debug/natmeter), BOOTSTRAP_BIN (default target/debug/bootstrap),
@@ -87,4 +87,9 @@ if [ -n "$missing" ]; then
 fi
 export NATMETER_BIN BOOTSTRAP_BIN
 
-exec "$VENV/bin/python" -m pytest -q tests/e2e "$@"
+# Test files given first (tests/e2e/run.sh tests/e2e/test_x.py -k y) narrow the run; otherwise
+# every test under tests/e2e runs.
+paths=()
+while [ $# -gt 0 ] && [ -e "${1%%::*}" ]; do paths+=("$1"); shift; done
+[ ${#paths[@]} -gt 0 ] || paths=(tests/e2e)
+exec "$VENV/bin/python" -m pytest -q "${paths[@]}" "$@"

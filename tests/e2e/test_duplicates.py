@@ -1,6 +1,6 @@
 """Duplicate delivery (issue 6 section 4): Lambda may invoke the function twice with the same event.
 
-The mitigation (crates/core/src/dedup.rs, crates/lambda/src/main.rs): each warm container keeps
+The mitigation (crates/lambda/src/recent.rs, crates/lambda/src/lib.rs): each warm container keeps
 the keys of the last 1024 batches it published successfully; an exact repeat is answered
 {"batch":"duplicate"} and emits nothing. It cannot see a repeat that lands on another container
 (a concurrent one, or a new one after a cold start), nor a copy of a batch encoded differently:
@@ -15,7 +15,7 @@ from bootstrap_proc import json_lines
 from lambda_events import control_message_event, decode_event, encode_payload
 
 SIM = dict(seed=41, pods=24, nodes=3, nat_gateways=2, minutes=2, external_snat=True, scope="nat-enis")
-RECENT_BATCHES = 1024  # crates/lambda/src/main.rs
+RECENT_BATCHES = 1024  # crates/lambda/src/lib.rs
 
 
 def _total(sim, cw, namespace) -> float:

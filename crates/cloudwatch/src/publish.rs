@@ -10,7 +10,7 @@ use natmeter_core::metrics::{self, MetricOptions};
 use tokio::time::Instant;
 
 use crate::batch::Rejected;
-use crate::put::{self, SendError, SendReport};
+use crate::put::{SendError, SendReport, Sender};
 
 /// What one publication did.
 #[derive(Debug, Default, Clone)]
@@ -44,10 +44,10 @@ pub enum PublishError {
 ///
 /// `already` holds the digests of requests an earlier, failed attempt at the same batch
 /// delivered; with that attempt's `now`, the requests come out identical and those are skipped.
-pub async fn publish(
+pub async fn publish<S: Sender>(
     engine: &Engine<'_>,
     cfg: &Config,
-    client: Option<&aws_sdk_cloudwatch::Client>,
+    client: Option<&S>,
     deadline: Instant,
     now: i64,
     already: &HashSet<u64>,
@@ -70,7 +70,7 @@ pub async fn publish(
     if let Some(namespace) = cfg.sinks.put_metric_data() {
         if !datums.is_empty() {
             let client = client.ok_or(PublishError::NoClient)?;
-            p.sent = Some(put::send(client, namespace, &datums, deadline, already).await?);
+            p.sent = Some(client.send(namespace, &datums, deadline, already).await?);
         }
     }
     let mut buf = Vec::with_capacity(64 * 1024);

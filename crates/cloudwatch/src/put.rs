@@ -110,6 +110,31 @@ fn retryable<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     }
 }
 
+/// Where PutMetricData requests go. The SDK client is the one implementation the function ships;
+/// the seam exists so the Lambda's retry policy can be tested with injected partial failures.
+pub trait Sender {
+    /// Sends datums to `namespace` as [`send`] does.
+    fn send(
+        &self,
+        namespace: &str,
+        datums: &[Datum],
+        deadline: Instant,
+        already: &HashSet<u64>,
+    ) -> impl std::future::Future<Output = Result<SendReport, SendError>>;
+}
+
+impl Sender for Client {
+    async fn send(
+        &self,
+        namespace: &str,
+        datums: &[Datum],
+        deadline: Instant,
+        already: &HashSet<u64>,
+    ) -> Result<SendReport, SendError> {
+        send(self, namespace, datums, deadline, already).await
+    }
+}
+
 /// Sends admissible datums ([`batch::admissible`]) to `namespace`, concurrently, retrying each request until `deadline` nears.
 /// Requests whose [`batch::digest`] is in `already` are skipped: an earlier attempt at the same
 /// batch delivered them, and CloudWatch would add them up twice.

@@ -7,7 +7,6 @@
 
 pub mod attribution;
 pub mod config;
-pub mod dedup;
 pub mod engine;
 pub mod ledger;
 pub mod price;

@@ -133,8 +133,8 @@ impl RecentBatches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::{simulate, SimConfig};
-    use crate::subscription::event_data;
+    use natmeter_core::simulate::{simulate, SimConfig};
+    use natmeter_core::subscription::event_data;
 
     #[test]
     fn every_simulated_batch_has_its_own_key_and_repeats_are_seen() {

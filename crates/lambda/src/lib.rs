@@ -1,0 +1,271 @@
+//! natmeter's function policy, apart from the Lambda runtime: what one invocation does with its
+//! event (decode, skip a duplicate, meter, publish, remember what was delivered) and how it
+//! answers. `main.rs` only sets up tracing, configuration and the CloudWatch client and hands
+//! events to [`Function::invoke`], so this policy is tested without the runtime.
+//!
+//! It owns the function's per-container memory (recent batches and partial deliveries, in
+//! [`recent`]); it must never hold results across invocations or read the environment itself.
+
+pub mod recent;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::Mutex;
+
+use natmeter_cloudwatch::publish::{Publication, PublishError};
+use natmeter_cloudwatch::put::Sender;
+use natmeter_core::config::Config;
+use natmeter_core::engine::{BatchKind, Engine};
+use natmeter_core::price::cost;
+use natmeter_core::subscription::{event_data, DecodeError, Decoder};
+use serde_json::{json, Value};
+
+use crate::recent::{BatchKey, RecentBatches};
+
+/// Batches remembered per warm container: about 20 minutes at one batch per second.
+pub const RECENT_BATCHES: usize = 1024;
+/// Partly delivered batches remembered: Lambda retries a failed event twice, within minutes.
+pub const PARTIAL_BATCHES: usize = 64;
+
+/// An invocation failure, with an error type a person can act on (instead of a Rust type name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl From<Failure> for lambda_runtime::Diagnostic {
+    fn from(f: Failure) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic {
+            error_type: f.kind.to_string(),
+            error_message: f.message,
+        }
+    }
+}
+
+/// The function of one container: configuration, the metric sender, and what it remembers.
+pub struct Function<S> {
+    cfg: Config,
+    sender: Option<S>,
+    /// Decode buffers kept across invocations of a warm container (no re-allocation).
+    scratch: Mutex<(Decoder, Vec<u8>)>,
+    /// Batches this container published (duplicate delivery), and those partly delivered before
+    /// their invocation failed (retries send only the rest).
+    recent: Mutex<RecentBatches>,
+    /// Fault injection for the packaged-artifact test (`NATMETER_TEST_PANIC_ON`): an event holding
+    /// this text panics the handler, which shows whether the shipped build unwinds into an error
+    /// response or aborts the process.
+    panic_on: Option<String>,
+}
+
+/// One invocation's inputs besides the event.
+pub struct Invocation<'a> {
+    pub request_id: &'a str,
+    /// The deadline for sending metrics (the invocation's deadline less the response margin).
+    pub deadline: tokio::time::Instant,
+    /// The clock, Unix seconds: datapoint timestamps and CloudWatch's 14-day window.
+    pub now: i64,
+}
+
+impl<S: Sender> Function<S> {
+    /// `sender` is required when the configuration includes PutMetricData.
+    pub fn new(cfg: Config, sender: Option<S>, panic_on: Option<String>) -> Function<S> {
+        Function {
+            cfg,
+            sender,
+            scratch: Mutex::new((Decoder::default(), Vec::new())),
+            recent: Mutex::new(RecentBatches::new(RECENT_BATCHES, PARTIAL_BATCHES)),
+            panic_on: panic_on.filter(|m| !m.is_empty()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn sender(&self) -> Option<&S> {
+        self.sender.as_ref()
+    }
+
+    /// Handles one event. `out` receives the EMF and source detail lines (stdout in Lambda).
+    ///
+    /// The policy: an undecodable event fails (Lambda retries it and the on-failure destination
+    /// keeps it); an exact repeat of a batch this container published is acknowledged without
+    /// publishing again; a retry of a batch whose earlier attempt here delivered part of its
+    /// metrics reuses that attempt's clock, so the requests come out identical, and sends only
+    /// those that failed; metrics that cannot be delivered fail the invocation.
+    pub async fn invoke(
+        &self,
+        event: &[u8],
+        inv: &Invocation<'_>,
+        out: &mut dyn Write,
+    ) -> Result<Value, Failure> {
+        let started = std::time::Instant::now();
+        let cfg = &self.cfg;
+        let request_id = inv.request_id;
+        if let Some(m) = &self.panic_on {
+            if event.windows(m.len()).any(|w| w == m.as_bytes()) {
+                panic!("NATMETER_TEST_PANIC_ON: injected panic for request {request_id}");
+            }
+        }
+        let bad_event = |e: DecodeError| {
+            tracing::error!(request_id = %request_id, error = %e, "event could not be decoded; failing the invocation so Lambda retries it and the on-failure destination keeps it");
+            Failure {
+                kind: "natmeter.BadEvent",
+                message: e.to_string(),
+            }
+        };
+        // The envelope is parsed once: its data feeds both the duplicate check and the engine.
+        let data = event_data(event).map_err(bad_event)?;
+        let key = BatchKey::of(&data);
+        if lock(&self.recent).contains(&key) {
+            tracing::warn!(request_id = %request_id, "duplicate delivery of a batch this container already published; skipped");
+            return Ok(json!({"batch": "duplicate"}));
+        }
+
+        let mut engine = Engine::new(&cfg.topology, cfg.format.clone());
+        let kind = {
+            let mut guard = lock(&self.scratch);
+            let (decoder, buf) = &mut *guard;
+            let res = engine.ingest_data(&data, decoder, buf, request_id);
+            // A gzip bomb or a huge batch must not pin memory in a warm container.
+            if buf.capacity() > 4 << 20 {
+                *buf = Vec::new();
+            }
+            res
+        };
+        let kind = kind.map_err(bad_event)?;
+        if engine.records.parse_errors > 0 {
+            for s in &engine.observed.parse_error_samples {
+                tracing::warn!(request_id = %request_id, location = %s.location, error = %s.error, "flow-log record skipped");
+            }
+        }
+        let (now, already) = lock(&self.recent)
+            .partial(&key)
+            .map(|p| (p.now, p.delivered.clone()))
+            .unwrap_or_else(|| (inv.now, HashSet::new()));
+        if !already.is_empty() {
+            tracing::info!(request_id = %request_id, already_delivered = already.len(), "retry of a partly delivered batch: sending only the requests that failed");
+        }
+        let published = natmeter_cloudwatch::publish::publish(
+            &engine,
+            cfg,
+            self.sender.as_ref(),
+            inv.deadline,
+            now,
+            &already,
+            out,
+        )
+        .await;
+        {
+            let mut recent = lock(&self.recent);
+            match &published {
+                Ok(_) => recent.published(key, kind == BatchKind::Data),
+                Err(PublishError::Send(e)) if !e.delivered.delivered.is_empty() => {
+                    recent.partly_delivered(key, now, e.delivered.delivered.iter().copied());
+                }
+                Err(_) => {}
+            }
+        }
+        let summary = Summary {
+            request_id,
+            kind,
+            engine: &engine,
+            price_per_gb: cfg.price_per_gb,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        match published {
+            Ok(p) => Ok(summary.response(&p)),
+            Err(e) => {
+                summary.log_failure(&e);
+                Err(Failure {
+                    kind: "natmeter.MetricsNotDelivered",
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// A poisoned lock only means an earlier invocation panicked; the data it guards stays valid.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The invocation's one structured log line and its response.
+struct Summary<'a> {
+    request_id: &'a str,
+    kind: BatchKind,
+    engine: &'a Engine<'a>,
+    price_per_gb: f64,
+    duration_ms: u64,
+}
+
+impl Summary<'_> {
+    fn kind_str(&self) -> &'static str {
+        match self.kind {
+            BatchKind::Data => "data",
+            BatchKind::Control => "control",
+            BatchKind::SkippedNotNat => "skipped_not_nat",
+        }
+    }
+
+    fn log_stream(&self) -> &str {
+        self.engine
+            .observed
+            .log_stream
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    fn response(&self, p: &Publication) -> Value {
+        let r = &self.engine.records;
+        let bytes = self.engine.ledger.total_bytes();
+        let sent = p.sent.as_ref().map_or(0, |s| s.datums);
+        tracing::info!(
+            request_id = %self.request_id,
+            log_stream = %self.log_stream(),
+            batch = self.kind_str(),
+            records_read = r.read,
+            records_counted = r.counted,
+            parse_errors = r.parse_errors,
+            records_skip_data = r.skip_data,
+            records_ambiguous = r.ambiguous,
+            bytes,
+            cost_usd = cost(bytes, self.price_per_gb),
+            datums = p.datums,
+            datums_out_of_window = p.out_of_window,
+            datums_non_finite = p.rejected.non_finite,
+            datums_too_many_dimensions = p.rejected.too_many_dimensions,
+            datums_emf_oversized = p.emf_oversized,
+            datums_sent = sent,
+            retries = p.sent.as_ref().map_or(0, |s| s.retries),
+            requests_already_delivered = p.sent.as_ref().map_or(0, |s| s.already_delivered),
+            emf_lines = p.emf_lines,
+            detail_lines = p.detail_lines,
+            duration_ms = self.duration_ms,
+            "natmeter invocation"
+        );
+        json!({
+            "batch": self.kind_str(),
+            "log_stream": self.log_stream(),
+            "records_read": r.read,
+            "records_counted": r.counted,
+            "parse_errors": r.parse_errors,
+            "bytes": bytes,
+            "datums_sent": sent,
+        })
+    }
+
+    fn log_failure(&self, e: &PublishError) {
+        tracing::error!(
+            request_id = %self.request_id,
+            log_stream = %self.log_stream(),
+            records_counted = self.engine.records.counted,
+            bytes = self.engine.ledger.total_bytes(),
+            duration_ms = self.duration_ms,
+            error = %e,
+            "metrics not delivered; failing the invocation so Lambda retries the event"
+        );
+    }
+}
