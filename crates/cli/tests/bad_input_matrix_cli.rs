@@ -321,6 +321,28 @@ fn rows() -> Vec<Row> {
                 counted: 1,
             },
         ),
+        // A byte order mark with whitespace after it (editors and exports write both) still
+        // leaves a JSON document: it must be read as JSON, in a file of any name.
+        row(
+            "json_bom_then_whitespace_then_event",
+            "exported",
+            [
+                "\u{feff} \r\n\t".as_bytes(),
+                &event(std::slice::from_ref(&g)),
+            ]
+            .concat(),
+            read(1, 1, 0, &[]),
+        ),
+        row(
+            "json_whitespace_bom_whitespace_then_event",
+            "event.json",
+            [
+                "\n\u{feff}\n".as_bytes(),
+                &event(std::slice::from_ref(&g)),
+            ]
+            .concat(),
+            read(1, 1, 0, &[]),
+        ),
         row(
             "json_event_gzip_bomb",
             "bomb.json",
