@@ -112,8 +112,11 @@ pub fn process_file<'t>(
         }
         bytes = out;
     }
+    // A UTF-8 byte order mark, with whitespace on either side of it, does not decide the kind.
     let body = bytes.trim_ascii_start();
-    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let body = body
+        .strip_prefix(b"\xef\xbb\xbf")
+        .map_or(body, <[u8]>::trim_ascii_start);
     if body.trim_ascii().is_empty() {
         r.errors.push(format!("{name}: empty file: expected Lambda events, a CloudWatch Logs payload or flow-log lines"));
         return r;
