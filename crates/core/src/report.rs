@@ -1,14 +1,14 @@
 //! The report: the ledger summed over time, priced, with counters and diagnostics; and its
 //! renderings (JSON is the `natmeter.report/v1` contract; table and CSV are for people).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::attribution::Direction;
 use crate::engine::{BatchStats, Engine, RecordStats};
-use crate::ledger::Source;
+use crate::ledger::{Ledger, Source};
 use crate::price::cost;
 
 pub const SCHEMA: &str = "natmeter.report/v1";
@@ -73,7 +73,10 @@ struct Acc {
     outbound: u64,
     inbound: u64,
     packets: u64,
-    destinations: BTreeMap<String, u64>,
+    /// Bytes by interned destination ([`Ledger::destination`]): a handful per source, so a short
+    /// list, named only at the end (a `String` per ledger entry and a map keyed by it were most
+    /// of the time of a report over many minutes and sources).
+    destinations: Vec<(u16, u64)>,
 }
 
 impl Acc {
@@ -84,15 +87,29 @@ impl Acc {
         }
         self.packets = self.packets.saturating_add(packets);
     }
+    fn add_destination(&mut self, destination: u16, bytes: u64) {
+        match self
+            .destinations
+            .iter_mut()
+            .find(|(d, _)| *d == destination)
+        {
+            Some((_, b)) => *b = b.saturating_add(bytes),
+            None => self.destinations.push((destination, bytes)),
+        }
+    }
     fn bytes(&self) -> u64 {
         self.outbound.saturating_add(self.inbound)
     }
 }
 
-fn by_bytes(m: BTreeMap<String, u64>) -> Vec<DestinationBytes> {
+/// Destinations by bytes, then name (interned names are distinct, so the order is total).
+fn by_bytes(ledger: &Ledger, m: Vec<(u16, u64)>) -> Vec<DestinationBytes> {
     let mut v: Vec<_> = m
         .into_iter()
-        .map(|(destination, bytes)| DestinationBytes { destination, bytes })
+        .map(|(d, bytes)| DestinationBytes {
+            destination: ledger.destination(d).to_string(),
+            bytes,
+        })
         .collect();
     v.sort_by(|a, b| {
         b.bytes
@@ -107,17 +124,16 @@ impl Report {
         let topo = engine.topology();
         let ledger = &engine.ledger;
         let mut total = Acc::default();
-        let mut sources: BTreeMap<Source, Acc> = BTreeMap::new();
+        // Hashed, not ordered: the rows are sorted below by a total order (bytes, then the
+        // source's distinct text).
+        let mut sources: FxHashMap<Source, Acc> = FxHashMap::default();
         let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
         for (k, t) in ledger.iter() {
-            let dest = ledger.destination(k.destination);
             total.add(k.direction, t.bytes, t.packets);
-            let d = total.destinations.entry(dest.to_string()).or_default();
-            *d = d.saturating_add(t.bytes);
+            total.add_destination(k.destination, t.bytes);
             let s = sources.entry(k.source).or_default();
             s.add(k.direction, t.bytes, t.packets);
-            let d = s.destinations.entry(dest.to_string()).or_default();
-            *d = d.saturating_add(t.bytes);
+            s.add_destination(k.destination, t.bytes);
             if let Some(g) = gateways.get_mut(usize::from(k.gateway)) {
                 g.add(k.direction, t.bytes, t.packets);
             }
@@ -131,7 +147,7 @@ impl Report {
                 bytes: a.bytes(),
                 packets: a.packets,
                 cost_usd: cost(a.bytes(), price_per_gb_usd),
-                destinations: by_bytes(a.destinations),
+                destinations: by_bytes(ledger, a.destinations),
             })
             .collect();
         sources.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.source.cmp(&b.source)));
@@ -162,7 +178,7 @@ impl Report {
             records: engine.records,
             sources,
             nat_gateways,
-            destinations: by_bytes(std::mem::take(&mut total.destinations)),
+            destinations: by_bytes(ledger, std::mem::take(&mut total.destinations)),
             diagnostics: diagnostics(engine),
         }
     }
