@@ -516,8 +516,17 @@ pub(crate) mod tests {
                 .as_deref(),
             Some("eni-0abc-all")
         );
+        // A nested "logStream" is inside a skipped value: the top-level one is serde's answer.
+        let nested =
+            r#"{"x":{"logStream":"eni-0aaa-all"},"logStream":"eni-0bbb-all","logEvents":[]}"#;
+        let ev = event_of(nested);
+        assert_eq!(
+            Decoder::default()
+                .log_stream(&event_data(ev.as_bytes()).unwrap())
+                .as_deref(),
+            Some("eni-0bbb-all")
+        );
         for tricky in [
-            r#"{"x":{"logStream":"eni-0aaa-all"},"logStream":"eni-0bbb-all","logEvents":[]}"#,
             r#"{"a\"logStream":"eni-0aaa-all","logStream":"eni-0bbb-all","logEvents":[]}"#,
             r#"{"logStream":"eni-0aaa-all","logStream":"eni-0bbb-all","logEvents":[]}"#,
             r#"{"logEvents":[],"logStream":"eni-0aaa-all"}"#,
