@@ -8,6 +8,12 @@
 
 pub mod recent;
 
+/// The events the integration tests use, for the unit tests too.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod testdata;
+
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Mutex;

@@ -133,20 +133,21 @@ impl RecentBatches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natmeter_core::simulate::{simulate, SimConfig};
     use natmeter_core::subscription::event_data;
 
+    use crate::testdata as common;
+
+    fn events(n: u64) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| common::nat_event(1 + (i % 3) as i64, 2, i * 1000))
+            .collect()
+    }
+
     #[test]
-    fn every_simulated_batch_has_its_own_key_and_repeats_are_seen() {
-        let sim = simulate(&SimConfig {
-            pods: 200,
-            max_batch_bytes: 20_000,
-            ..SimConfig::default()
-        });
-        let keys: Vec<BatchKey> = sim
-            .events
+    fn every_batch_has_its_own_key_and_repeats_are_seen() {
+        let keys: Vec<BatchKey> = events(40)
             .iter()
-            .map(|e| BatchKey::of(&event_data(e.json.as_bytes()).unwrap()))
+            .map(|e| BatchKey::of(&event_data(e).unwrap()))
             .collect();
         assert!(keys.len() > 20);
         for (i, k) in keys.iter().enumerate() {
@@ -165,8 +166,8 @@ mod tests {
 
     #[test]
     fn partial_deliveries_keep_the_first_clock_and_add_up() {
-        let sim = simulate(&SimConfig::default());
-        let key = |i: usize| BatchKey::of(&event_data(sim.events[i].json.as_bytes()).unwrap());
+        let evs = events(3);
+        let key = |i: usize| BatchKey::of(&event_data(&evs[i]).unwrap());
         let mut p = RecentBatches::new(4, 2);
         p.partly_delivered(key(0), 100, [1, 2]);
         p.partly_delivered(key(0), 200, [3]);

@@ -9,8 +9,9 @@ use natmeter_cloudwatch::batch;
 use natmeter_cloudwatch::put::{SendError, SendReport, Sender};
 use natmeter_core::config::Config;
 use natmeter_core::metrics::Datum;
-use natmeter_core::simulate::{simulate, Scope, SimConfig, Simulation};
 use natmeter_lambda::{Function, Invocation};
+
+mod common;
 
 /// A PutMetricData transport that delivers every request except those whose position is listed
 /// in `fail` (for the next call only), and records what each call was asked to send.
@@ -74,24 +75,10 @@ impl Sender for Transport {
     }
 }
 
-/// Few pods over three hours: one NAT ENI's batch spans many minutes, so its metrics need more
-/// than one PutMetricData request (1,000 datums each).
-fn sim() -> Simulation {
-    simulate(&SimConfig {
-        pods: 30,
-        nodes: 3,
-        nat_gateways: 1,
-        minutes: 180,
-        scope: Scope::NatEnis,
-        ..SimConfig::default()
-    })
-}
-
-fn function(sim: &Simulation) -> Function<Transport> {
-    let gateways = serde_json::to_string(&sim.gateways).unwrap();
+fn function() -> Function<Transport> {
     let cfg = Config::from_lookup(|k| match k {
-        "NATMETER_NAT_GATEWAYS" => Some(gateways.clone()),
-        "NATMETER_LOG_FORMAT" => Some(sim.truth.log_format.clone()),
+        "NATMETER_NAT_GATEWAYS" => Some(common::gateways_json()),
+        "NATMETER_LOG_FORMAT" => Some(common::LOG_FORMAT.into()),
         "AWS_REGION" => Some("us-east-1".into()),
         _ => None,
     })
@@ -99,15 +86,10 @@ fn function(sim: &Simulation) -> Function<Transport> {
     Function::new(cfg, Some(Transport::default()), None)
 }
 
-/// The event whose metrics need the most PutMetricData requests.
-fn largest_event(sim: &Simulation) -> Vec<u8> {
-    sim.events
-        .iter()
-        .max_by_key(|e| e.decoded_bytes)
-        .unwrap()
-        .json
-        .clone()
-        .into_bytes()
+/// Ten pods over two hours in one NAT ENI batch: its metrics need more than one PutMetricData
+/// request (1,000 datums each).
+fn big_event() -> Vec<u8> {
+    common::nat_event(120, 10, 0)
 }
 
 fn inv(now: i64) -> Invocation<'static> {
@@ -119,7 +101,7 @@ fn inv(now: i64) -> Invocation<'static> {
 }
 
 /// A clock an hour after the simulated traffic ends: inside CloudWatch's 14-day window.
-const NOW: i64 = 1_764_547_200 + 4 * 3600;
+const NOW: i64 = common::START + 3 * 3600;
 
 fn transport(f: &Function<Transport>) -> &Transport {
     f.sender().unwrap()
@@ -127,8 +109,7 @@ fn transport(f: &Function<Transport>) -> &Transport {
 
 #[tokio::test(flavor = "current_thread")]
 async fn control_messages_are_acknowledged_and_emit_nothing() {
-    let sim = sim();
-    let f = function(&sim);
+    let f = function();
     let event = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../events/control-message.json"
@@ -143,8 +124,7 @@ async fn control_messages_are_acknowledged_and_emit_nothing() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_bad_event_fails_loudly_every_time() {
-    let sim = sim();
-    let f = function(&sim);
+    let f = function();
     for event in [&br#"{"awslogs":{"data":"not base64!"}}"#[..], b"{}", b""] {
         for _ in 0..2 {
             let e = f
@@ -159,9 +139,8 @@ async fn a_bad_event_fails_loudly_every_time() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_duplicate_delivery_is_published_once() {
-    let sim = sim();
-    let f = function(&sim);
-    let event = largest_event(&sim);
+    let f = function();
+    let event = big_event();
     let mut out = Vec::new();
     let first = f.invoke(&event, &inv(NOW), &mut out).await.unwrap();
     assert_eq!(first["batch"], "data");
@@ -175,9 +154,8 @@ async fn a_duplicate_delivery_is_published_once() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_retry_after_a_partial_delivery_sends_only_what_failed() {
-    let sim = sim();
-    let f = function(&sim);
-    let event = largest_event(&sim);
+    let f = function();
+    let event = big_event();
     *transport(&f).fail.lock().unwrap() = vec![1];
     let mut out = Vec::new();
     let e = f.invoke(&event, &inv(NOW), &mut out).await.unwrap_err();
@@ -221,12 +199,11 @@ async fn a_retry_after_a_partial_delivery_sends_only_what_failed() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_retry_after_nothing_was_delivered_sends_everything_with_its_own_clock() {
-    let sim = sim();
-    let f = function(&sim);
-    let event = largest_event(&sim);
+    let f = function();
+    let event = big_event();
     let n = {
         // Learn the request count from a separate function, so this one keeps no memory.
-        let probe = function(&sim);
+        let probe = function();
         probe
             .invoke(&event, &inv(NOW), &mut Vec::new())
             .await
