@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use natmeter_core::engine::{Engine, Observations, Origin};
+use natmeter_core::flowlog::bytes::find_newline;
 use natmeter_core::flowlog::Format;
 use natmeter_core::scan::envelope_data;
 use natmeter_core::subscription::{Decoder, Payload};
@@ -433,17 +434,14 @@ fn split_header(body: &[u8]) -> (Option<Result<Format, String>>, &[u8], u64) {
     }
 }
 
-/// The position of the first `\n` in `b`. 32 bytes are tested at a time with no early exit
-/// (the compiler makes that a vector compare): a byte loop was the JSON-lines splitter's cost.
-fn find_newline(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    for chunk in b.chunks_exact(32) {
-        if chunk.iter().fold(false, |any, &c| any | (c == b'\n')) {
-            break;
-        }
-        i += 32;
+/// How many lines end in `b`.
+fn count_newlines(mut b: &[u8]) -> u64 {
+    let mut n = 0;
+    while let Some(at) = find_newline(b) {
+        n += 1;
+        b = &b[at + 1..];
     }
-    b[i..].iter().position(|&c| c == b'\n').map(|j| i + j)
+    n
 }
 
 /// The documents of a JSON file (`body` starts at `offset` of the file), and the error that
@@ -547,7 +545,7 @@ fn runs(c: &Content, split: Split) -> Vec<Run> {
                     bytes: from..to,
                     first_line: line,
                 });
-                line += c.bytes[from..to].iter().filter(|&&b| b == b'\n').count() as u64;
+                line += count_newlines(&c.bytes[from..to]);
                 from = to;
             }
             out.push(Run::Lines {
@@ -781,13 +779,9 @@ mod tests {
     }
 
     #[test]
-    fn newline_search() {
-        let mut b = vec![b'x'; 100];
-        assert_eq!(find_newline(&b), None);
-        for at in [0, 31, 32, 63, 64, 99] {
-            b[at] = b'\n';
-            assert_eq!(find_newline(&b), Some(at));
-            b[at] = b'x';
-        }
+    fn newline_count() {
+        assert_eq!(count_newlines(b""), 0);
+        assert_eq!(count_newlines(b"a\nb\r\n\n"), 3);
+        assert_eq!(count_newlines(&b"0123456789abcdefghij\n".repeat(50)), 50);
     }
 }

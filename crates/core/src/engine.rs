@@ -274,19 +274,25 @@ impl<'t> Engine<'t> {
             origin: name,
             first_line: first,
         } = origin;
-        // Flow logs are ASCII: one UTF-8 check for the whole text, and lines found by
-        // `str::split`'s memchr, instead of a check and a byte loop per line (a fifth of the
-        // time of a text file). Otherwise each line is checked, to report the bad ones.
+        // Flow logs are ASCII: one UTF-8 check for the whole text, and lines found 16 bytes at
+        // a time, instead of a check and a byte loop per line (`split` and `from_utf8` per
+        // line were a third of the time of a text file). Otherwise each line is checked, to
+        // report the bad ones.
         if let Ok(text) = std::str::from_utf8(text) {
-            for (i, line) in text.split('\n').enumerate() {
+            let (mut at, mut i) = (0, 0u64);
+            loop {
+                let end = flowlog::bytes::find_newline(&text.as_bytes()[at..])
+                    .map_or(text.len(), |n| at + n);
+                let line = &text[at..end];
                 let line = line.strip_suffix('\r').unwrap_or(line);
                 if !line.bytes().all(|b| b.is_ascii_whitespace()) {
-                    self.ingest_record(format, &ctx, line, || {
-                        format!("{name}:{}", first + i as u64)
-                    });
+                    self.ingest_record(format, &ctx, line, || format!("{name}:{}", first + i));
                 }
+                if end == text.len() {
+                    return;
+                }
+                (at, i) = (end + 1, i + 1);
             }
-            return;
         }
         for (i, line) in text.split(|&b| b == b'\n').enumerate() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -16,6 +16,30 @@ pub fn space_class(chunk: &[u8; 16]) -> (u32, u32) {
     imp::space_class(chunk)
 }
 
+/// The position of the first `\n` in `b`, found 16 bytes at a time from [`space_class`]'s
+/// controls (flow-log text has no other control than a `\r` before the `\n`). Splits flow-log
+/// text and JSON lines: a byte loop, or `str::split`'s memchr on ~180-byte lines, was a quarter
+/// of the time of a text file.
+#[inline]
+pub fn find_newline(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 16) {
+        let Ok(chunk) = <&[u8; 16]>::try_from(chunk) else {
+            break;
+        };
+        let (_, mut controls) = space_class(chunk);
+        while controls != 0 {
+            let at = i + controls.trailing_zeros() as usize;
+            if b[at] == b'\n' {
+                return Some(at);
+            }
+            controls &= controls - 1;
+        }
+        i += 16;
+    }
+    b[i..].iter().position(|&c| c == b'\n').map(|j| i + j)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use std::arch::x86_64::*;
@@ -115,6 +139,21 @@ mod tests {
             .enumerate()
             .filter(|(_, &c)| f(c))
             .fold(0u32, |m, (i, _)| m | 1 << i)
+    }
+
+    #[test]
+    fn newlines_are_found_among_other_controls() {
+        let mut b = b"x\r\t".repeat(40);
+        assert_eq!(find_newline(&b), None);
+        assert_eq!(find_newline(b""), None);
+        for at in [0, 1, 15, 16, 17, 31, 32, 100, 110, 119] {
+            b[at] = b'\n';
+            assert_eq!(find_newline(&b), Some(at), "{at}");
+            for len in at..b.len() {
+                assert_eq!(find_newline(&b[..len + 1]), Some(at));
+            }
+            b[at] = b'x';
+        }
     }
 
     #[test]
