@@ -530,7 +530,7 @@ struct TextRow {
 
 /// Today's date and time, UTC, without a calendar dependency (days to civil date: Howard
 /// Hinnant's `civil_from_days`).
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
