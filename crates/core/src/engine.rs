@@ -199,14 +199,14 @@ impl<'t> Engine<'t> {
         buf: &mut Vec<u8>,
         origin: &str,
     ) -> Result<BatchKind, DecodeError> {
-        if let Some(stream) = decoder.log_stream(data) {
-            if self.is_foreign_stream(&stream) {
-                self.skip_foreign_batch(&stream);
-                self.observed.log_stream = Some(stream);
-                return Ok(BatchKind::SkippedNotNat);
-            }
+        // A non-NAT stream is recognised from the payload's first kilobyte and the rest is
+        // never inflated; a NAT batch's inflating goes on from that kilobyte.
+        let foreign = decoder.decode_or_skip(data, buf, &mut |s| self.is_foreign_stream(s))?;
+        if let Some(stream) = foreign {
+            self.skip_foreign_batch(&stream);
+            self.observed.log_stream = Some(stream);
+            return Ok(BatchKind::SkippedNotNat);
         }
-        decoder.decode(data, buf)?;
         let payload = Payload::parse(buf)?;
         Ok(self.ingest_payload(&payload, origin))
     }
