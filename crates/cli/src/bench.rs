@@ -104,7 +104,7 @@ fn floor_once(event: &[u8], decoder: &mut Decoder, buf: &mut Vec<u8>) -> usize {
 
 /// The floor over many events on `threads` threads (each with its own buffers, files handed out
 /// one at a time as `natmeter report` does), in wall seconds.
-fn parallel_floor(bodies: &[Vec<u8>], threads: usize) -> anyhow::Result<f64> {
+fn parallel_floor(bodies: &[&[u8]], threads: usize) -> anyhow::Result<f64> {
     median_of_three(|| {
         let next = AtomicUsize::new(0);
         std::thread::scope(|s| {
@@ -384,7 +384,6 @@ fn corpus_rows(
 ) -> anyhow::Result<Vec<Row>> {
     let files = write_sim(sim, events, dir)?;
     let bodies: Vec<&[u8]> = events.iter().map(|e| e.json.as_bytes()).collect();
-    let owned: Vec<Vec<u8>> = bodies.iter().map(|b| b.to_vec()).collect();
     let decoded: usize = events.iter().map(|e| e.decoded_bytes).sum();
     let nat: Vec<&&SimEvent> = events.iter().filter(|e| is_nat(sim, e)).collect();
     let nat_decoded: usize = nat.iter().map(|e| e.decoded_bytes).sum();
@@ -400,7 +399,7 @@ fn corpus_rows(
     }
     let mut rows = Vec::new();
     for &t in &counts {
-        let floor = parallel_floor(&owned, t)?;
+        let floor = parallel_floor(&bodies, t)?;
         let natmeter = report_secs(
             sim,
             dir,
