@@ -250,6 +250,20 @@ fn log_stream_peek() {
     ] {
         assert_eq!(scan::log_stream(p.as_bytes()), want, "{p}");
     }
+    // Every cut of these heads names serde's stream or nothing (the peek sees a kilobyte).
+    for p in [
+        "{\"\":[{\"\u{1260}\u{0ab2}\":\" ]aa 00 ]0a #a]# #a A a#0Aa]aa\",\"0aa00aA0Aaa  aa0#AAA A\":\"\"}],\"messageType\":\"DATA_MESSAGE\",\"owner\":\"123456789012\",\"logGroup\":\"/vpc/flow\",\"logStream\":\"\",\"logEvents\":[]}",
+        include_str!("../../../fuzz/seeds/scan/payload-unknown-keys.json"),
+        include_str!("../../../fuzz/seeds/scan/payload-policy-level.json"),
+    ] {
+        let b = p.as_bytes();
+        let serde = Payload::parse_serde(b).unwrap();
+        for cut in 0..=b.len().min(1500) {
+            if let Some(peek) = scan::log_stream(&b[..cut]) {
+                assert_eq!(peek, serde.log_stream, "cut {cut}: {p}");
+            }
+        }
+    }
 }
 
 /// Pieces a CloudWatch-like payload is built from, some of them awkward.
