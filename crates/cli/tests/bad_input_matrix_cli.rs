@@ -336,11 +336,7 @@ fn rows() -> Vec<Row> {
         row(
             "json_whitespace_bom_whitespace_then_event",
             "event.json",
-            [
-                "\n\u{feff}\n".as_bytes(),
-                &event(std::slice::from_ref(&g)),
-            ]
-            .concat(),
+            ["\n\u{feff}\n".as_bytes(), &event(std::slice::from_ref(&g))].concat(),
             read(1, 1, 0, &[]),
         ),
         row(
