@@ -71,6 +71,7 @@ impl Tally {
 /// them keeps the key `Copy` and the hot path allocation-free after the first sighting.
 const INTERNET: u16 = 0;
 const UNKNOWN: u16 = 1;
+const PRIVATE: u16 = 2;
 
 /// Where a [`Key`]'s minute and gateway go: each (minute, gateway) has its own table.
 type Slot = (i64, u16);
@@ -167,7 +168,7 @@ impl Default for Ledger {
             tables: Vec::new(),
             last: None,
             spare: Vec::new(),
-            destinations: vec!["INTERNET".into(), "UNKNOWN".into()],
+            destinations: vec!["INTERNET".into(), "UNKNOWN".into(), "PRIVATE".into()],
         }
     }
 }
@@ -180,7 +181,7 @@ impl Ledger {
         let destination = match t.destination {
             Destination::Internet => INTERNET,
             Destination::Unknown => UNKNOWN,
-            Destination::Private => self.intern("PRIVATE"),
+            Destination::Private => PRIVATE,
             Destination::Service(name) => self.intern(name),
         };
         let cell = Cell::of(
@@ -215,6 +216,7 @@ impl Ledger {
         match name {
             "INTERNET" => return INTERNET,
             "UNKNOWN" => return UNKNOWN,
+            "PRIVATE" => return PRIVATE,
             _ => {}
         }
         if let Some(i) = self.destinations.iter().position(|d| &**d == name) {
