@@ -2,11 +2,12 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use natmeter_core::attribution::SkipReason;
-use natmeter_core::engine::{Engine, Origin};
+use natmeter_core::engine::Attributor;
 use natmeter_core::flowlog::Format;
 use natmeter_core::metrics::{datums, source_details, MetricOptions};
 use natmeter_core::report::Report;
-use natmeter_core::subscription::{Decoder, Payload};
+use natmeter_core::sources::subscription::Decoder;
+use natmeter_core::sources::{Input, Reader, Text};
 use natmeter_core::topology::{NatGateway, Topology, DEFAULT_PRIVATE_CIDRS};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,14 +23,14 @@ fuzz_target!(|data: &[u8]| {
     )
     .unwrap();
     let format = Format::parse("${interface-id} ${srcaddr} ${dstaddr} ${pkt-srcaddr} ${pkt-dstaddr} ${pkt-src-aws-service} ${pkt-dst-aws-service} ${bytes} ${packets} ${start} ${end} ${action} ${log-status}").unwrap();
-    let mut engine = Engine::new(&topo, format);
-    let (mut decoder, mut buf) = (Decoder::new(1 << 20), Vec::new());
-    let _ = engine.ingest_event(data, &mut decoder, &mut buf, "fuzz");
-    if let Ok(p) = Payload::parse(data) {
-        engine.ingest_payload(&p, "fuzz");
-    }
-    engine.ingest_lines(data, None, Origin { origin: "fuzz", first_line: 1 }, 0);
-    let report = Report::build(&engine, 0.045);
+    let attributor = Attributor::new(&topo, format);
+    let mut engine = attributor.results();
+    let mut reader = Reader::new(Decoder::new(1 << 20));
+    let _ = attributor.ingest(Input::Event { bytes: data, origin: "fuzz" }, &mut reader, &mut engine);
+    let _ = attributor.ingest(Input::Payload { json: data, origin: "fuzz" }, &mut reader, &mut engine);
+    let text = Text { bytes: data, format: None, origin: "fuzz", first_line: 1, fallback_time: 0 };
+    let _ = attributor.ingest(Input::Text(text), &mut reader, &mut engine);
+    let report = Report::build(&engine, &topo, 0.045);
     let _ = report.to_table(5);
     let _ = report.to_csv();
 
@@ -63,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(json["schema"], "natmeter.report/v1");
 
     let opts = MetricOptions { max_sources: 2, min_source_share: 0.05, price_per_gb: 0.045, now: 0 };
-    let ds = datums(&engine, &opts);
+    let ds = datums(&engine, &topo, &opts);
     for d in &ds {
         assert!(d.value.is_finite());
     }
@@ -82,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
             assert!((total - per_source).abs() <= total.abs() * 1e-9, "minute {minute}: {total} != {per_source}");
         }
     }
-    for d in source_details(&engine, 0.045) {
+    for d in source_details(&engine, &topo, 0.045) {
         let line = d.to_json_line();
         // Detail lines are JSON objects carrying their source and bytes.
         let v: serde_json::Value = serde_json::from_str(&line).expect("detail line is JSON");

@@ -4,8 +4,8 @@
 //! with nested values), so mutations start next to its fast paths.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use natmeter_core::scan;
-use natmeter_core::subscription::{event_data_serde, Payload};
+use natmeter_core::sources::scan;
+use natmeter_core::sources::subscription::{event_data_serde, Payload};
 
 fuzz_target!(|data: &[u8]| {
     let slow = Payload::parse_serde(data);

@@ -1,7 +1,7 @@
 //! Subscription decoding: arbitrary bytes as a Lambda event, and as base64 data.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use natmeter_core::subscription::{event_data, Decoder, Payload};
+use natmeter_core::sources::subscription::{event_data, Decoder, Payload};
 
 fuzz_target!(|data: &[u8]| {
     let mut decoder = Decoder::new(1 << 20);
@@ -14,7 +14,6 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = decoder.log_stream(s);
-        let _ = natmeter_core::dedup::BatchKey::of(s);
         if decoder.decode(s, &mut buf).is_ok() {
             assert!(buf.len() <= 1 << 20);
         }

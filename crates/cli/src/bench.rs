@@ -25,9 +25,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use natmeter_core::engine::Engine;
-use natmeter_core::simulate::{lambda_event, simulate, Scope, SimConfig, SimEvent, Simulation};
-use natmeter_core::subscription::{event_data_serde, Decoder, Payload};
+use natmeter_core::engine::Attributor;
+use natmeter_core::sources::subscription::{event_data_serde, Decoder, Payload};
+use natmeter_core::sources::{Input, Reader};
+use natmeter_sim::{lambda_event, simulate, Scope, SimConfig, SimEvent, Simulation};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -355,21 +356,22 @@ fn in_process_rows(a: &BenchArgs, cases: &[InProcess<'_>]) -> anyhow::Result<Vec
     let topos: Vec<_> = cases.iter().map(|c| c.sim.topology()).collect();
     let mut best = vec![(f64::INFINITY, f64::INFINITY); cases.len()];
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
+    let mut reader = Reader::default();
     for _ in 0..ROUNDS {
         for ((c, topo), best) in cases.iter().zip(&topos).zip(&mut best) {
             let bytes = c.event.json.as_bytes();
             let floor = time_per_run(slice, || {
                 std::hint::black_box(floor_once(bytes, &mut decoder, &mut buf));
             });
-            let mut engine = Engine::new(topo, c.sim.format());
+            let attributor = Attributor::new(topo, c.sim.format());
+            let mut engine = attributor.results();
             let natmeter = time_per_run(slice, || {
-                engine.clear();
-                let _ = std::hint::black_box(engine.ingest_event(
+                attributor.reset(&mut engine);
+                let input = Input::Event {
                     bytes,
-                    &mut decoder,
-                    &mut buf,
-                    "bench",
-                ));
+                    origin: "bench",
+                };
+                let _ = std::hint::black_box(attributor.ingest(input, &mut reader, &mut engine));
             });
             *best = (best.0.min(floor), best.1.min(natmeter));
         }
@@ -380,16 +382,21 @@ fn in_process_rows(a: &BenchArgs, cases: &[InProcess<'_>]) -> anyhow::Result<Vec
         // The timed runs ignore the result; a case that fails or reads nothing must not pass
         // for a fast one.
         let nat = is_nat(c.sim, c.event);
-        let mut engine = Engine::new(topo, c.sim.format());
-        engine
-            .ingest_event(c.event.json.as_bytes(), &mut decoder, &mut buf, "bench")
+        let attributor = Attributor::new(topo, c.sim.format());
+        let mut engine = attributor.results();
+        let input = Input::Event {
+            bytes: c.event.json.as_bytes(),
+            origin: "bench",
+        };
+        attributor
+            .ingest(input, &mut reader, &mut engine)
             .with_context(|| format!("{}: the engine refused the batch", c.name))?;
         let expected = if nat { events } else { 0 };
         anyhow::ensure!(
-            engine.records.read == expected,
+            engine.records().read == expected,
             "{}: the engine read {} records, expected {expected}",
             c.name,
-            engine.records.read
+            engine.records().read
         );
         let files = write_sim(c.sim, &[c.event], &c.dir)?;
         let python = python_secs(a, &c.dir, &files, 20)?;
@@ -855,7 +862,7 @@ fn print_tables(
     println!();
     println!(
         "MB = 10^6 decoded payload bytes. The first three rows run in process, warm, on one thread \
-         (`Engine::ingest_event`; {ROUNDS} interleaved rounds over {}s per case, the fastest kept). The corpus rows are whole processes: \
+         (`Attributor::ingest` of a Lambda event; {ROUNDS} interleaved rounds over {}s per case, the fastest kept). The corpus rows are whole processes: \
          `natmeter report --threads N` over the event files (median of 3 runs), against the floor \
          (base64 + inflate + borrowed serde_json of the same events, in memory) on the same N \
          threads and the Python handler (`bench/handler.py`, one thread, so only on 1-thread rows). \

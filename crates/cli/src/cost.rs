@@ -20,12 +20,14 @@ use std::time::{Duration, Instant};
 use natmeter_cloudwatch::batch;
 use natmeter_cloudwatch::put::{SendError, SendReport, Sender};
 use natmeter_core::config::Config;
-use natmeter_core::engine::Engine;
+use natmeter_core::engine::{Attributor, Results};
 use natmeter_core::metrics::{datums, Datum, MetricOptions};
 use natmeter_core::price::cost;
-use natmeter_core::simulate::{simulate, Scope, SimConfig, Simulation};
-use natmeter_core::subscription::{event_data_serde, Decoder, Payload};
+use natmeter_core::sources::subscription::{event_data_serde, Decoder, Payload};
+use natmeter_core::sources::{Input, Reader};
+use natmeter_core::topology::Topology;
 use natmeter_lambda::{Function, Invocation};
+use natmeter_sim::{simulate, Scope, SimConfig, Simulation};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -359,10 +361,10 @@ fn run_hour(a: &CostArgs) -> anyhow::Result<Hour> {
 }
 /// Distinct metric identities (name and dimension values) of the hour's datums: what custom
 /// metrics bill, prorated by the hour.
-fn metric_ids(engines: &[Engine<'_>], opts: &MetricOptions) -> (usize, usize) {
+fn metric_ids(engines: &[Results], topo: &Topology, opts: &MetricOptions) -> (usize, usize) {
     let mut ids: BTreeSet<(&'static str, Vec<(&'static str, String)>)> = BTreeSet::new();
     for e in engines {
-        let (ds, _) = batch::within_window(datums(e, opts), opts.now);
+        let (ds, _) = batch::within_window(datums(e, topo, opts), opts.now);
         let (ds, _) = batch::admissible(ds);
         for d in ds {
             ids.insert((d.metric, d.dimensions));
@@ -393,11 +395,16 @@ pub fn run(a: CostArgs) -> anyhow::Result<()> {
     let cfg = config(&a, &h.sim)?;
     let topo = h.sim.topology();
     let format = h.sim.format();
-    let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
+    let attributor = Attributor::new(&topo, format);
+    let mut reader = Reader::default();
     let mut engines = Vec::new();
     for e in &h.sim.events {
-        let mut engine = Engine::new(&topo, format.clone());
-        engine.ingest_event(e.json.as_bytes(), &mut decoder, &mut buf, &e.file_name)?;
+        let mut engine = attributor.results();
+        let input = Input::Event {
+            bytes: e.json.as_bytes(),
+            origin: &e.file_name,
+        };
+        attributor.ingest(input, &mut reader, &mut engine)?;
         engines.push(engine);
     }
     let opts = |max_sources: usize, min_source_share: f64| MetricOptions {
@@ -409,7 +416,7 @@ pub fn run(a: CostArgs) -> anyhow::Result<()> {
     // Each namespace a sink writes holds its own copy of every metric (NATMETER_SINK=both).
     let namespaces =
         usize::from(cfg.sinks.put_metric_data().is_some()) + usize::from(cfg.sinks.emf().is_some());
-    let (ids, source_ids) = metric_ids(&engines, &opts(a.max_sources, a.min_source_share));
+    let (ids, source_ids) = metric_ids(&engines, &topo, &opts(a.max_sources, a.min_source_share));
     let (ids, source_ids) = (ids * namespaces, source_ids * namespaces);
 
     let m = HOURS_PER_MONTH;
@@ -584,7 +591,7 @@ pub fn run(a: CostArgs) -> anyhow::Result<()> {
         (20, 0.05),
         (20, 0.10),
     ] {
-        let (ids, source_ids) = metric_ids(&engines, &opts(cap, share));
+        let (ids, source_ids) = metric_ids(&engines, &topo, &opts(cap, share));
         let (ids, source_ids) = (ids * namespaces, source_ids * namespaces);
         writeln!(
             out,
@@ -640,14 +647,17 @@ mod tests {
         assert!(h.requests >= h.sending_invocations && h.sending_invocations > 0);
         let cfg = config(&a, &h.sim).unwrap();
         let topo = h.sim.topology();
-        let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
+        let attributor = Attributor::new(&topo, h.sim.format());
+        let mut reader = Reader::default();
         let mut details = 0u64;
         for e in &h.sim.events {
-            let mut engine = Engine::new(&topo, h.sim.format());
-            engine
-                .ingest_event(e.json.as_bytes(), &mut decoder, &mut buf, "t")
-                .unwrap();
-            details += natmeter_core::metrics::source_details(&engine, cfg.price_per_gb)
+            let mut engine = attributor.results();
+            let input = Input::Event {
+                bytes: e.json.as_bytes(),
+                origin: "t",
+            };
+            attributor.ingest(input, &mut reader, &mut engine).unwrap();
+            details += natmeter_core::metrics::source_details(&engine, &topo, cfg.price_per_gb)
                 .iter()
                 .map(|d| d.to_json_line().len() as u64 + 1)
                 .sum::<u64>();

@@ -77,7 +77,7 @@ pub fn run(a: EmitArgs) -> anyhow::Result<ExitCode> {
             let sent = p.sent.unwrap_or_default();
             eprintln!(
                 "natmeter: {} datums ({} PutMetricData requests, {} retries), {} EMF lines, {} source detail lines; {} records counted of {}",
-                p.datums, sent.requests, sent.retries, p.emf_lines, p.detail_lines, engine.records.counted, engine.records.read
+                p.datums, sent.requests, sent.retries, p.emf_lines, p.detail_lines, engine.records().counted, engine.records().read
             );
             let dropped = p.rejected.total() + p.out_of_window + p.emf_oversized;
             if dropped > 0 {

@@ -27,13 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use natmeter_core::engine::{Engine, Observations, Origin};
-use natmeter_core::flowlog::bytes::{find_newline, space_class};
+use natmeter_core::engine::{Attributor, Observations, Results};
+use natmeter_core::flowlog::bytes::find_newline;
 use natmeter_core::flowlog::Format;
-use natmeter_core::scan::envelope_data;
-use natmeter_core::subscription::{Decoder, Payload};
-use natmeter_core::topology::Topology;
-use serde::Deserialize;
+use natmeter_core::sources::detect::{self, count_newlines, split_header, split_json, Doc, Shape};
+use natmeter_core::sources::{gzip, DecodeError, Input, Reader, Text};
 use serde_json::value::RawValue;
 
 /// Expands directories (recursively, sorted) into files. Missing paths are kept, so that reading
@@ -81,21 +79,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Which JSON document an object is.
-#[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(borrow, default)]
-    awslogs: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "messageType")]
-    message_type: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "logEvents")]
-    log_events: Option<&'a RawValue>,
-}
-
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Largest decoded `.gz` input file. S3 flow-log objects are far smaller; the cap keeps a bomb
 /// from getting the CLI killed for memory.
-const MAX_GZ_DECODED: u64 = 4 << 30;
+const MAX_GZ_DECODED: usize = 4 << 30;
 
 /// How big the pieces of a split file are (and the chunks a text file is read in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,14 +100,6 @@ impl Default for Split {
             text_bytes: 4 << 20,
         }
     }
-}
-
-/// One JSON document of a file: its span, and the span of `awslogs.data` when the document is
-/// a Lambda event exactly as CloudWatch Logs writes it (then read without serde_json).
-#[derive(Debug, Clone)]
-struct Doc {
-    span: Range<usize>,
-    data: Option<Range<usize>>,
 }
 
 /// What a file turned out to hold, with everything needed to process any run of it.
@@ -331,11 +309,10 @@ impl Shared<'_> {
 }
 
 /// One worker's state, kept for the whole run.
-struct Worker<'t> {
-    engine: Engine<'t>,
-    decoder: Decoder,
-    /// Decoded batches.
-    buf: Vec<u8>,
+struct Worker<'a> {
+    attributor: &'a Attributor<'a>,
+    engine: Results,
+    reader: Reader,
     /// File contents, reused while files are small enough to be processed in one run.
     read: Vec<u8>,
     now: i64,
@@ -360,85 +337,67 @@ impl<'t> Worker<'t> {
                 }
             }
             (Kind::Text { format, .. }, Run::Lines { bytes, first_line }) => {
-                self.engine.ingest_lines(
-                    &c.bytes[bytes.clone()],
-                    format.as_ref(),
-                    Origin {
-                        origin: &c.name,
-                        first_line: *first_line,
-                    },
-                    self.now,
-                );
+                self.text(Text {
+                    bytes: &c.bytes[bytes.clone()],
+                    format: format.as_ref(),
+                    origin: &c.name,
+                    first_line: *first_line,
+                    fallback_time: self.now,
+                });
                 out.readable = true;
             }
             _ => unreachable!("runs are made from their file's kind"),
         }
         // What depends on order leaves with the run; the sums stay in the engine.
-        out.observed = std::mem::take(&mut self.engine.observed);
+        out.observed = self.engine.take_observations();
         out
     }
 
+    fn text(&mut self, text: Text<'_>) {
+        // Text is never refused whole: its bad lines are counted, one by one.
+        let _ = self
+            .attributor
+            .ingest(Input::Text(text), &mut self.reader, &mut self.engine);
+    }
+
     fn lines(&mut self, l: &Lines) -> RunOut {
-        self.engine.ingest_lines(
-            &l.bytes[l.start..],
-            l.format.as_deref(),
-            Origin {
-                origin: &l.name,
-                first_line: l.first_line,
-            },
-            self.now,
-        );
+        self.text(Text {
+            bytes: &l.bytes[l.start..],
+            format: l.format.as_deref(),
+            origin: &l.name,
+            first_line: l.first_line,
+            fallback_time: self.now,
+        });
         RunOut {
-            observed: std::mem::take(&mut self.engine.observed),
+            observed: self.engine.take_observations(),
             errors: Vec::new(),
             readable: true,
         }
     }
 
     fn doc(&mut self, bytes: &[u8], doc: &Doc, origin: &str) -> Result<(), String> {
-        // A canonical event: the splitter already read its envelope (all ASCII, no escapes).
-        if let Some(data) = doc.data.clone() {
-            if let Ok(data) = std::str::from_utf8(&bytes[data]) {
-                self.engine
-                    .ingest_data(data, &mut self.decoder, &mut self.buf, origin)
-                    .map_err(|e| e.to_string())?;
-                return Ok(());
+        let input = match doc.data.clone().map(|d| std::str::from_utf8(&bytes[d])) {
+            // A canonical event: the splitter already read its envelope (all ASCII, no escapes).
+            Some(Ok(data)) => Input::Data { data, origin },
+            _ => {
+                let text = std::str::from_utf8(&bytes[doc.span.clone()])
+                    .map_err(|e| format!("not a JSON object: {e}"))?;
+                let doc: &RawValue =
+                    serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+                let bytes = doc.get().as_bytes();
+                match detect::doc_kind(doc.get())? {
+                    detect::DocKind::Event => Input::Event { bytes, origin },
+                    detect::DocKind::Payload => Input::Payload {
+                        json: bytes,
+                        origin,
+                    },
+                }
             }
-        }
-        let text = std::str::from_utf8(&bytes[doc.span.clone()])
-            .map_err(|e| format!("not a JSON object: {e}"))?;
-        let doc: &RawValue =
-            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
-        ingest_doc(
-            doc,
-            origin,
-            &mut self.engine,
-            &mut self.decoder,
-            &mut self.buf,
-        )
-    }
-}
-
-fn ingest_doc(
-    doc: &RawValue,
-    origin: &str,
-    engine: &mut Engine<'_>,
-    decoder: &mut Decoder,
-    buf: &mut Vec<u8>,
-) -> Result<(), String> {
-    let probe: Probe<'_> =
-        serde_json::from_str(doc.get()).map_err(|e| format!("not a JSON object: {e}"))?;
-    if probe.awslogs.is_some() {
-        engine
-            .ingest_event(doc.get().as_bytes(), decoder, buf, origin)
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    } else if probe.message_type.is_some() || probe.log_events.is_some() {
-        let payload = Payload::parse(doc.get().as_bytes()).map_err(|e| e.to_string())?;
-        engine.ingest_payload(&payload, origin);
-        Ok(())
-    } else {
-        Err("JSON object is neither a Lambda event {\"awslogs\":{\"data\":...}} nor a CloudWatch Logs payload {\"messageType\":...,\"logEvents\":[...]}".into())
+        };
+        self.attributor
+            .ingest(input, &mut self.reader, &mut self.engine)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -478,7 +437,7 @@ fn read_file(path: &Path, mut bytes: Vec<u8>, chunk: usize) -> Result<Opened, Ve
     let cannot = |e: std::io::Error| vec![format!("{name}: cannot read: {e}")];
     let mut file = std::fs::File::open(path).map_err(cannot)?;
     if !read_more(&mut file, &mut bytes, chunk).map_err(cannot)? {
-        if let Some(s) = stream_start(&name, path, &bytes) {
+        if let Some(s) = stream_start(&name, &bytes) {
             let (format, start, first_line) = s?;
             return Ok(Opened::Stream(Stream {
                 file,
@@ -494,40 +453,28 @@ fn read_file(path: &Path, mut bytes: Vec<u8>, chunk: usize) -> Result<Opened, Ve
             .read_to_end(&mut bytes)
             .map_err(cannot)?;
     }
-    if bytes.starts_with(&GZIP_MAGIC) {
+    if bytes.starts_with(&detect::GZIP_MAGIC) {
         // S3 delivery writes .log.gz objects.
-        let mut out = Vec::new();
-        let limit = MAX_GZ_DECODED + 1;
-        if let Err(e) = flate2::read::MultiGzDecoder::new(&bytes[..])
-            .take(limit)
-            .read_to_end(&mut out)
-        {
-            return Err(vec![format!("{name}: not valid gzip: {e}")]);
-        }
-        if out.len() as u64 >= limit {
-            return Err(vec![format!(
-                "{name}: inflates to more than {} GiB; refused (split the file, or it is a gzip bomb)",
-                MAX_GZ_DECODED >> 30
-            )]);
-        }
-        bytes = out;
+        bytes = match gzip::gunzip(&bytes, MAX_GZ_DECODED) {
+            Ok(out) => out,
+            Err(DecodeError::TooLarge { .. }) => {
+                return Err(vec![format!(
+                    "{name}: inflates to more than {} GiB; refused (split the file, or it is a gzip bomb)",
+                    MAX_GZ_DECODED >> 30
+                )])
+            }
+            Err(DecodeError::Gzip(e)) => return Err(vec![format!("{name}: not valid gzip: {e}")]),
+            Err(e) => return Err(vec![format!("{name}: not valid gzip: {e}")]),
+        };
     }
-    // A UTF-8 byte order mark, with whitespace on either side of it, does not decide the kind.
-    let mut start = bytes.len() - bytes.trim_ascii_start().len();
-    if bytes[start..].starts_with(b"\xef\xbb\xbf") {
-        start += 3;
-        start += bytes[start..].len() - bytes[start..].trim_ascii_start().len();
-    }
+    let start = detect::body_start(&bytes);
     let body = &bytes[start..];
-    if body.trim_ascii().is_empty() {
-        return Err(vec![format!("{name}: empty file: expected Lambda events, a CloudWatch Logs payload or flow-log lines")]);
-    }
-    let json_name = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json") || e.eq_ignore_ascii_case("jsonl"));
     let mut errors = Vec::new();
-    let (kind, body) = match body[0] {
-        b'{' | b'[' => {
+    let (kind, body) = match detect::shape(body, &name) {
+        Shape::Empty => {
+            return Err(vec![format!("{name}: empty file: expected Lambda events, a CloudWatch Logs payload or flow-log lines")]);
+        }
+        Shape::Json => {
             let (docs, error) = split_json(body, start);
             if let Some(e) = error {
                 errors.push(format!("{name}: {e}"));
@@ -536,13 +483,13 @@ fn read_file(path: &Path, mut bytes: Vec<u8>, chunk: usize) -> Result<Opened, Ve
             (Kind::Json { docs, many }, start..bytes.len())
         }
         // A .json file that does not start like JSON is a broken export, not flow-log text.
-        _ if json_name => {
+        Shape::BrokenJson => {
             let e = serde_json::from_slice::<&RawValue>(body)
                 .err()
                 .map_or_else(String::new, |e| e.to_string());
             return Err(vec![format!("{name}: not valid JSON: {e}")]);
         }
-        _ => {
+        Shape::Text => {
             let (header, rest, first_line) = split_header(body);
             let format = match header {
                 Some(Ok(f)) => Some(f),
@@ -571,22 +518,13 @@ fn read_file(path: &Path, mut bytes: Vec<u8>, chunk: usize) -> Result<Opened, Ve
 #[allow(clippy::type_complexity)]
 fn stream_start(
     name: &str,
-    path: &Path,
     bytes: &[u8],
 ) -> Option<Result<(Option<Format>, usize, u64), Vec<String>>> {
-    if bytes.starts_with(&GZIP_MAGIC) {
+    if bytes.starts_with(&detect::GZIP_MAGIC) {
         return None;
     }
-    let mut start = bytes.len() - bytes.trim_ascii_start().len();
-    if bytes[start..].starts_with(b"\xef\xbb\xbf") {
-        start += 3;
-        start += bytes[start..].len() - bytes[start..].trim_ascii_start().len();
-    }
-    let body = &bytes[start..];
-    let json_name = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json") || e.eq_ignore_ascii_case("jsonl"));
-    if matches!(body.first(), None | Some(b'{' | b'[')) || json_name {
+    let body = &bytes[detect::body_start(bytes)..];
+    if body.is_empty() || detect::shape(body, name) != Shape::Text {
         return None;
     }
     find_newline(body)?;
@@ -599,108 +537,6 @@ fn stream_start(
             first_line,
         )),
     })
-}
-
-/// An S3-delivered file starts with a header line naming the fields.
-fn split_header(body: &[u8]) -> (Option<Result<Format, String>>, &[u8], u64) {
-    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
-    let first = std::str::from_utf8(&body[..end]).unwrap_or("");
-    if Format::looks_like_header(first) {
-        let rest = body.get(end + 1..).unwrap_or(&[]);
-        (
-            Some(Format::from_header(first).map_err(|e| e.to_string())),
-            rest,
-            2,
-        )
-    } else {
-        (None, body, 1)
-    }
-}
-
-/// How many lines end in `b`: 16 bytes at a time by their control bytes (in flow-log text,
-/// only line ends), a serial pass before a text file's pieces can start, so it must be cheap.
-fn count_newlines(b: &[u8]) -> u64 {
-    let mut n = 0u64;
-    let mut chunks = b.chunks_exact(16);
-    for chunk in &mut chunks {
-        let Ok(chunk) = <&[u8; 16]>::try_from(chunk) else {
-            break;
-        };
-        let (_, mut controls) = space_class(chunk);
-        while controls != 0 {
-            n += u64::from(chunk[controls.trailing_zeros() as usize] == b'\n');
-            controls &= controls - 1;
-        }
-    }
-    n + chunks.remainder().iter().filter(|&&c| c == b'\n').count() as u64
-}
-
-/// The documents of a JSON file (`body` starts at `offset` of the file), and the error that
-/// ended the list, exactly as serde_json reading the whole body would give them: one document,
-/// an array of documents, or a stream of them (JSON lines).
-///
-/// JSON lines of Lambda events as CloudWatch Logs writes them are the common big input: a line
-/// that is exactly `{"awslogs":{"data":"…"}}` is taken by the strict envelope reader, which
-/// accepts only what serde_json reads the same way, and its data span is kept so that the
-/// document is not parsed again. Anything else goes through serde_json one document at a time
-/// (a stream restarted at a document boundary reads the same documents as one stream).
-fn split_json(body: &[u8], offset: usize) -> (Vec<Doc>, Option<String>) {
-    let raw_doc = |v: &RawValue| {
-        let start = v.get().as_ptr() as usize - body.as_ptr() as usize + offset;
-        Doc {
-            span: start..start + v.get().len(),
-            data: None,
-        }
-    };
-    if body[0] == b'[' {
-        return match serde_json::from_slice::<Vec<&RawValue>>(body) {
-            Ok(v) => (v.into_iter().map(raw_doc).collect(), None),
-            Err(e) => (Vec::new(), Some(format!("not valid JSON: {e}"))),
-        };
-    }
-    let mut docs = Vec::new();
-    let mut p = 0;
-    loop {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = body.get(p) {
-            p += 1;
-        }
-        if p == body.len() {
-            return (docs, None);
-        }
-        let line_end = find_newline(&body[p..]).map_or(body.len(), |n| p + n);
-        if let Some(data) = envelope_data(&body[p..line_end]) {
-            let d = data.as_ptr() as usize - body.as_ptr() as usize;
-            docs.push(Doc {
-                span: p + offset..line_end + offset,
-                data: Some(d + offset..d + data.len() + offset),
-            });
-            p = line_end;
-            continue;
-        }
-        let mut stream = serde_json::Deserializer::from_slice(&body[p..]).into_iter::<&RawValue>();
-        match stream.next() {
-            Some(Ok(v)) => {
-                docs.push(raw_doc(v));
-                p += stream.byte_offset();
-            }
-            Some(Err(_)) => return (docs, Some(stream_error(body))),
-            None => return (docs, None),
-        }
-    }
-}
-
-/// The error of a stream of documents, with serde_json's own position in the whole body (a
-/// stream restarted mid-file would count lines from the restart). Only on the error path.
-fn stream_error(body: &[u8]) -> String {
-    for (i, v) in serde_json::Deserializer::from_slice(body)
-        .into_iter::<&RawValue>()
-        .enumerate()
-    {
-        if let Err(e) = v {
-            return format!("not valid JSON (document {}): {e}", i + 1);
-        }
-    }
-    "not valid JSON".into()
 }
 
 /// Splits a file's work into runs of about `split`'s size; one run when it is small.
@@ -750,26 +586,24 @@ fn runs(c: &Content, split: Split) -> Vec<Run> {
 
 /// Processes `files` on up to `threads` threads and merges the results in file order.
 /// `on_done` is called after each file (progress).
-pub fn process_all<'t>(
+pub fn process_all(
     files: &[PathBuf],
-    topo: &'t Topology,
-    format: &Format,
+    attributor: &Attributor<'_>,
     now: i64,
     threads: usize,
     on_done: &(dyn Fn() + Sync),
-) -> (Engine<'t>, Vec<String>, usize) {
-    process_all_split(files, topo, format, now, threads, Split::default(), on_done)
+) -> (Results, Vec<String>, usize) {
+    process_all_split(files, attributor, now, threads, Split::default(), on_done)
 }
 
-fn process_all_split<'t>(
+fn process_all_split(
     files: &[PathBuf],
-    topo: &'t Topology,
-    format: &Format,
+    attributor: &Attributor<'_>,
     now: i64,
     threads: usize,
     split: Split,
     on_done: &(dyn Fn() + Sync),
-) -> (Engine<'t>, Vec<String>, usize) {
+) -> (Results, Vec<String>, usize) {
     let shared = Shared {
         files,
         split,
@@ -785,15 +619,15 @@ fn process_all_split<'t>(
         results: files.iter().map(|_| Mutex::default()).collect(),
         remaining: files.iter().map(|_| AtomicUsize::new(0)).collect(),
     };
-    let mut engines: Vec<Engine<'t>> = std::thread::scope(|s| {
+    let mut engines: Vec<Results> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 let shared = &shared;
                 s.spawn(move || {
                     let mut w = Worker {
-                        engine: Engine::new(topo, format.clone()),
-                        decoder: Decoder::default(),
-                        buf: Vec::new(),
+                        attributor,
+                        engine: attributor.results(),
+                        reader: Reader::default(),
                         read: Vec::new(),
                         now,
                     };
@@ -813,14 +647,14 @@ fn process_all_split<'t>(
             .collect()
     });
     // Sums first (any order), then everything that depends on order, file by file.
-    let mut total = engines
-        .pop()
-        .unwrap_or_else(|| Engine::new(topo, format.clone()));
+    let mut total = engines.pop().unwrap_or_else(|| attributor.results());
     for e in &engines {
         total.merge(e);
     }
-    let mut scratch = Engine::new(topo, format.clone());
-    total.observed = std::mem::take(&mut scratch.observed);
+    // The workers' observations left with their runs: start from a fresh run's (the format's
+    // unknown fields), then each run's in input order.
+    let _ = total.take_observations();
+    total.merge_observations(attributor.results().observed());
     let mut errors = Vec::new();
     let mut readable = 0;
     for slot in shared.results {
@@ -830,8 +664,7 @@ fn process_all_split<'t>(
         for run in file.runs.into_iter().flatten() {
             errors.extend(run.errors);
             any |= run.readable;
-            scratch.observed = run.observed;
-            total.merge(&scratch);
+            total.merge_observations(&run.observed);
         }
         readable += usize::from(any);
     }
@@ -957,11 +790,13 @@ fn stream_file(
 mod tests {
     use super::*;
     use natmeter_core::report::Report;
-    use natmeter_core::simulate::{simulate, Scope, SimConfig};
-    use natmeter_core::subscription::Decoder;
+    use natmeter_core::sources::subscription::Decoder;
+    use natmeter_core::sources::Payload;
+    use natmeter_core::topology::Topology;
+    use natmeter_sim::{simulate, Scope, SimConfig};
 
-    fn report_json(engine: &Engine<'_>) -> String {
-        serde_json::to_string(&Report::build(engine, 0.045)).unwrap()
+    fn report_json(engine: &Results, topo: &Topology) -> String {
+        serde_json::to_string(&Report::build(engine, topo, 0.045)).unwrap()
     }
 
     /// A JSON-lines file and a text file split into many small pieces give exactly what one
@@ -997,7 +832,7 @@ mod tests {
         let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
         let mut text = String::new();
         for e in &sim.events {
-            let data = natmeter_core::subscription::event_data(e.json.as_bytes()).unwrap();
+            let data = natmeter_core::sources::subscription::event_data(e.json.as_bytes()).unwrap();
             decoder.decode(&data, &mut buf).unwrap();
             let p = Payload::parse(&buf).unwrap();
             for ev in &p.log_events {
@@ -1025,17 +860,11 @@ mod tests {
             json_bytes: 3000,
             text_bytes: 2000,
         };
+        let attributor = Attributor::new(&topo, format);
         let run = |threads, split| {
-            let (e, errors, readable) = process_all_split(
-                &files,
-                &topo,
-                &format,
-                1_700_000_000,
-                threads,
-                split,
-                &|| {},
-            );
-            (report_json(&e), errors, readable)
+            let (e, errors, readable) =
+                process_all_split(&files, &attributor, 1_700_000_000, threads, split, &|| {});
+            (report_json(&e, &topo), errors, readable)
         };
         let reference = run(1, whole);
         assert!(reference.1.iter().any(|e| e.contains("document")));
@@ -1046,18 +875,6 @@ mod tests {
         assert!(reference.0.contains("flows.log:"), "line locations sampled");
         for threads in [1, 2, 3] {
             assert_eq!(run(threads, tiny), reference, "{threads} threads");
-        }
-    }
-
-    #[test]
-    fn newline_count() {
-        assert_eq!(count_newlines(b""), 0);
-        assert_eq!(count_newlines(b"a\nb\r\n\n"), 3);
-        assert_eq!(count_newlines(&b"0123456789abcdefghij\n".repeat(50)), 50);
-        let mixed = b"a\tb\r\n\x01\n".repeat(37);
-        for len in 0..mixed.len() {
-            let want = mixed[..len].iter().filter(|&&c| c == b'\n').count() as u64;
-            assert_eq!(count_newlines(&mixed[..len]), want, "{len}");
         }
     }
 }

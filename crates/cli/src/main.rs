@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use natmeter_core::metrics;
 use natmeter_core::report::Report;
-use natmeter_core::simulate::{simulate, Scope, SimConfig};
+use natmeter_sim::{simulate, Scope, SimConfig};
 
 use settings::EngineArgs;
 
@@ -152,11 +152,11 @@ pub(crate) fn now() -> i64 {
 }
 
 /// Runs the engine over inputs, printing per-file errors; `None` when nothing could be read.
-pub(crate) fn run_inputs<'t>(
+pub(crate) fn run_inputs(
     inputs: &[PathBuf],
-    cfg: &'t settings::Settings,
+    cfg: &settings::Settings,
     threads: Option<usize>,
-) -> Option<natmeter_core::engine::Engine<'t>> {
+) -> Option<natmeter_core::engine::Results> {
     let files = input::expand(inputs);
     let threads =
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -173,8 +173,8 @@ pub(crate) fn run_inputs<'t>(
             b.inc(1);
         }
     };
-    let (engine, errors, readable) =
-        input::process_all(&files, &cfg.topology, &cfg.format, now(), threads, &tick);
+    let attributor = natmeter_core::engine::Attributor::new(&cfg.topology, cfg.format.clone());
+    let (engine, errors, readable) = input::process_all(&files, &attributor, now(), threads, &tick);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -193,7 +193,7 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let Some(engine) = run_inputs(&a.inputs, &cfg, a.threads) else {
         return Ok(ExitCode::from(1));
     };
-    let report = Report::build(&engine, cfg.price_per_gb);
+    let report = Report::build(&engine, &cfg.topology, cfg.price_per_gb);
     // Stdout is line-buffered: without a buffer, pretty JSON is one write per line (a report of
     // 2,000 sources was 8% of a whole run).
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use natmeter_core::simulate::{lambda_event, SIM_FIELDS};
+use natmeter_sim::{lambda_event, SIM_FIELDS};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_natmeter");

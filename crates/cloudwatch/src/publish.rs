@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::Write;
 
 use natmeter_core::config::Config;
-use natmeter_core::engine::Engine;
+use natmeter_core::engine::Results;
 use natmeter_core::metrics::{self, MetricOptions};
 use tokio::time::Instant;
 
@@ -38,14 +38,14 @@ pub enum PublishError {
     NoClient,
 }
 
-/// Publishes an engine's results. PutMetricData goes first and the log lines only after it
+/// Publishes one invocation's results. PutMetricData goes first and the log lines only after it
 /// succeeded: when sending fails the invocation fails and is retried, and lines written before
 /// the failure would be counted twice by Logs Insights and Contributor Insights.
 ///
 /// `already` holds the digests of requests an earlier, failed attempt at the same batch
 /// delivered; with that attempt's `now`, the requests come out identical and those are skipped.
 pub async fn publish<S: Sender>(
-    engine: &Engine<'_>,
+    results: &Results,
     cfg: &Config,
     client: Option<&S>,
     deadline: Instant,
@@ -59,7 +59,8 @@ pub async fn publish<S: Sender>(
         price_per_gb: cfg.price_per_gb,
         now,
     };
-    let (datums, out_of_window) = crate::batch::within_window(metrics::datums(engine, &opts), now);
+    let (datums, out_of_window) =
+        crate::batch::within_window(metrics::datums(results, &cfg.topology, &opts), now);
     let (datums, rejected) = crate::batch::admissible(datums);
     let mut p = Publication {
         datums: datums.len(),
@@ -83,7 +84,7 @@ pub async fn publish<S: Sender>(
             p.emf_lines += 1;
         }
     }
-    for d in metrics::source_details(engine, cfg.price_per_gb) {
+    for d in metrics::source_details(results, &cfg.topology, cfg.price_per_gb) {
         buf.extend_from_slice(d.to_json_line().as_bytes());
         buf.push(b'\n');
         p.detail_lines += 1;

@@ -122,6 +122,12 @@ pub struct Traversal<'a> {
     pub packets: u64,
     /// Start of the flow's minute, Unix seconds.
     pub minute: i64,
+    /// The record's own `start`, or the context's fallback time (the log event's timestamp):
+    /// the time a source's identity is decided at.
+    pub time: i64,
+    /// `account-id` and `vpc-id`, when the format has them: where identity is looked up.
+    pub account: Option<&'a str>,
+    pub vpc: Option<&'a str>,
     /// `end` of the capture window, when the format has it (freshness).
     pub end: Option<u64>,
 }
@@ -245,6 +251,9 @@ pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>,
         bytes,
         packets: rec.packets()?.unwrap_or(0),
         minute: time - time.rem_euclid(60),
+        time,
+        account: rec.get(Field::AccountId),
+        vpc: rec.get(Field::VpcId),
         end: rec.end()?,
     }))
 }

@@ -1,15 +1,25 @@
-//! The engine: records in (from a subscription batch, an S3 object or a local file), ledger and
-//! counters out. The same engine runs in the Lambda and in the CLI.
+//! The engine: what [`crate::sources`] reads in, attributed, resolved and summed.
+//!
+//! Two halves, so that threads share one and merge the other:
+//! - an [`Attributor`] is the immutable context of a run: the topology, the default format and
+//!   what it offers, and the [`Resolver`] that says who a source is. `Sync`; never changes while
+//!   records flow through it.
+//! - [`Results`] are what one thread (or one invocation) added up: the ledger with its interned
+//!   sources, the counters, and what was noticed. Private fields, read through accessors, and
+//!   merged from thread to thread; the report and the metrics read them.
+//!
+//! The same engine runs in the Lambda and in the CLI.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use flowlog::{Format, Record, RecordError};
 use serde::Serialize;
 
 use crate::attribution::{attribute, Capabilities, Context, Outcome, SkipReason};
-use crate::ledger::{ByAddress, Ledger, Resolver};
-use crate::subscription::{self, DecodeError, Decoder, MessageType, Payload};
+use crate::identity::{ByAddress, Resolver, Sighting};
+use crate::ledger::Ledger;
+use crate::sources::subscription::stream_eni;
+use crate::sources::{DecodeError, Input, Lines, Location, Read, Reader, Records};
 use crate::topology::Topology;
 
 /// How many parse-error samples to keep, and how many non-NAT ENIs to remember.
@@ -108,250 +118,94 @@ pub struct Observations {
     pub log_stream: Option<String>,
 }
 
-/// What one subscription event turned out to be.
+/// What one input turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchKind {
+    /// A subscription batch of a NAT ENI (or of no ENI), read.
     Data,
     Control,
     /// A non-NAT ENI's stream: skipped without reading its events.
     SkippedNotNat,
+    /// Flow-log text.
+    Text,
 }
 
-/// Where a run of text lines came from, for error locations: errors read `origin:line`,
-/// counting from `first_line`.
-#[derive(Debug, Clone, Copy)]
-pub struct Origin<'o> {
-    pub origin: &'o str,
-    pub first_line: u64,
+/// Everything one thread or invocation added up. Sums (ledger, counters) merge in any order;
+/// the observations depend on input order and are merged in it by whoever ordered the inputs.
+#[derive(Debug, Default, Clone)]
+pub struct Results {
+    ledger: Ledger,
+    batches: BatchStats,
+    records: RecordStats,
+    observed: Observations,
 }
 
-/// The engine over one topology and default format. Cheap to create; `clear` reuses buffers.
-pub struct Engine<'t> {
-    topology: &'t Topology,
-    format: Arc<Format>,
-    caps: Capabilities,
-    resolver: &'t dyn Resolver,
-    pub ledger: Ledger,
-    pub batches: BatchStats,
-    pub records: RecordStats,
-    pub observed: Observations,
-}
-
-static BY_ADDRESS: ByAddress = ByAddress;
-
-impl<'t> Engine<'t> {
-    pub fn new(topology: &'t Topology, format: Format) -> Engine<'t> {
-        let mut e = Engine {
-            topology,
-            caps: Capabilities::of(&format),
-            format: Arc::new(format.clone()),
-            resolver: &BY_ADDRESS,
-            ledger: Ledger::default(),
-            batches: BatchStats::default(),
-            records: RecordStats::default(),
-            observed: Observations::default(),
-        };
-        e.note_format(&format);
-        e
+impl Results {
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
-    pub fn topology(&self) -> &'t Topology {
-        self.topology
+    pub fn batches(&self) -> BatchStats {
+        self.batches
     }
 
-    pub fn format(&self) -> &Format {
-        &self.format
+    pub fn records(&self) -> RecordStats {
+        self.records
+    }
+
+    pub fn observed(&self) -> &Observations {
+        &self.observed
+    }
+
+    /// Folds another run's results into these (same attributor), e.g. from another thread.
+    pub fn merge(&mut self, other: &Results) {
+        self.ledger.merge(&other.ledger);
+        self.batches.read += other.batches.read;
+        self.batches.control_messages += other.batches.control_messages;
+        self.batches.skipped_not_nat += other.batches.skipped_not_nat;
+        self.records.merge(&other.records);
+        self.merge_observations(&other.observed);
+    }
+
+    /// Takes what was noticed so far out (to be merged later, in input order), leaving none.
+    pub fn take_observations(&mut self) -> Observations {
+        std::mem::take(&mut self.observed)
+    }
+
+    /// Adds observations taken from a run, after those already here.
+    pub fn merge_observations(&mut self, o: &Observations) {
+        for s in &o.parse_error_samples {
+            if self.observed.parse_error_samples.len() < MAX_SAMPLES {
+                self.observed.parse_error_samples.push(s.clone());
+            }
+        }
+        for u in &o.unknown_fields {
+            self.note_unknown(u);
+        }
+        self.observed.records_without_pkt += o.records_without_pkt;
+        for (eni, n) in &o.other_enis {
+            self.note_other_eni(eni, *n);
+        }
+        self.observed.latest_end = self.observed.latest_end.max(o.latest_end);
+    }
+
+    fn note_unknown(&mut self, u: &str) {
+        if !self.observed.unknown_fields.iter().any(|k| k == u) {
+            self.observed.unknown_fields.push(u.to_string());
+        }
     }
 
     fn note_format(&mut self, format: &Format) {
         for u in format.unknown_fields() {
-            if !self.observed.unknown_fields.iter().any(|k| k == u) {
-                self.observed.unknown_fields.push(u.to_string());
-            }
+            self.note_unknown(u);
         }
     }
 
-    /// True when `log_stream` names an ENI that is not a configured NAT gateway.
-    pub fn is_foreign_stream(&self, log_stream: &str) -> bool {
-        subscription::stream_eni(log_stream)
-            .is_some_and(|eni| self.topology.gateway_by_eni(eni).is_none())
-    }
-
-    /// Decodes and ingests one Lambda event. A non-NAT stream is recognised from the first
-    /// kilobyte and skipped; anything undecodable is an error (the event must be retried).
-    pub fn ingest_event(
-        &mut self,
-        event: &[u8],
-        decoder: &mut Decoder,
-        buf: &mut Vec<u8>,
-        origin: &str,
-    ) -> Result<BatchKind, DecodeError> {
-        let data = subscription::event_data(event)?;
-        self.ingest_data(&data, decoder, buf, origin)
-    }
-
-    /// Ingests the `awslogs.data` of an event whose envelope the caller already parsed (the
-    /// Lambda needs the data for its duplicate check too, and parses the envelope only once).
-    pub fn ingest_data(
-        &mut self,
-        data: &str,
-        decoder: &mut Decoder,
-        buf: &mut Vec<u8>,
-        origin: &str,
-    ) -> Result<BatchKind, DecodeError> {
-        // A non-NAT stream is recognised from the payload's first kilobyte and the rest is
-        // never inflated; a NAT batch's inflating goes on from that kilobyte.
-        let foreign = decoder.decode_or_skip(data, buf, &mut |s| self.is_foreign_stream(s))?;
-        if let Some(stream) = foreign {
-            self.skip_foreign_batch(&stream);
-            self.observed.log_stream = Some(stream);
-            return Ok(BatchKind::SkippedNotNat);
-        }
-        let payload = Payload::parse(buf)?;
-        Ok(self.ingest_payload(&payload, origin))
-    }
-
-    fn skip_foreign_batch(&mut self, log_stream: &str) {
-        self.batches.skipped_not_nat += 1;
-        if let Some(eni) = subscription::stream_eni(log_stream) {
-            self.note_other_eni(eni, 0);
-        }
-    }
-
-    /// Ingests a decoded payload.
-    pub fn ingest_payload(&mut self, payload: &Payload<'_>, origin: &str) -> BatchKind {
-        self.observed.log_stream = Some(payload.log_stream.to_string());
-        if payload.message_type == MessageType::Control {
-            self.batches.control_messages += 1;
-            return BatchKind::Control;
-        }
-        let stream_eni = subscription::stream_eni(&payload.log_stream);
-        let stream_gateway = stream_eni.and_then(|eni| self.topology.gateway_by_eni(eni));
-        if stream_eni.is_some() && stream_gateway.is_none() {
-            self.skip_foreign_batch(&payload.log_stream);
-            return BatchKind::SkippedNotNat;
-        }
-        self.batches.read += 1;
-        let format = Arc::clone(&self.format);
-        for (i, ev) in payload.log_events.iter().enumerate() {
-            let ctx = Context {
-                topology: self.topology,
-                caps: self.caps,
-                stream_gateway,
-                fallback_time: ev.timestamp.div_euclid(1000),
-            };
-            self.ingest_record(&format, &ctx, &ev.message, || {
-                format!("{origin} logEvents[{i}]")
-            });
-        }
-        BatchKind::Data
-    }
-
-    /// Ingests flow-log text, one record per line, in `format` (the engine's own when `None`).
-    /// Blank lines are ignored. `fallback_time` buckets records whose format has no `start`.
-    pub fn ingest_lines(
-        &mut self,
-        text: &[u8],
-        format: Option<&Format>,
-        origin: Origin<'_>,
-        fallback_time: i64,
-    ) {
-        let own = Arc::clone(&self.format);
-        let (format, caps) = match format {
-            Some(f) => {
-                self.note_format(f);
-                (f, Capabilities::of(f))
-            }
-            None => (&*own, self.caps),
-        };
-        let ctx = Context {
-            topology: self.topology,
-            caps,
-            stream_gateway: None,
-            fallback_time,
-        };
-        let Origin {
-            origin: name,
-            first_line: first,
-        } = origin;
-        // Flow logs are ASCII: one UTF-8 check for the whole text, and lines found 16 bytes at
-        // a time, instead of a check and a byte loop per line (`split` and `from_utf8` per
-        // line were a third of the time of a text file). Otherwise each line is checked, to
-        // report the bad ones.
-        if let Ok(text) = std::str::from_utf8(text) {
-            let (mut at, mut i) = (0, 0u64);
-            loop {
-                let end = flowlog::bytes::find_newline(&text.as_bytes()[at..])
-                    .map_or(text.len(), |n| at + n);
-                let line = &text[at..end];
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if !line.bytes().all(|b| b.is_ascii_whitespace()) {
-                    self.ingest_record(format, &ctx, line, || format!("{name}:{}", first + i));
-                }
-                if end == text.len() {
-                    return;
-                }
-                (at, i) = (end + 1, i + 1);
-            }
-        }
-        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let location = || format!("{name}:{}", first + i as u64);
-            match std::str::from_utf8(line) {
-                Ok(line) => self.ingest_record(format, &ctx, line, location),
-                Err(_) => {
-                    self.records.read += 1;
-                    self.parse_error(RecordError::not_utf8(), location);
-                }
-            }
-        }
-    }
-
-    #[inline]
-    fn ingest_record(
-        &mut self,
-        format: &Format,
-        ctx: &Context<'_>,
-        line: &str,
-        location: impl FnOnce() -> String,
-    ) {
-        self.records.read += 1;
-        if !ctx.caps.pkt_addrs {
-            self.observed.records_without_pkt += 1;
-        }
-        let mut rec = Record::blank(line);
-        if let Err(e) = format.parse_into(line, &mut rec) {
-            return self.parse_error(e, location);
-        }
-        match attribute(&rec, ctx) {
-            Ok(Outcome::Counted(t)) => {
-                self.records.counted += 1;
-                if let Some(end) = t.end {
-                    self.observed.latest_end =
-                        Some(self.observed.latest_end.map_or(end, |l| l.max(end)));
-                }
-                self.ledger.add(&t, self.resolver);
-            }
-            Ok(Outcome::Skipped(reason)) => {
-                self.records.skip(reason);
-                if reason == SkipReason::NotNat {
-                    if let Some(eni) = rec.interface_id() {
-                        self.note_other_eni(eni, 1);
-                    }
-                }
-            }
-            Err(e) => self.parse_error(e, location),
-        }
-    }
-
-    fn parse_error(&mut self, e: RecordError, location: impl FnOnce() -> String) {
+    fn parse_error(&mut self, e: RecordError, at: Location<'_>) {
         self.records.parse_errors += 1;
         if self.observed.parse_error_samples.len() < MAX_SAMPLES {
             self.observed.parse_error_samples.push(ParseErrorSample {
-                location: location(),
+                location: at.to_string(),
                 error: e.to_string(),
             });
         }
@@ -365,38 +219,197 @@ impl<'t> Engine<'t> {
         }
     }
 
-    /// Folds another engine's results into this one (same topology), e.g. from another thread.
-    pub fn merge(&mut self, other: &Engine<'_>) {
-        self.ledger.merge(&other.ledger);
-        self.batches.read += other.batches.read;
-        self.batches.control_messages += other.batches.control_messages;
-        self.batches.skipped_not_nat += other.batches.skipped_not_nat;
-        self.records.merge(&other.records);
-        let o = &other.observed;
-        for s in &o.parse_error_samples {
-            if self.observed.parse_error_samples.len() < MAX_SAMPLES {
-                self.observed.parse_error_samples.push(s.clone());
-            }
+    fn skip_foreign_batch(&mut self, log_stream: &str) {
+        self.batches.skipped_not_nat += 1;
+        if let Some(eni) = stream_eni(log_stream) {
+            self.note_other_eni(eni, 0);
         }
-        for u in &o.unknown_fields {
-            if !self.observed.unknown_fields.contains(u) {
-                self.observed.unknown_fields.push(u.clone());
-            }
+    }
+}
+
+/// The immutable context of a run: topology, default format, resolver.
+pub struct Attributor<'t> {
+    topology: &'t Topology,
+    format: Format,
+    caps: Capabilities,
+    resolver: &'t dyn Resolver,
+}
+
+static BY_ADDRESS: ByAddress = ByAddress;
+
+impl<'t> Attributor<'t> {
+    /// Over `topology`, reading records in `format` unless an input brings its own, with the
+    /// default resolver (the address is the identity).
+    pub fn new(topology: &'t Topology, format: Format) -> Attributor<'t> {
+        Attributor {
+            topology,
+            caps: Capabilities::of(&format),
+            format,
+            resolver: &BY_ADDRESS,
         }
-        self.observed.records_without_pkt += o.records_without_pkt;
-        for (eni, n) in &o.other_enis {
-            self.note_other_eni(eni, *n);
-        }
-        self.observed.latest_end = self.observed.latest_end.max(o.latest_end);
     }
 
-    /// Resets results, keeping allocations (for warm Lambda containers).
-    pub fn clear(&mut self) {
-        self.ledger.clear();
-        self.batches = BatchStats::default();
-        self.records = RecordStats::default();
-        self.observed = Observations::default();
-        let f = Arc::clone(&self.format);
-        self.note_format(&f);
+    /// The same attributor asking `resolver` who each source is.
+    pub fn with_resolver(self, resolver: &'t dyn Resolver) -> Attributor<'t> {
+        Attributor { resolver, ..self }
+    }
+
+    pub fn topology(&self) -> &'t Topology {
+        self.topology
+    }
+
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
+
+    /// Empty results for this attributor (its format's unknown fields already noted).
+    pub fn results(&self) -> Results {
+        let mut r = Results::default();
+        r.note_format(&self.format);
+        r
+    }
+
+    /// Empties `r` as [`Attributor::results`] would make it, keeping its allocations (warm
+    /// Lambda containers).
+    pub fn reset(&self, r: &mut Results) {
+        r.ledger.clear();
+        r.batches = BatchStats::default();
+        r.records = RecordStats::default();
+        r.observed = Observations::default();
+        r.note_format(&self.format);
+    }
+
+    /// True when `log_stream` names an ENI that is not a configured NAT gateway: the one test
+    /// of a foreign batch, for the peek at its first kilobyte and for a decoded payload alike.
+    pub fn is_foreign_stream(&self, log_stream: &str) -> bool {
+        stream_eni(log_stream).is_some_and(|eni| self.topology.gateway_by_eni(eni).is_none())
+    }
+
+    /// Reads one input with `reader` and adds it to `into`. An input that cannot be decoded
+    /// is an error and adds nothing: it must be retried or replayed whole.
+    pub fn ingest(
+        &self,
+        input: Input<'_>,
+        reader: &mut Reader,
+        into: &mut Results,
+    ) -> Result<BatchKind, DecodeError> {
+        let read = reader.read(input, &mut |s| self.is_foreign_stream(s))?;
+        Ok(self.add(read, into))
+    }
+
+    /// Adds what a reader read.
+    pub fn add(&self, read: Read<'_>, into: &mut Results) -> BatchKind {
+        let batch = match read {
+            Read::Foreign { log_stream } => {
+                into.skip_foreign_batch(&log_stream);
+                into.observed.log_stream = Some(log_stream);
+                return BatchKind::SkippedNotNat;
+            }
+            Read::Control { log_stream } => {
+                into.observed.log_stream = Some(log_stream.into_owned());
+                into.batches.control_messages += 1;
+                return BatchKind::Control;
+            }
+            Read::Records(b) => b,
+        };
+        let (format, caps) = match batch.format {
+            Some(f) => {
+                into.note_format(f);
+                (f, Capabilities::of(f))
+            }
+            None => (&self.format, self.caps),
+        };
+        let mut ctx = Context {
+            topology: self.topology,
+            caps,
+            stream_gateway: None,
+            fallback_time: 0,
+        };
+        let owner = batch.owner.as_deref();
+        let origin = batch.origin;
+        match batch.records {
+            Records::Events(events) => {
+                let stream = batch.log_stream.as_deref().unwrap_or_default();
+                into.observed.log_stream = Some(stream.to_string());
+                if self.is_foreign_stream(stream) {
+                    into.skip_foreign_batch(stream);
+                    return BatchKind::SkippedNotNat;
+                }
+                ctx.stream_gateway =
+                    stream_eni(stream).and_then(|e| self.topology.gateway_by_eni(e));
+                into.batches.read += 1;
+                for (index, ev) in events.iter().enumerate() {
+                    ctx.fallback_time = ev.timestamp.div_euclid(1000);
+                    let at = Location::Event { origin, index };
+                    self.record(format, &ctx, owner, &ev.message, at, into);
+                }
+                BatchKind::Data
+            }
+            Records::Lines {
+                text,
+                first_line,
+                fallback_time,
+            } => {
+                ctx.fallback_time = fallback_time;
+                for (line, rec) in Lines::new(text, first_line) {
+                    let at = Location::Line { origin, line };
+                    match rec {
+                        Ok(rec) => self.record(format, &ctx, owner, rec, at, into),
+                        Err(e) => {
+                            into.records.read += 1;
+                            into.parse_error(e, at);
+                        }
+                    }
+                }
+                BatchKind::Text
+            }
+        }
+    }
+
+    #[inline]
+    fn record(
+        &self,
+        format: &Format,
+        ctx: &Context<'_>,
+        owner: Option<&str>,
+        line: &str,
+        at: Location<'_>,
+        into: &mut Results,
+    ) {
+        into.records.read += 1;
+        if !ctx.caps.pkt_addrs {
+            into.observed.records_without_pkt += 1;
+        }
+        let mut rec = Record::blank(line);
+        if let Err(e) = format.parse_into(line, &mut rec) {
+            return into.parse_error(e, at);
+        }
+        match attribute(&rec, ctx) {
+            Ok(Outcome::Counted(t)) => {
+                into.records.counted += 1;
+                if let Some(end) = t.end {
+                    into.observed.latest_end =
+                        Some(into.observed.latest_end.map_or(end, |l| l.max(end)));
+                }
+                let seen = Sighting {
+                    address: t.source,
+                    time: t.time,
+                    gateway: t.gateway,
+                    account: t.account.or(owner),
+                    vpc: t.vpc,
+                };
+                let source = self.resolver.resolve(&seen, into.ledger.sources_mut());
+                into.ledger.add(&t, source);
+            }
+            Ok(Outcome::Skipped(reason)) => {
+                into.records.skip(reason);
+                if reason == SkipReason::NotNat {
+                    if let Some(eni) = rec.interface_id() {
+                        into.note_other_eni(eni, 1);
+                    }
+                }
+            }
+            Err(e) => into.parse_error(e, at),
+        }
     }
 }

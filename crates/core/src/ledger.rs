@@ -1,45 +1,13 @@
-//! The ledger: processed bytes summed by (minute, NAT gateway, direction, source, destination).
+//! The ledger: processed bytes summed by (minute, NAT gateway, direction, source, destination),
+//! with the interned sources and destinations its keys name.
 //!
 //! Everything downstream (the report, CloudWatch datums, source detail lines) is a projection of
 //! this one table, so they cannot disagree with each other.
 
-use std::net::IpAddr;
-
 use rustc_hash::FxHashMap;
 
 use crate::attribution::{Destination, Direction, Traversal};
-
-/// Who a source is. Today the address the NAT saw (a pod, or its node under default EKS SNAT);
-/// the seam where a time-aware IP → workload inventory will plug in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    Ip(IpAddr),
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Ip(ip) => ip.fmt(f),
-        }
-    }
-}
-
-/// Who a source is, decided from the address and the flow's own time (never the arrival time:
-/// pod IPs are reused and records arrive minutes late).
-pub trait Resolver: Send + Sync {
-    fn resolve(&self, ip: IpAddr, minute: i64) -> Source;
-}
-
-/// Today's resolver: the address is the identity.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ByAddress;
-
-impl Resolver for ByAddress {
-    #[inline]
-    fn resolve(&self, ip: IpAddr, _minute: i64) -> Source {
-        Source::Ip(ip)
-    }
-}
+use crate::identity::{Identity, SourceId, Sources};
 
 /// The aggregation key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,7 +15,8 @@ pub struct Key {
     pub minute: i64,
     pub gateway: u16,
     pub direction: Direction,
-    pub source: Source,
+    /// Who, as an index into [`Ledger::source`].
+    pub source: SourceId,
     /// Index into [`Ledger::destination`].
     pub destination: u16,
 }
@@ -76,68 +45,48 @@ const PRIVATE: u16 = 2;
 /// Where a [`Key`]'s minute and gateway go: each (minute, gateway) has its own table.
 type Slot = (i64, u16);
 
-/// The rest of a [`Key`], as its (minute, gateway) table stores it: three words, hashed and
-/// compared as such (the derived hash of `Key` fed the hasher field by field, the address byte
-/// by byte, with enum tags).
+/// The rest of a [`Key`], as its (minute, gateway) table stores it: one word, hashed and
+/// compared as such (`source << 32 | destination << 1 | direction`). The derived hash of a key
+/// holding the address itself fed the hasher three words; the interned source is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Cell {
-    /// The address: an IPv4 one in the low 32 bits of `lo` (with [`V6`] clear), or an IPv6 one.
-    lo: u64,
-    hi: u64,
-    /// `direction | destination << 1 | V6`.
-    rest: u32,
-}
-
-const V6: u32 = 1 << 17;
+struct Cell(u64);
 
 impl Cell {
     #[inline]
-    fn of(source: Source, direction: Direction, destination: u16) -> Cell {
-        let Source::Ip(ip) = source;
-        let (address, v6) = match ip {
-            IpAddr::V4(a) => (u128::from(u32::from(a)), 0),
-            IpAddr::V6(a) => (u128::from(a), V6),
-        };
+    fn of(source: SourceId, direction: Direction, destination: u16) -> Cell {
         let direction = match direction {
             Direction::Outbound => 0,
             Direction::Inbound => 1,
         };
-        Cell {
-            lo: address as u64,
-            hi: (address >> 64) as u64,
-            rest: direction | u32::from(destination) << 1 | v6,
-        }
+        Cell((source.index() as u64) << 32 | u64::from(destination) << 1 | direction)
     }
 
     #[inline]
     fn destination(&self) -> u16 {
-        (self.rest >> 1) as u16
+        (self.0 >> 1) as u16
     }
 
     #[inline]
-    fn with_destination(mut self, d: u16) -> Cell {
-        self.rest = self.rest & !(0xffff << 1) | u32::from(d) << 1;
-        self
+    fn source(&self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    #[inline]
+    fn with(self, source: SourceId, destination: u16) -> Cell {
+        Cell((source.index() as u64) << 32 | u64::from(destination) << 1 | self.0 & 1)
     }
 
     #[inline]
     fn key(&self, (minute, gateway): Slot) -> Key {
-        let address = u128::from(self.hi) << 64 | u128::from(self.lo);
-        let ip = if self.rest & V6 != 0 {
-            IpAddr::V6(address.into())
-        } else {
-            // Only ever built from a u32 above.
-            IpAddr::V4((address as u32).into())
-        };
         Key {
             minute,
             gateway,
-            direction: if self.rest & 1 == 0 {
+            direction: if self.0 & 1 == 0 {
                 Direction::Outbound
             } else {
                 Direction::Inbound
             },
-            source: Source::Ip(ip),
+            source: SourceId::from_raw(self.source()),
             destination: self.destination(),
         }
     }
@@ -159,6 +108,8 @@ pub struct Ledger {
     /// Emptied tables, reused with their allocation (warm Lambda containers).
     spare: Vec<Table>,
     destinations: Vec<Box<str>>,
+    /// Who the [`Key::source`] ids are.
+    sources: Sources,
 }
 
 impl Default for Ledger {
@@ -169,28 +120,38 @@ impl Default for Ledger {
             last: None,
             spare: Vec::new(),
             destinations: vec!["INTERNET".into(), "UNKNOWN".into(), "PRIVATE".into()],
+            sources: Sources::default(),
         }
     }
 }
 
 impl Ledger {
-    /// Adds one counted traversal.
+    /// Adds one counted traversal of `source` (an id of [`Ledger::sources_mut`]'s table: the
+    /// resolver interns it there first).
     #[inline]
-    pub fn add(&mut self, t: &Traversal<'_>, resolver: &dyn Resolver) {
-        // Most traversals go to the internet: no string comparison for the two fixed names.
+    pub fn add(&mut self, t: &Traversal<'_>, source: SourceId) {
+        // Most traversals go to the internet: no string comparison for the fixed names.
         let destination = match t.destination {
             Destination::Internet => INTERNET,
             Destination::Unknown => UNKNOWN,
             Destination::Private => PRIVATE,
             Destination::Service(name) => self.intern(name),
         };
-        let cell = Cell::of(
-            resolver.resolve(t.source, t.minute),
-            t.direction,
-            destination,
-        );
+        let cell = Cell::of(source, t.direction, destination);
         let table = self.table((t.minute, t.gateway as u16));
         table.entry(cell).or_default().add(t.bytes, t.packets);
+    }
+
+    /// The identities the keys' sources are, for a resolver to intern into.
+    #[inline]
+    pub fn sources_mut(&mut self) -> &mut Sources {
+        &mut self.sources
+    }
+
+    /// Who source `id` is.
+    #[inline]
+    pub fn source(&self, id: SourceId) -> &Identity {
+        self.sources.get(id)
     }
 
     /// The table of `slot`, created (or taken from the spares) on first use.
@@ -243,14 +204,14 @@ impl Ledger {
                 a.0.minute,
                 a.0.gateway,
                 a.0.direction,
-                a.0.source,
+                self.source(a.0.source),
                 self.destination(a.0.destination),
             )
                 .cmp(&(
                     b.0.minute,
                     b.0.gateway,
                     b.0.direction,
-                    b.0.source,
+                    self.source(b.0.source),
                     self.destination(b.0.destination),
                 ))
         });
@@ -284,10 +245,19 @@ impl Ledger {
         let map: Vec<u16> = (0..other.destinations.len())
             .map(|i| self.intern(other.destination(i as u16)))
             .collect();
+        let sources: Vec<SourceId> = (0..other.sources.len())
+            .map(|i| {
+                self.sources
+                    .intern(other.sources.get(SourceId::from_raw(i as u32)))
+            })
+            .collect();
         for (slot, theirs) in &other.tables {
             let ours = self.table(*slot);
             for (c, t) in theirs {
-                let c = c.with_destination(map[usize::from(c.destination())]);
+                let c = c.with(
+                    sources[c.source() as usize],
+                    map[usize::from(c.destination())],
+                );
                 ours.entry(c).or_default().add(t.bytes, t.packets);
             }
         }
@@ -301,5 +271,6 @@ impl Ledger {
         }
         self.index.clear();
         self.last = None;
+        self.sources.clear();
     }
 }

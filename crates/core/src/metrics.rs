@@ -11,9 +11,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::attribution::{Direction, SkipReason};
-use crate::engine::Engine;
-use crate::ledger::Source;
+use crate::engine::Results;
+use crate::identity::Identity;
 use crate::price::cost;
+use crate::topology::Topology;
 
 pub const DEFAULT_NAMESPACE: &str = "NatMeter";
 pub const DEFAULT_MAX_SOURCES: usize = 20;
@@ -191,10 +192,13 @@ impl Sum {
 
 /// The `SourceIp` values kept under the cap: the largest sources of this invocation that carry
 /// at least `min_share` of its bytes.
-pub fn kept_sources(engine: &Engine<'_>, max: usize, min_share: f64) -> Vec<Source> {
-    let mut per: BTreeMap<Source, u64> = BTreeMap::new();
-    for (k, t) in engine.ledger.iter() {
-        let e = per.entry(k.source).or_default();
+pub fn kept_sources(results: &Results, max: usize, min_share: f64) -> Vec<Identity> {
+    let ledger = results.ledger();
+    // By identity, not by interned id: ties between equal sources break the same way whatever
+    // order the threads interned them in.
+    let mut per: BTreeMap<&Identity, u64> = BTreeMap::new();
+    for (k, t) in ledger.iter() {
+        let e = per.entry(ledger.source(k.source)).or_default();
         *e = e.saturating_add(t.bytes);
     }
     let total: u64 = per.values().fold(0, |a, b| a.saturating_add(*b));
@@ -203,26 +207,26 @@ pub fn kept_sources(engine: &Engine<'_>, max: usize, min_share: f64) -> Vec<Sour
         .into_iter()
         .filter(|(_, b)| *b as f64 >= floor)
         .collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v.into_iter().take(max).map(|(s, _)| s).collect()
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    v.into_iter().take(max).map(|(s, _)| s.clone()).collect()
 }
 
 /// Projects an engine's results onto the metric contract. Returns nothing when no record was
 /// read (a CONTROL_MESSAGE or a skipped batch emits nothing).
-pub fn datums(engine: &Engine<'_>, opts: &MetricOptions) -> Vec<Datum> {
+pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<Datum> {
     let mut out = Vec::new();
-    if engine.records.read == 0 {
+    if results.records().read == 0 {
         return out;
     }
-    let topo = engine.topology();
-    let ledger = &engine.ledger;
-    let kept = kept_sources(engine, opts.max_sources, opts.min_source_share);
+    let ledger = results.ledger();
+    let kept = kept_sources(results, opts.max_sources, opts.min_source_share);
     // (minute, dimension values) → sum; BTreeMaps keep the output deterministic.
     let mut all: BTreeMap<i64, Sum> = BTreeMap::new();
     let mut by_gw: BTreeMap<(i64, u16), Sum> = BTreeMap::new();
     let mut by_gw_dir: BTreeMap<(i64, u16, Direction), Sum> = BTreeMap::new();
     let mut by_dest: BTreeMap<(i64, String), Sum> = BTreeMap::new();
-    let mut by_src: BTreeMap<(i64, String), Sum> = BTreeMap::new();
+    // A source's series is under its identity's dimension (`SourceIp` for an address).
+    let mut by_src: BTreeMap<(i64, &'static str, String), Sum> = BTreeMap::new();
     for (k, t) in ledger.iter() {
         all.entry(k.minute).or_default().add(t.bytes, t.packets);
         by_gw
@@ -237,13 +241,14 @@ pub fn datums(engine: &Engine<'_>, opts: &MetricOptions) -> Vec<Datum> {
             .entry((k.minute, ledger.destination(k.destination).to_string()))
             .or_default()
             .add(t.bytes, t.packets);
-        let src = if kept.contains(&k.source) {
-            k.source.to_string()
+        let source = ledger.source(k.source);
+        let src = if kept.contains(source) {
+            source.to_string()
         } else {
             OTHER_SOURCE.to_string()
         };
         by_src
-            .entry((k.minute, src))
+            .entry((k.minute, source.dimension(), src))
             .or_default()
             .add(t.bytes, t.packets);
     }
@@ -287,8 +292,8 @@ pub fn datums(engine: &Engine<'_>, opts: &MetricOptions) -> Vec<Datum> {
     for ((m, d), s) in &by_dest {
         both(vec![("Destination", d.clone())], *m, *s);
     }
-    for ((m, src), s) in &by_src {
-        both(vec![("SourceIp", src.clone())], *m, *s);
+    for ((m, dim, src), s) in &by_src {
+        both(vec![(*dim, src.clone())], *m, *s);
     }
     for ((m, g), s) in &by_gw {
         out.push(Datum {
@@ -299,7 +304,7 @@ pub fn datums(engine: &Engine<'_>, opts: &MetricOptions) -> Vec<Datum> {
             value: s.packets as f64,
         });
     }
-    let r = &engine.records;
+    let r = &results.records();
     let counter = |metric, dimensions, value: u64| Datum {
         metric,
         unit: Unit::Count,
@@ -318,7 +323,7 @@ pub fn datums(engine: &Engine<'_>, opts: &MetricOptions) -> Vec<Datum> {
         ));
     }
     out.push(counter(PARSE_ERRORS, vec![], r.parse_errors));
-    if let Some(end) = engine.observed.latest_end {
+    if let Some(end) = results.observed().latest_end {
         let lag = opts
             .now
             .saturating_sub(i64::try_from(end).unwrap_or(i64::MAX));
@@ -383,21 +388,20 @@ fn finite(v: f64) -> f64 {
 }
 
 /// Every ledger entry as a detail line, in deterministic order.
-pub fn source_details(engine: &Engine<'_>, price_per_gb: f64) -> Vec<SourceDetail> {
-    let topo = engine.topology();
-    engine
-        .ledger
+pub fn source_details(results: &Results, topo: &Topology, price_per_gb: f64) -> Vec<SourceDetail> {
+    let ledger = results.ledger();
+    ledger
         .sorted()
         .into_iter()
         .map(|(k, t)| SourceDetail {
             minute: k.minute,
-            source: k.source.to_string(),
+            source: ledger.source(k.source).to_string(),
             nat_gateway: topo
                 .gateways()
                 .get(usize::from(k.gateway))
                 .map_or_else(String::new, |g| g.id.clone()),
             direction: k.direction,
-            destination: engine.ledger.destination(k.destination).to_string(),
+            destination: ledger.destination(k.destination).to_string(),
             bytes: t.bytes,
             packets: t.packets,
             cost_usd: cost(t.bytes, price_per_gb),

@@ -7,9 +7,11 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::attribution::Direction;
-use crate::engine::{BatchStats, Engine, RecordStats};
-use crate::ledger::{Ledger, Source};
+use crate::engine::{BatchStats, RecordStats, Results};
+use crate::identity::SourceId;
+use crate::ledger::Ledger;
 use crate::price::cost;
+use crate::topology::Topology;
 
 pub const SCHEMA: &str = "natmeter.report/v1";
 
@@ -120,13 +122,12 @@ fn by_bytes(ledger: &Ledger, m: Vec<(u16, u64)>) -> Vec<DestinationBytes> {
 }
 
 impl Report {
-    pub fn build(engine: &Engine<'_>, price_per_gb_usd: f64) -> Report {
-        let topo = engine.topology();
-        let ledger = &engine.ledger;
+    pub fn build(results: &Results, topo: &Topology, price_per_gb_usd: f64) -> Report {
+        let ledger = results.ledger();
         let mut total = Acc::default();
         // Hashed, not ordered: the rows are sorted below by a total order (bytes, then the
         // source's distinct text).
-        let mut sources: FxHashMap<Source, Acc> = FxHashMap::default();
+        let mut sources: FxHashMap<SourceId, Acc> = FxHashMap::default();
         let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
         for (k, t) in ledger.iter() {
             total.add(k.direction, t.bytes, t.packets);
@@ -141,7 +142,7 @@ impl Report {
         let mut sources: Vec<SourceRow> = sources
             .into_iter()
             .map(|(src, a)| SourceRow {
-                source: src.to_string(),
+                source: ledger.source(src).to_string(),
                 outbound_bytes: a.outbound,
                 inbound_bytes: a.inbound,
                 bytes: a.bytes(),
@@ -174,12 +175,12 @@ impl Report {
                 packets: total.packets,
                 cost_usd: cost(total.bytes(), price_per_gb_usd),
             },
-            batches: engine.batches,
-            records: engine.records,
+            batches: results.batches(),
+            records: results.records(),
             sources,
             nat_gateways,
             destinations: by_bytes(ledger, std::mem::take(&mut total.destinations)),
-            diagnostics: diagnostics(engine),
+            diagnostics: diagnostics(results, topo),
         }
     }
 
@@ -326,10 +327,10 @@ fn bar(share: f64, width: usize) -> String {
     "#".repeat(n.min(width))
 }
 
-fn diagnostics(e: &Engine<'_>) -> Vec<Diagnostic> {
+fn diagnostics(e: &Results, topology: &Topology) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let o = &e.observed;
-    let r = &e.records;
+    let o = e.observed();
+    let r = &e.records();
     if o.records_without_pkt > 0 {
         out.push(Diagnostic {
             code: "no_pkt_fields",
@@ -340,13 +341,8 @@ fn diagnostics(e: &Engine<'_>) -> Vec<Diagnostic> {
         });
     }
     let on_nat = r.counted + r.public_side + r.rejected + r.zero_bytes;
-    if on_nat == 0 && (r.read > 0 || e.batches.skipped_not_nat > 0) {
-        let configured: Vec<_> = e
-            .topology()
-            .gateways()
-            .iter()
-            .map(|g| g.eni.as_str())
-            .collect();
+    if on_nat == 0 && (r.read > 0 || e.batches().skipped_not_nat > 0) {
+        let configured: Vec<_> = topology.gateways().iter().map(|g| g.eni.as_str()).collect();
         let seen: Vec<_> = o
             .other_enis
             .iter()
@@ -362,8 +358,7 @@ fn diagnostics(e: &Engine<'_>) -> Vec<Diagnostic> {
         });
     }
     if r.ambiguous > 0 {
-        let private: Vec<&str> = e
-            .topology()
+        let private: Vec<&str> = topology
             .gateways()
             .iter()
             .filter(|g| g.connectivity_type == crate::topology::Connectivity::Private)

@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use natmeter_core::attribution::SkipReason;
 use natmeter_core::config::Config;
-use natmeter_core::engine::{BatchKind, Engine, Origin};
+use natmeter_core::engine::{Attributor, BatchKind, Results};
 use natmeter_core::flowlog::Format;
 use natmeter_core::metrics::{datums, source_details, MetricOptions};
 use natmeter_core::report::Report;
-use natmeter_core::simulate::{lambda_event, SIM_FIELDS};
-use natmeter_core::subscription::{Decoder, DEFAULT_MAX_DECODED_BYTES};
+use natmeter_core::sources::subscription::DEFAULT_MAX_DECODED_BYTES;
+use natmeter_core::sources::{self, Reader, Text};
 use natmeter_core::topology::{Topology, DEFAULT_PRIVATE_CIDRS};
+use natmeter_sim::{lambda_event, SIM_FIELDS};
 
 // ---------------------------------------------------------------- the fixture -------------------
 
@@ -200,14 +201,14 @@ fn one_mb_of(line: &str) -> (Vec<u8>, u64) {
 // ---------------------------------------------------------------- rows --------------------------
 
 enum Input {
-    /// A Lambda event's bytes, through `Engine::ingest_event` (warm decoder and buffer).
+    /// A Lambda event's bytes, through `Attributor::ingest` (warm reader).
     Event(Vec<u8>),
     /// A decoded CloudWatch Logs payload, wrapped by `simulate::lambda_event` and then as `Event`.
     Payload(Vec<u8>),
     /// Flow-log records under the engine's format, one log event each in a subscription batch AND
-    /// one line each of flow-log text (`ingest_lines`): both paths must give the same counters.
+    /// one line each of flow-log text (`Input::Text`): both paths must give the same counters.
     Records(Vec<String>),
-    /// Flow-log text through `ingest_lines`, under `format` (either syntax) or the engine's own.
+    /// Flow-log text through `Input::Text`, under `format` (either syntax) or the engine's own.
     Lines {
         format: Option<String>,
         text: Vec<u8>,
@@ -1732,8 +1733,7 @@ struct Fixture {
     topology: Topology,
     format: Format,
     /// Shared across event rows, as in a warm Lambda container.
-    decoder: Decoder,
-    buf: Vec<u8>,
+    reader: Reader,
     good_event: Vec<u8>,
 }
 
@@ -1762,25 +1762,26 @@ struct Seen {
     bytes: u64,
 }
 
-fn seen(engine: &Engine<'_>, batch: Option<BatchKind>) -> Seen {
+fn seen(engine: &Results, batch: Option<BatchKind>) -> Seen {
     Seen {
         batch,
-        read: engine.records.read,
-        counted: engine.records.counted,
-        parse_errors: engine.records.parse_errors,
+        read: engine.records().read,
+        counted: engine.records().counted,
+        parse_errors: engine.records().parse_errors,
         skipped: SkipReason::ALL
             .iter()
-            .map(|r| (*r, engine.records.skipped(*r)))
+            .map(|r| (*r, engine.records().skipped(*r)))
             .filter(|(_, n)| *n > 0)
             .collect(),
-        bytes: engine.ledger.total_bytes(),
+        bytes: engine.ledger().total_bytes(),
     }
 }
 
 /// Compares an accepted input's engine with the row, plus what holds for every accepted input.
 fn check_counted(
     expect: &Expect,
-    engine: &Engine<'_>,
+    topology: &Topology,
+    engine: &Results,
     batch: Option<BatchKind>,
 ) -> Result<(), String> {
     let Expect::SkipCounted {
@@ -1810,7 +1811,7 @@ fn check_counted(
     if got != want {
         problems.push(format!("expected {want:?}\n        got      {got:?}"));
     }
-    let r = &engine.records;
+    let r = &engine.records();
     let landed = SkipReason::ALL
         .iter()
         .fold(r.counted + r.parse_errors, |a, s| a + r.skipped(*s));
@@ -1820,7 +1821,7 @@ fn check_counted(
             r.read
         ));
     }
-    let samples = &engine.observed.parse_error_samples;
+    let samples = &engine.observed().parse_error_samples;
     if samples.len() as u64 != r.parse_errors.min(5) {
         problems.push(format!(
             "{} parse errors but {} samples (want min(n, 5))",
@@ -1855,18 +1856,19 @@ fn check_counted(
         }
     }
     if let Some(k) = batch {
-        let b = engine.batches;
+        let b = engine.batches();
         let want_batches = match k {
             BatchKind::Data => (1, 0, 0),
             BatchKind::Control => (0, 1, 0),
             BatchKind::SkippedNotNat => (0, 0, 1),
+            BatchKind::Text => (0, 0, 0),
         };
         if (b.read, b.control_messages, b.skipped_not_nat) != want_batches {
             problems.push(format!("batch counters {b:?} for a {k:?} batch"));
         }
     }
     // The projections for people and for CloudWatch must take whatever was counted.
-    let report = Report::build(engine, 0.045);
+    let report = Report::build(engine, topology, 0.045);
     if report.totals.bytes != *bytes {
         problems.push(format!("report total {} != {bytes}", report.totals.bytes));
     }
@@ -1876,8 +1878,8 @@ fn check_counted(
         price_per_gb: 0.045,
         now: 1_764_547_800,
     };
-    let _ = datums(engine, &opts);
-    let _ = source_details(engine, 0.045);
+    let _ = datums(engine, topology, &opts);
+    let _ = source_details(engine, topology, 0.045);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -1911,23 +1913,31 @@ fn shorten(s: &str) -> String {
 }
 
 fn run_event(fx: &mut Fixture, event: &[u8], expect: &Expect) -> Result<(), String> {
-    let mut engine = Engine::new(&fx.topology, fx.format.clone());
-    let res = engine.ingest_event(event, &mut fx.decoder, &mut fx.buf, "event.json");
+    let attributor = Attributor::new(&fx.topology, fx.format.clone());
+    let mut engine = attributor.results();
+    let input = sources::Input::Event {
+        bytes: event,
+        origin: "event.json",
+    };
+    let res = attributor.ingest(input, &mut fx.reader, &mut engine);
     let outcome = match (res, expect) {
-        (Ok(kind), Expect::SkipCounted { .. }) => check_counted(expect, &engine, Some(kind)),
+        (Ok(kind), Expect::SkipCounted { .. }) => {
+            check_counted(expect, &fx.topology, &engine, Some(kind))
+        }
         (Err(e), Expect::EventError(want)) => {
-            let untouched = engine.records == Default::default()
-                && engine.batches == Default::default()
-                && engine.ledger.is_empty();
+            let untouched = engine.records() == Default::default()
+                && engine.batches() == Default::default()
+                && engine.ledger().is_empty();
             if !untouched {
                 Err(format!(
                     "a refused event still counted: {:?} {:?}",
-                    engine.batches, engine.records
+                    engine.batches(),
+                    engine.records()
                 ))
-            } else if fx.buf.capacity() > MAX_BUF_AFTER_ERROR {
+            } else if fx.reader.buffer_capacity() > MAX_BUF_AFTER_ERROR {
                 Err(format!(
                     "the output buffer was left at {} bytes",
-                    fx.buf.capacity()
+                    fx.reader.buffer_capacity()
                 ))
             } else {
                 check_message("error", &e.to_string(), want)
@@ -1941,9 +1951,13 @@ fn run_event(fx: &mut Fixture, event: &[u8], expect: &Expect) -> Result<(), Stri
         (Ok(_), other) => Err(format!("not an event row: {other:?}")),
     };
     // A warm container serves the next, good event with the same decoder and buffer.
-    let mut next = Engine::new(&fx.topology, fx.format.clone());
-    let after = next.ingest_event(&fx.good_event, &mut fx.decoder, &mut fx.buf, "next.json");
-    if after.is_err() || next.records.counted != 1 {
+    let mut next = attributor.results();
+    let input = sources::Input::Event {
+        bytes: &fx.good_event,
+        origin: "next.json",
+    };
+    let after = attributor.ingest(input, &mut fx.reader, &mut next);
+    if after.is_err() || next.records().counted != 1 {
         return Err(format!(
             "{}; and the next good event then gave {after:?}",
             outcome.err().unwrap_or_default()
@@ -1958,17 +1972,20 @@ fn run_lines(
     format: Option<&Format>,
     expect: &Expect,
 ) -> Result<(), String> {
-    let mut engine = Engine::new(&fx.topology, fx.format.clone());
-    engine.ingest_lines(
-        text,
+    let attributor = Attributor::new(&fx.topology, fx.format.clone());
+    let mut engine = attributor.results();
+    let input = sources::Input::Text(Text {
+        bytes: text,
         format,
-        Origin {
-            origin: "flows.log",
-            first_line: 1,
-        },
-        START as i64,
-    );
-    check_counted(expect, &engine, None)
+        origin: "flows.log",
+        first_line: 1,
+        fallback_time: START as i64,
+    });
+    let kind = attributor
+        .ingest(input, &mut Reader::default(), &mut engine)
+        .expect("text is never refused whole");
+    assert_eq!(kind, BatchKind::Text);
+    check_counted(expect, &fx.topology, &engine, None)
 }
 
 fn run_row(fx: &mut Fixture, row: &Row) -> Result<(), String> {
@@ -2065,8 +2082,7 @@ fn bad_input_matrix() {
     let mut fx = Fixture {
         topology,
         format,
-        decoder: Decoder::default(),
-        buf: Vec::new(),
+        reader: Reader::default(),
         good_event: event_of(&payload(&[good()])),
     };
 
@@ -2111,8 +2127,7 @@ fn bad_input_matrix() {
                     .unwrap_or_default();
                 failures.push(format!("  {}: PANICKED: {msg}", row.name));
                 // A panic may leave the shared decoder mid-state: start the next row afresh.
-                fx.decoder = Decoder::default();
-                fx.buf = Vec::new();
+                fx.reader = Reader::default();
             }
         }
     }

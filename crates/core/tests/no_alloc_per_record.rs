@@ -4,9 +4,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use natmeter_core::engine::Engine;
-use natmeter_core::simulate::{simulate, Scope, SimConfig};
-use natmeter_core::subscription::Decoder;
+use natmeter_core::engine::Attributor;
+use natmeter_core::sources::{Input, Reader};
+use natmeter_sim::{simulate, Scope, SimConfig};
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -39,21 +39,22 @@ fn warm_batches_allocate_independently_of_record_count() {
     });
     let topo = sim.topology();
     let format = sim.format();
-    let mut engine = Engine::new(&topo, format);
-    let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
+    let attributor = Attributor::new(&topo, format);
+    let mut engine = attributor.results();
+    let mut reader = Reader::default();
     let big = sim.events.iter().max_by_key(|e| e.decoded_bytes).unwrap();
     let mut measure = |json: &str| {
         // Warm: the first pass sizes buffers and fills the ledger's keys, as in a warm container.
-        engine.clear();
-        engine
-            .ingest_event(json.as_bytes(), &mut decoder, &mut buf, "x")
-            .unwrap();
-        engine.clear();
+        let input = Input::Event {
+            bytes: json.as_bytes(),
+            origin: "x",
+        };
+        attributor.reset(&mut engine);
+        attributor.ingest(input, &mut reader, &mut engine).unwrap();
+        attributor.reset(&mut engine);
         let before = ALLOCS.load(Ordering::Relaxed);
-        engine
-            .ingest_event(json.as_bytes(), &mut decoder, &mut buf, "x")
-            .unwrap();
-        let records = engine.records.read as usize;
+        attributor.ingest(input, &mut reader, &mut engine).unwrap();
+        let records = engine.records().read as usize;
         (ALLOCS.load(Ordering::Relaxed) - before, records)
     };
     let (allocs, records) = measure(&big.json);

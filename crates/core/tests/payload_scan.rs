@@ -4,9 +4,9 @@
 //! space-delimited filter pattern and the `policyLevel` of an account-level policy) the reader
 //! must answer, or the hot path is lost.
 
-use natmeter_core::scan;
-use natmeter_core::simulate::{simulate, Scope, SimConfig};
-use natmeter_core::subscription::{event_data, event_data_serde, Decoder, Payload};
+use natmeter_core::sources::scan;
+use natmeter_core::sources::subscription::{event_data, event_data_serde, Decoder, Payload};
+use natmeter_sim::{simulate, Scope, SimConfig};
 use proptest::prelude::*;
 
 fn agree(json: &[u8]) -> bool {

@@ -1,20 +1,21 @@
 //! The engine's report of any simulated cluster equals the simulator's ground truth, for both
 //! scopes and both SNAT modes; and the metric model sums to the same totals.
 
-use natmeter_core::engine::Engine;
+use natmeter_core::engine::{Attributor, Results};
 use natmeter_core::metrics::{datums, source_details, MetricOptions, NAT_BYTES};
 use natmeter_core::report::Report;
-use natmeter_core::simulate::{simulate, Scope, SimConfig, Simulation};
-use natmeter_core::subscription::Decoder;
+use natmeter_core::sources::{Input, Reader, Text};
+use natmeter_core::topology::Topology;
+use natmeter_sim::{simulate, Scope, SimConfig, Simulation};
 use proptest::prelude::*;
 use serde_json::Value;
 
 fn run(sim: &Simulation) -> Report {
     let topo = sim.topology();
     let format = sim.format();
-    let mut engine = Engine::new(&topo, format);
-    let mut decoder = Decoder::default();
-    let mut buf = Vec::new();
+    let attributor = Attributor::new(&topo, format);
+    let mut engine = attributor.results();
+    let mut reader = Reader::default();
     for e in &sim.events {
         assert!(
             e.decoded_bytes <= 1_000_000,
@@ -22,11 +23,13 @@ fn run(sim: &Simulation) -> Report {
             e.file_name,
             e.decoded_bytes
         );
-        engine
-            .ingest_event(e.json.as_bytes(), &mut decoder, &mut buf, &e.file_name)
-            .unwrap();
+        let input = Input::Event {
+            bytes: e.json.as_bytes(),
+            origin: &e.file_name,
+        };
+        attributor.ingest(input, &mut reader, &mut engine).unwrap();
     }
-    let report = Report::build(&engine, sim.truth.price_per_gb_usd);
+    let report = Report::build(&engine, &topo, sim.truth.price_per_gb_usd);
     // The metric projections of the same engine sum to the same total.
     let opts = MetricOptions {
         max_sources: 3,
@@ -34,7 +37,7 @@ fn run(sim: &Simulation) -> Report {
         price_per_gb: 0.045,
         now: 2_000_000_000,
     };
-    let ds = datums(&engine, &opts);
+    let ds = datums(&engine, &topo, &opts);
     for set in [0usize, 1, 3, 4] {
         let sum: f64 = ds
             .iter()
@@ -57,9 +60,27 @@ fn run(sim: &Simulation) -> Report {
         .map(|d| d.dimensions[0].1.clone())
         .collect();
     assert!(distinct_sources.len() <= 4, "{distinct_sources:?}");
-    let detail_sum: u64 = source_details(&engine, 0.045).iter().map(|d| d.bytes).sum();
+    let detail_sum: u64 = source_details(&engine, &topo, 0.045)
+        .iter()
+        .map(|d| d.bytes)
+        .sum();
     assert_eq!(detail_sum, sim.truth.totals.bytes);
     report
+}
+
+/// Every simulated event through one attributor and reader.
+fn ingest_all(topo: &Topology, sim: &Simulation) -> Results {
+    let attributor = Attributor::new(topo, sim.format());
+    let mut engine = attributor.results();
+    let mut reader = Reader::default();
+    for e in &sim.events {
+        let input = Input::Event {
+            bytes: e.json.as_bytes(),
+            origin: "x",
+        };
+        attributor.ingest(input, &mut reader, &mut engine).unwrap();
+    }
+    engine
 }
 
 /// The keys of the report that truth.json pins down.
@@ -170,15 +191,9 @@ fn source_series_need_a_share_of_the_invocation() {
         ..SimConfig::default()
     });
     let topo = sim.topology();
-    let mut engine = Engine::new(&topo, sim.format());
-    let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
-    for e in &sim.events {
-        engine
-            .ingest_event(e.json.as_bytes(), &mut decoder, &mut buf, "x")
-            .unwrap();
-    }
+    let engine = ingest_all(&topo, &sim);
     let total = sim.truth.totals.bytes as f64;
-    let bytes_of = |s: &natmeter_core::ledger::Source| {
+    let bytes_of = |s: &natmeter_core::identity::Identity| {
         sim.truth
             .sources
             .iter()
@@ -227,10 +242,9 @@ fn private_nat_gateway_with_pkt_fields_matches_truth() {
 /// gateway's bytes still match the truth through the fallback rule.
 #[test]
 fn private_nat_gateway_without_pkt_fields_is_refused_not_double_counted() {
-    use natmeter_core::engine::Origin;
     use natmeter_core::flowlog::{Field, Format};
-    use natmeter_core::subscription::Payload;
-    use natmeter_core::topology::{Connectivity, Topology};
+    use natmeter_core::sources::subscription::{Decoder, Payload};
+    use natmeter_core::topology::Connectivity;
 
     let sim = simulate(&SimConfig {
         private_nat: true,
@@ -254,7 +268,7 @@ fn private_nat_gateway_without_pkt_fields_is_refused_not_double_counted() {
     let mut text = String::new();
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
     for e in &sim.events {
-        let data = natmeter_core::subscription::event_data(e.json.as_bytes()).unwrap();
+        let data = natmeter_core::sources::subscription::event_data(e.json.as_bytes()).unwrap();
         decoder.decode(&data, &mut buf).unwrap();
         let payload = Payload::parse(&buf).unwrap();
         for ev in &payload.log_events {
@@ -270,13 +284,19 @@ fn private_nat_gateway_without_pkt_fields_is_refused_not_double_counted() {
         }
     }
     let run = |topo: &Topology| {
-        let mut engine = Engine::new(topo, format.clone());
-        let origin = Origin {
+        let attributor = Attributor::new(topo, format.clone());
+        let mut engine = attributor.results();
+        let input = Input::Text(Text {
+            bytes: text.as_bytes(),
+            format: None,
             origin: "reduced",
             first_line: 1,
-        };
-        engine.ingest_lines(text.as_bytes(), None, origin, 0);
-        Report::build(&engine, 0.045)
+            fallback_time: 0,
+        });
+        attributor
+            .ingest(input, &mut Reader::default(), &mut engine)
+            .unwrap();
+        Report::build(&engine, topo, 0.045)
     };
     let topo = sim.topology();
     assert!(topo.is_private_gateway(0) && !topo.is_private_gateway(1));

@@ -21,9 +21,10 @@ use std::sync::Mutex;
 use natmeter_cloudwatch::publish::{Publication, PublishError};
 use natmeter_cloudwatch::put::Sender;
 use natmeter_core::config::Config;
-use natmeter_core::engine::{BatchKind, Engine};
+use natmeter_core::engine::{Attributor, BatchKind, Results};
 use natmeter_core::price::cost;
-use natmeter_core::subscription::{event_data, DecodeError, Decoder};
+use natmeter_core::sources::subscription::{event_data, DecodeError};
+use natmeter_core::sources::{Input, Reader};
 use serde_json::{json, Value};
 
 use crate::recent::{BatchKey, RecentBatches};
@@ -54,7 +55,7 @@ pub struct Function<S> {
     cfg: Config,
     sender: Option<S>,
     /// Decode buffers kept across invocations of a warm container (no re-allocation).
-    scratch: Mutex<(Decoder, Vec<u8>)>,
+    scratch: Mutex<Reader>,
     /// Batches this container published (duplicate delivery), and those partly delivered before
     /// their invocation failed (retries send only the rest).
     recent: Mutex<RecentBatches>,
@@ -79,7 +80,7 @@ impl<S: Sender> Function<S> {
         Function {
             cfg,
             sender,
-            scratch: Mutex::new((Decoder::default(), Vec::new())),
+            scratch: Mutex::new(Reader::default()),
             recent: Mutex::new(RecentBatches::new(RECENT_BATCHES, PARTIAL_BATCHES)),
             panic_on: panic_on.filter(|m| !m.is_empty()),
         }
@@ -129,20 +130,21 @@ impl<S: Sender> Function<S> {
             return Ok(json!({"batch": "duplicate"}));
         }
 
-        let mut engine = Engine::new(&cfg.topology, cfg.format.clone());
+        let attributor = Attributor::new(&cfg.topology, cfg.format.clone());
+        let mut engine = attributor.results();
         let kind = {
-            let mut guard = lock(&self.scratch);
-            let (decoder, buf) = &mut *guard;
-            let res = engine.ingest_data(&data, decoder, buf, request_id);
-            // A gzip bomb or a huge batch must not pin memory in a warm container.
-            if buf.capacity() > 4 << 20 {
-                *buf = Vec::new();
-            }
+            let mut reader = lock(&self.scratch);
+            let input = Input::Data {
+                data: &data,
+                origin: request_id,
+            };
+            let res = attributor.ingest(input, &mut reader, &mut engine);
+            reader.release_above(4 << 20);
             res
         };
         let kind = kind.map_err(bad_event)?;
-        if engine.records.parse_errors > 0 {
-            for s in &engine.observed.parse_error_samples {
+        if engine.records().parse_errors > 0 {
+            for s in &engine.observed().parse_error_samples {
                 tracing::warn!(request_id = %request_id, location = %s.location, error = %s.error, "flow-log record skipped");
             }
         }
@@ -202,7 +204,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Summary<'a> {
     request_id: &'a str,
     kind: BatchKind,
-    engine: &'a Engine<'a>,
+    engine: &'a Results,
     price_per_gb: f64,
     duration_ms: u64,
 }
@@ -213,20 +215,22 @@ impl Summary<'_> {
             BatchKind::Data => "data",
             BatchKind::Control => "control",
             BatchKind::SkippedNotNat => "skipped_not_nat",
+            // Subscription events are never text; named anyway rather than assumed.
+            BatchKind::Text => "text",
         }
     }
 
     fn log_stream(&self) -> &str {
         self.engine
-            .observed
+            .observed()
             .log_stream
             .as_deref()
             .unwrap_or_default()
     }
 
     fn response(&self, p: &Publication) -> Value {
-        let r = &self.engine.records;
-        let bytes = self.engine.ledger.total_bytes();
+        let r = &self.engine.records();
+        let bytes = self.engine.ledger().total_bytes();
         let sent = p.sent.as_ref().map_or(0, |s| s.datums);
         tracing::info!(
             request_id = %self.request_id,
@@ -267,8 +271,8 @@ impl Summary<'_> {
         tracing::error!(
             request_id = %self.request_id,
             log_stream = %self.log_stream(),
-            records_counted = self.engine.records.counted,
-            bytes = self.engine.ledger.total_bytes(),
+            records_counted = self.engine.records().counted,
+            bytes = self.engine.ledger().total_bytes(),
             duration_ms = self.duration_ms,
             error = %e,
             "metrics not delivered; failing the invocation so Lambda retries the event"

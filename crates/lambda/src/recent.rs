@@ -133,7 +133,7 @@ impl RecentBatches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natmeter_core::subscription::event_data;
+    use natmeter_core::sources::subscription::event_data;
 
     use crate::testdata as common;
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use flowlog::Format;
 
-use crate::topology::{Connectivity, NatGateway, Topology, DEFAULT_PRIVATE_CIDRS};
+use natmeter_core::topology::{Connectivity, NatGateway, Topology, DEFAULT_PRIVATE_CIDRS};
 
 /// What the flow log covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

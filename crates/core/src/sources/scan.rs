@@ -24,7 +24,7 @@ use std::borrow::Cow;
 
 use flowlog::bytes::json_string_class;
 
-use crate::subscription::{LogEvent, MessageType, Payload};
+use super::payload::{LogEvent, MessageType, Payload};
 
 /// The top-level keys natmeter reads, by [`payload`] and, from only the first kilobyte of a
 /// batch, by [`log_stream`].

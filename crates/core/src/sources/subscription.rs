@@ -11,6 +11,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::gzip::{gzip_error, gzip_header_len, inflate_members};
+pub use super::payload::{DecodeError, LogEvent, MessageType, Payload};
+
 /// Largest decoded payload accepted. CloudWatch Logs batches are at most ~1 MB of log events
 /// (PutLogEvents' limit) plus JSON framing, so 8 MiB refuses gzip bombs with room to spare.
 pub const DEFAULT_MAX_DECODED_BYTES: usize = 8 << 20;
@@ -20,24 +23,6 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
-
-/// Why a subscription event could not be decoded. Each of these fails the invocation, so Lambda
-/// retries the event and finally hands it to the on-failure destination for replay.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("event is not a CloudWatch Logs subscription event ({{\"awslogs\":{{\"data\":\"...\"}}}}): {0}")]
-    Envelope(serde_json::Error),
-    #[error("awslogs.data is not valid base64: {0}")]
-    Base64(base64::DecodeError),
-    #[error("awslogs.data is not valid gzip: {0}")]
-    Gzip(std::io::Error),
-    #[error("awslogs.data inflates to more than {max} bytes; refused (a gzip bomb, or not a CloudWatch Logs batch)")]
-    TooLarge { max: usize },
-    #[error("decoded payload is not the CloudWatch Logs JSON document: {0}")]
-    Payload(serde_json::Error),
-    #[error("decoded payload is a DATA_MESSAGE without logEvents")]
-    NoLogEvents,
-}
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -53,7 +38,7 @@ struct AwsLogs<'a> {
 
 /// Returns the base64 `awslogs.data` of a Lambda event, borrowed when it has no JSON escapes.
 pub fn event_data(event: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
-    if let Some(data) = crate::scan::envelope_data(event) {
+    if let Some(data) = super::scan::envelope_data(event) {
         return Ok(Cow::Borrowed(data));
     }
     event_data_serde(event)
@@ -67,10 +52,7 @@ pub fn event_data_serde(event: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
 
 /// Decodes subscription data into a caller-owned buffer, refusing more than `max` bytes.
 ///
-/// Gzip framing is handled here rather than by `flate2::read::GzDecoder`: the raw deflate stream
-/// goes through zlib-rs into the caller's buffer (sized once from the trailer), and the CRC-32 is
-/// checked with crc32fast's SIMD code, which profiling showed to be a tenth of the whole hot path
-/// when left to the inflater's portable CRC.
+/// base64, then the gzip framing of [`super::gzip`] with one inflater kept for every batch.
 pub struct Decoder {
     max: usize,
     compressed: Vec<u8>,
@@ -91,52 +73,6 @@ impl Default for Decoder {
     }
 }
 
-fn gzip_error(msg: &str) -> DecodeError {
-    DecodeError::Gzip(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        msg.to_string(),
-    ))
-}
-
-/// Length of a gzip member header (RFC 1952 §2.3), or why it is not one.
-fn gzip_header_len(b: &[u8]) -> Result<usize, DecodeError> {
-    let eof = || gzip_error("unexpected end of file in the gzip header");
-    if b.len() < 10 {
-        return Err(eof());
-    }
-    if b[0] != 0x1f || b[1] != 0x8b {
-        return Err(gzip_error("invalid gzip header (not gzip data)"));
-    }
-    if b[2] != 8 {
-        return Err(gzip_error("unsupported gzip compression method"));
-    }
-    let flags = b[3];
-    if flags & 0xe0 != 0 {
-        return Err(gzip_error("invalid gzip header (reserved flags set)"));
-    }
-    let mut pos = 10;
-    if flags & 0x04 != 0 {
-        let xlen = b.get(pos..pos + 2).ok_or_else(eof)?;
-        pos += 2 + usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
-    }
-    for flag in [0x08u8, 0x10] {
-        if flags & flag != 0 {
-            let nul = b
-                .get(pos..)
-                .and_then(|r| r.iter().position(|&c| c == 0))
-                .ok_or_else(eof)?;
-            pos += nul + 1;
-        }
-    }
-    if flags & 0x02 != 0 {
-        pos += 2;
-    }
-    if pos > b.len() {
-        return Err(eof());
-    }
-    Ok(pos)
-}
-
 impl Decoder {
     pub fn new(max_decoded_bytes: usize) -> Decoder {
         Decoder {
@@ -153,7 +89,7 @@ impl Decoder {
             .decode_vec(data.trim_ascii(), &mut self.compressed)
             .map_err(DecodeError::Base64)?;
         out.clear();
-        let res = self.inflate_members(out, None);
+        let res = inflate_members(&mut self.inflate, &self.compressed, self.max, out, None);
         self.release(res.is_err(), out);
         res
     }
@@ -207,10 +143,16 @@ impl Decoder {
         }
         let res = match head {
             Some((_, consumed, end)) if rest.is_ok() => match end {
-                Ok(ended) => self.inflate_members(out, Some((consumed, ended))),
+                Ok(ended) => inflate_members(
+                    &mut self.inflate,
+                    &self.compressed,
+                    self.max,
+                    out,
+                    Some((consumed, ended)),
+                ),
                 Err(e) => Err(e),
             },
-            _ => self.inflate_members(out, None),
+            _ => inflate_members(&mut self.inflate, &self.compressed, self.max, out, None),
         };
         self.release(res.is_err(), out);
         res.map(|()| None)
@@ -226,82 +168,8 @@ impl Decoder {
         }
     }
 
-    /// Inflates every member into `out`. With `resume`, `(consumed, ended)`, the first member
-    /// was started by [`Decoder::decode_or_skip`]'s head: `out` holds what it inflated from the
-    /// first `consumed` compressed bytes (its header included), and `ended` says whether that
-    /// was the whole member.
-    fn inflate_members(
-        &mut self,
-        out: &mut Vec<u8>,
-        mut resume: Option<(usize, bool)>,
-    ) -> Result<(), DecodeError> {
-        // The trailer's ISIZE is the decoded size (mod 2^32, of the last member): reserve it
-        // exactly so the buffer is allocated once. Only a hint: the limit below is what binds.
-        if let Some(isize) = gzip_isize(&self.compressed).filter(|n| *n <= self.max) {
-            out.reserve_exact(isize.saturating_sub(out.len()));
-        }
-        let mut rest: &[u8] = &self.compressed;
-        loop {
-            let (start, mut ended);
-            if let Some((consumed, end)) = resume.take() {
-                (start, ended) = (0, end);
-                rest = &rest[consumed..];
-            } else {
-                let header = gzip_header_len(rest)?;
-                rest = &rest[header..];
-                (start, ended) = (out.len(), false);
-                self.inflate.reset(false);
-            }
-            while !ended {
-                if out.len() > self.max {
-                    return Err(DecodeError::TooLarge { max: self.max });
-                }
-                if out.len() == out.capacity() {
-                    let grow = out.capacity().max(64 * 1024).min(self.max + 1 - out.len());
-                    out.reserve_exact(grow);
-                }
-                let before_in = self.inflate.total_in();
-                let before_out = out.len();
-                let status = self
-                    .inflate
-                    .decompress_vec(rest, out, flate2::FlushDecompress::None)
-                    .map_err(|e| gzip_error(&format!("corrupt deflate stream: {e}")))?;
-                let consumed = (self.inflate.total_in() - before_in) as usize;
-                rest = &rest[consumed..];
-                match status {
-                    flate2::Status::StreamEnd => ended = true,
-                    _ if consumed == 0 && out.len() == before_out && out.len() < out.capacity() => {
-                        return Err(gzip_error("unexpected end of file (truncated gzip stream)"));
-                    }
-                    _ => {}
-                }
-            }
-            if out.len() > self.max {
-                return Err(DecodeError::TooLarge { max: self.max });
-            }
-            let trailer = rest
-                .get(..8)
-                .ok_or_else(|| gzip_error("unexpected end of file (missing gzip trailer)"))?;
-            let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-            let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-            let member = &out[start..];
-            if crc32fast::hash(member) != crc {
-                return Err(gzip_error("CRC-32 mismatch: the data is corrupt"));
-            }
-            if size != member.len() as u32 {
-                return Err(gzip_error(
-                    "length mismatch in the gzip trailer: the data is corrupt",
-                ));
-            }
-            rest = &rest[8..];
-            if rest.is_empty() {
-                return Ok(());
-            }
-        }
-    }
-
     /// The head of a gzip member, as [`Decoder::log_stream`] inflates it, appended to `out`:
-    /// its log stream (if [`crate::scan::log_stream`] is sure of it), the input consumed, and
+    /// its log stream (if [`super::scan::log_stream`] is sure of it), the input consumed, and
     /// whether the member ended (or the error the inflater met, which decoding would meet too).
     fn head_of(
         inflate: &mut flate2::Decompress,
@@ -337,7 +205,7 @@ impl Decoder {
             }
         }
         out.truncate(start + filled);
-        let stream = crate::scan::log_stream(&out[start..]).map(str::to_owned);
+        let stream = super::scan::log_stream(&out[start..]).map(str::to_owned);
         (stream, len - input.len(), end)
     }
 }
@@ -352,7 +220,7 @@ impl Decoder {
     /// a batch of a non-NAT ENI can be skipped at almost no cost: CloudWatch Logs writes
     /// `messageType`, `owner`, `logGroup`, `logStream` and `subscriptionFilters` before
     /// `logEvents`. The same gzip framing and inflater as [`Decoder::decode`], into a stack
-    /// buffer; the head is read by [`crate::scan::log_stream`]. `None` whenever it cannot be
+    /// buffer; the head is read by [`super::scan::log_stream`]. `None` whenever it cannot be
     /// sure (the caller then decodes fully), never a wrong name.
     pub fn log_stream(&mut self, data: &str) -> Option<String> {
         const B64_PREFIX: usize = PEEK_B64;
@@ -384,95 +252,19 @@ impl Decoder {
                 _ => break,
             }
         }
-        crate::scan::log_stream(&head[..filled]).map(str::to_owned)
+        super::scan::log_stream(&head[..filled]).map(str::to_owned)
     }
-}
-
-/// The ISIZE field of a gzip stream's trailer.
-fn gzip_isize(gz: &[u8]) -> Option<usize> {
-    if !gz.starts_with(&[0x1f, 0x8b]) {
-        return None;
-    }
-    let t: [u8; 4] = gz.get(gz.len().checked_sub(4)?..)?.try_into().ok()?;
-    usize::try_from(u32::from_le_bytes(t)).ok()
-}
-
-/// `messageType` of a payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageType {
-    Data,
-    /// A reachability probe from CloudWatch Logs: acknowledge it and emit nothing.
-    Control,
-}
-
-/// One log event of a batch; for flow logs, `message` is one flow record and `timestamp` its
-/// `start` in milliseconds.
-#[derive(Debug, PartialEq, Deserialize)]
-pub struct LogEvent<'a> {
-    #[serde(borrow, default)]
-    pub id: Cow<'a, str>,
-    pub timestamp: i64,
-    #[serde(borrow)]
-    pub message: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawPayload<'a> {
-    #[serde(borrow)]
-    message_type: Cow<'a, str>,
-    #[serde(borrow, default)]
-    owner: Cow<'a, str>,
-    #[serde(borrow, default)]
-    log_group: Cow<'a, str>,
-    #[serde(borrow, default)]
-    log_stream: Cow<'a, str>,
-    #[serde(borrow, default)]
-    log_events: Option<Vec<LogEvent<'a>>>,
-}
-
-/// A decoded CloudWatch Logs subscription payload, borrowing from the decoded buffer.
-#[derive(Debug, PartialEq)]
-pub struct Payload<'a> {
-    pub message_type: MessageType,
-    pub owner: Cow<'a, str>,
-    pub log_group: Cow<'a, str>,
-    pub log_stream: Cow<'a, str>,
-    pub log_events: Vec<LogEvent<'a>>,
 }
 
 impl<'a> Payload<'a> {
     /// Parses the decoded JSON. Unknown keys are tolerated; `logEvents` must be present for a
     /// `DATA_MESSAGE`. The shape CloudWatch writes takes the specialised reader
-    /// ([`crate::scan::payload`]); anything else, serde_json.
+    /// ([`super::scan::payload`]); anything else, serde_json.
     pub fn parse(json: &'a [u8]) -> Result<Payload<'a>, DecodeError> {
-        match crate::scan::payload(json) {
+        match super::scan::payload(json) {
             Some(p) => Ok(p),
             None => Payload::parse_serde(json),
         }
-    }
-
-    /// Parses the decoded JSON with borrowed serde_json only: the general path, and the floor
-    /// that `natmeter bench` measures against.
-    pub fn parse_serde(json: &'a [u8]) -> Result<Payload<'a>, DecodeError> {
-        let raw: RawPayload<'a> = serde_json::from_slice(json).map_err(DecodeError::Payload)?;
-        let message_type = if raw.message_type == "CONTROL_MESSAGE" {
-            MessageType::Control
-        } else {
-            MessageType::Data
-        };
-        let log_events = match (message_type, raw.log_events) {
-            (_, Some(events)) => events,
-            (MessageType::Control, None) => Vec::new(),
-            (MessageType::Data, None) => return Err(DecodeError::NoLogEvents),
-        };
-        Ok(Payload {
-            message_type,
-            owner: raw.owner,
-            log_group: raw.log_group,
-            log_stream: raw.log_stream,
-            log_events,
-        })
     }
 }
 
@@ -491,60 +283,6 @@ pub fn stream_eni(log_stream: &str) -> Option<&str> {
 pub(crate) mod tests {
     use super::*;
     use std::io::Write;
-
-    /// `decode_or_skip` decides, decodes and fails exactly as the peek then `decode` it
-    /// replaces, on good batches and on batches corrupted anywhere (base64, deflate, trailer),
-    /// before and after the head.
-    #[test]
-    fn decode_or_skip_is_the_peek_then_decode() {
-        let sim = crate::simulate::simulate(&crate::simulate::SimConfig {
-            pods: 60,
-            max_batch_bytes: 30_000,
-            ..Default::default()
-        });
-        let foreign = |s: &str| !s.starts_with(sim.gateways[0].eni.as_str());
-        let mut datas: Vec<String> = Vec::new();
-        for e in sim.events.iter().take(12) {
-            let data = event_data(e.json.as_bytes()).unwrap().into_owned();
-            let raw = BASE64.decode(&data).unwrap();
-            datas.push(data.clone());
-            datas.push(format!(" {data}\n"));
-            for at in [3, 40, 700, 1100, 1399, 1401, 5000, data.len() - 3] {
-                if at < data.len() {
-                    let mut d = data.clone().into_bytes();
-                    d[at] = b'!';
-                    datas.push(String::from_utf8(d).unwrap());
-                }
-            }
-            for at in [12, 200, 800, 1040, 4000, raw.len() - 6] {
-                if at < raw.len() {
-                    let mut r = raw.clone();
-                    r[at] ^= 0x5a;
-                    datas.push(BASE64.encode(&r));
-                    datas.push(BASE64.encode(&r[..at]));
-                }
-            }
-        }
-        let (mut a, mut b) = (Decoder::default(), Decoder::default());
-        let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
-        for data in &datas {
-            let old = match a.log_stream(data) {
-                Some(s) if foreign(&s) => Ok(Some(s)),
-                _ => a.decode(data, &mut out_a).map(|()| None),
-            };
-            let new = b.decode_or_skip(data, &mut out_b, &mut |s| foreign(s));
-            match (&old, &new) {
-                (Ok(x), Ok(y)) => {
-                    assert_eq!(x, y, "{data}");
-                    if x.is_none() {
-                        assert_eq!(out_a, out_b);
-                    }
-                }
-                (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string()),
-                _ => panic!("{old:?} vs {new:?} on {data}"),
-            }
-        }
-    }
 
     pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -568,7 +306,7 @@ pub(crate) mod tests {
 
     #[test]
     fn aws_lambda_events_fixture() {
-        let event = include_str!("../tests/data/cloudwatch-logs-event.json");
+        let event = include_str!("../../tests/data/cloudwatch-logs-event.json");
         let json = decode(event).unwrap();
         let p = Payload::parse(&json).unwrap();
         assert_eq!(p.message_type, MessageType::Data);

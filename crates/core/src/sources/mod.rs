@@ -1,0 +1,265 @@
+//! Where records come from: every input natmeter reads becomes flow-log records with their
+//! context here, and nowhere else.
+//!
+//! An [`Input`] is a subscription batch (a Lambda event, its `awslogs.data`, or the decoded
+//! payload) or flow-log text (a local file, an S3 object's body). [`Reader::read`] decodes it
+//! into a [`Read`]: a batch of [`Records`] with its context (format, log stream and its ENI,
+//! account, event times, and where each record is for error messages), a control message, or a
+//! non-NAT ENI's batch recognised from its first kilobyte and never inflated. What a file or an
+//! S3 object holds is decided by its content, in [`detect`], for the CLI and the function alike.
+//!
+//! The modules depend one way: [`payload`] (types) ← [`scan`] (the fast payload reader) ←
+//! [`subscription`] (events, base64, the peek) ← this module; [`gzip`] is the one inflater.
+//! Nothing here knows about NAT gateways except through the caller's `foreign` test.
+
+pub mod detect;
+pub mod gzip;
+pub mod payload;
+pub mod scan;
+pub mod subscription;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use flowlog::{Format, RecordError};
+
+pub use payload::{DecodeError, LogEvent, MessageType, Payload};
+pub use subscription::Decoder;
+
+/// One input, as it arrived.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A Lambda event's bytes: `{"awslogs":{"data":"…"}}`.
+    Event { bytes: &'a [u8], origin: &'a str },
+    /// The `awslogs.data` of an event whose envelope the caller already read (the Lambda reads
+    /// it once for its duplicate check too).
+    Data { data: &'a str, origin: &'a str },
+    /// A decoded CloudWatch Logs payload document: `{"messageType":…,"logEvents":[…]}`.
+    Payload { json: &'a [u8], origin: &'a str },
+    /// Flow-log text, one record per line.
+    Text(Text<'a>),
+}
+
+/// Flow-log text: a file, a piece of one, or an S3 object's body.
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a> {
+    pub bytes: &'a [u8],
+    /// The text's own format (an S3 header line's); `None` for the caller's default.
+    pub format: Option<&'a Format>,
+    /// Errors read `origin:line`, counting from `first_line`.
+    pub origin: &'a str,
+    pub first_line: u64,
+    /// What a record is bucketed by when its format has no `start` (Unix seconds).
+    pub fallback_time: i64,
+}
+
+/// What an input turned out to be.
+#[derive(Debug)]
+pub enum Read<'a> {
+    /// Records to attribute.
+    Records(Batch<'a>),
+    /// A CONTROL_MESSAGE: CloudWatch Logs checking that the destination is reachable.
+    Control { log_stream: Cow<'a, str> },
+    /// A batch whose log stream the caller's `foreign` test refused, from its first kilobyte.
+    Foreign { log_stream: String },
+}
+
+/// Records with their context.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    /// `None`: the caller's default format.
+    pub format: Option<&'a Format>,
+    /// The subscription batch's log stream (`eni-…-all`); `None` for text.
+    pub log_stream: Option<Cow<'a, str>>,
+    /// The subscription batch's `owner`, the account that wrote the flow log.
+    pub owner: Option<Cow<'a, str>>,
+    pub origin: &'a str,
+    pub records: Records<'a>,
+}
+
+/// The records of a [`Batch`].
+#[derive(Debug)]
+pub enum Records<'a> {
+    /// Log events: each `message` a record, each `timestamp` (ms) its event time.
+    Events(Vec<LogEvent<'a>>),
+    /// Lines of text, numbered from `first_line`.
+    Lines {
+        text: &'a [u8],
+        first_line: u64,
+        fallback_time: i64,
+    },
+}
+
+/// Where a record is, for error messages: built only when one is needed.
+#[derive(Debug, Clone, Copy)]
+pub enum Location<'a> {
+    /// `origin logEvents[i]`
+    Event { origin: &'a str, index: usize },
+    /// `origin:line`
+    Line { origin: &'a str, line: u64 },
+}
+
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Event { origin, index } => write!(f, "{origin} logEvents[{index}]"),
+            Location::Line { origin, line } => write!(f, "{origin}:{line}"),
+        }
+    }
+}
+
+/// Turns inputs into records. Keeps its decoder and buffer from input to input: a warm Lambda
+/// container or a CLI worker thread allocates them once.
+#[derive(Debug, Default)]
+pub struct Reader {
+    decoder: Decoder,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    pub fn new(decoder: Decoder) -> Reader {
+        Reader {
+            decoder,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads one input. `foreign` is asked about a subscription batch's log stream: a batch it
+    /// refuses is recognised from the payload's first kilobyte and the rest is never inflated.
+    /// Anything undecodable is an error: the whole input must be retried or replayed.
+    pub fn read<'a>(
+        &'a mut self,
+        input: Input<'a>,
+        foreign: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Read<'a>, DecodeError> {
+        let (json, origin): (&'a [u8], &'a str) = match input {
+            Input::Text(t) => {
+                return Ok(Read::Records(Batch {
+                    format: t.format,
+                    log_stream: None,
+                    owner: None,
+                    origin: t.origin,
+                    records: Records::Lines {
+                        text: t.bytes,
+                        first_line: t.first_line,
+                        fallback_time: t.fallback_time,
+                    },
+                }))
+            }
+            Input::Payload { json, origin } => (json, origin),
+            Input::Event { bytes, origin } => {
+                let data = subscription::event_data(bytes)?;
+                match self.decode(&data, foreign)? {
+                    Some(log_stream) => return Ok(Read::Foreign { log_stream }),
+                    None => (&self.buf, origin),
+                }
+            }
+            Input::Data { data, origin } => match self.decode(data, foreign)? {
+                Some(log_stream) => return Ok(Read::Foreign { log_stream }),
+                None => (&self.buf, origin),
+            },
+        };
+        let p = Payload::parse(json)?;
+        if p.message_type == MessageType::Control {
+            return Ok(Read::Control {
+                log_stream: p.log_stream,
+            });
+        }
+        Ok(Read::Records(Batch {
+            format: None,
+            log_stream: Some(p.log_stream),
+            owner: Some(p.owner).filter(|o| !o.is_empty()),
+            origin,
+            records: Records::Events(p.log_events),
+        }))
+    }
+
+    /// The decoded-batch buffer's capacity: a refused gzip bomb must not leave a warm container
+    /// holding its size.
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Drops the decoded-batch buffer when it grew past `keep` bytes: a gzip bomb or a huge
+    /// batch must not pin memory in a warm container.
+    pub fn release_above(&mut self, keep: usize) {
+        if self.buf.capacity() > keep {
+            self.buf = Vec::new();
+        }
+    }
+
+    fn decode(
+        &mut self,
+        data: &str,
+        foreign: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<String>, DecodeError> {
+        self.decoder.decode_or_skip(data, &mut self.buf, foreign)
+    }
+}
+
+/// The lines of flow-log text that hold a record, each with its number: blank lines (spaces
+/// only) are not records, a `\r` before the line end is not part of one, and a line that is not
+/// UTF-8 is the error it is.
+///
+/// Flow logs are ASCII: one UTF-8 check for the whole text, and lines found 16 bytes at a time,
+/// instead of a check and a byte loop per line (`split` and `from_utf8` per line were a third of
+/// the time of a text file). Only text that fails the check is checked line by line, to report
+/// the bad ones.
+pub struct Lines<'a> {
+    text: &'a [u8],
+    /// The whole text, when it is UTF-8.
+    utf8: Option<&'a str>,
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(text: &'a [u8], first_line: u64) -> Lines<'a> {
+        Lines {
+            text,
+            utf8: std::str::from_utf8(text).ok(),
+            at: 0,
+            line: first_line,
+        }
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = (u64, Result<&'a str, RecordError>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.at <= self.text.len() {
+            let (at, n) = (self.at, self.line);
+            let rest = &self.text[at..];
+            let end = match self.utf8 {
+                Some(_) => flowlog::bytes::find_newline(rest),
+                None => rest.iter().position(|&b| b == b'\n'),
+            }
+            .map_or(self.text.len(), |e| at + e);
+            self.at = end + 1;
+            self.line += 1;
+            let line = match self.utf8 {
+                // Cut at ASCII line ends: always a character boundary.
+                Some(text) => Ok(&text[at..end]),
+                None => std::str::from_utf8(&self.text[at..end]).map_err(|_| ()),
+            };
+            let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace);
+            match line {
+                Ok(l) => {
+                    let l = l.strip_suffix('\r').unwrap_or(l);
+                    if !blank(l.as_bytes()) {
+                        return Some((n, Ok(l)));
+                    }
+                }
+                Err(()) => {
+                    let raw = &self.text[at..end];
+                    if !blank(raw.strip_suffix(b"\r").unwrap_or(raw)) {
+                        return Some((n, Err(RecordError::not_utf8())));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
