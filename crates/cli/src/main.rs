@@ -5,6 +5,11 @@
 //!       --log-format "$(cat /tmp/sim/log-format.txt)" /tmp/sim/events
 //!
 //! The same core as the Lambda function; this shell only reads files, prints and sends.
+//!
+//! Owns: files and directories (walking them, reading big ones in pieces on many threads, with
+//! the kinds told apart by the core's `sources::detect`), output formats, progress, and the
+//! `bench` and `cost` measurements. Must never: attribute or decode differently from the function
+//! (both go through `Attributor::ingest`).
 
 mod bench;
 mod cost;

@@ -5,6 +5,10 @@
 //! them: the four NAT-ENI records (A)–(D), the node-ENI records, pod-to-pod traffic, S3 and
 //! DynamoDB, REJECT, NODATA, SKIPDATA, IPv6 and a few malformed lines. The ground truth is summed
 //! from the conversations, never from the engine, so comparing the two tests the engine.
+//!
+//! Owns: synthetic traffic and its truth, for the tests, `natmeter simulate` and `make bench`.
+//! Must never: be linked into the function (it brings `rand`; `cargo tree -p natmeter-lambda -i
+//! rand` finds nothing), or compute its truth with the engine it is there to check.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
