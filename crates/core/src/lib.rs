@@ -23,6 +23,7 @@ pub mod attribution;
 pub mod config;
 pub mod engine;
 pub mod identity;
+pub mod inventory;
 pub mod ledger;
 pub mod metrics;
 pub mod price;

@@ -1,0 +1,1160 @@
+//! Which pod or node held an address at a given time, from the EKS control plane's audit log
+//! (docs/attribution.md §4.2). Pure: audit events in (as the bytes of their JSON lines, in any
+//! order), (address, time) → identity out.
+//!
+//! The identity rule, exactly:
+//! - an address belongs to a pod from the `stageTimestamp` of the `pods/status` patch that
+//!   reports it as `podIP`/`podIPs` (inclusive), until the earliest of (exclusive) the pod's final
+//!   deletion (`gracePeriodSeconds: 0`), a status patch with phase `Succeeded` or `Failed`, or
+//!   another owner's claim of that address. A graceful delete does not end it;
+//! - a status patch's `hostIP`, and a pod whose `podIP` equals its `hostIP` (hostNetwork), claim
+//!   the address for the node, named from the patching kubelet's `system:node:<name>` (or the
+//!   pod's `spec.nodeName`); a `nodes/status` patch's `InternalIP` addresses claim it for that node;
+//! - the workload comes from the pod's controller `ownerReferences`: a ReplicaSet named
+//!   `<d>-<pod-template-hash>` is Deployment `d`, a Job named `<c>-<digits>` is CronJob `c`, any
+//!   other controller is itself, and a pod with none is kind `Pod` under its own name. A pod whose
+//!   create event never came is named from its delete's `responseObject`, else from its name;
+//! - an address no claim covers at that time is unresolved: never guessed.
+//!
+//! Events arrive minutes late and in no order, so claims are kept sorted by time and every
+//! question is answered from the whole set; [`Inventory::prune`] drops what ended longer ago than
+//! the lateness window, which bounds memory.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+
+/// Microseconds since the Unix epoch: audit timestamps have microseconds, and two claims of one
+/// address within a second must keep their order.
+pub type Micros = i64;
+
+/// What a workload is: the controller that owns a pod, resolved through ReplicaSets and Jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Workload {
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, `Job`, `ReplicaSet`, `Pod`, ...
+    pub kind: String,
+    pub name: String,
+}
+
+/// A pod as the audit log has described it so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub workload: Workload,
+    /// The node it ran on, when an event said.
+    pub node: Option<String>,
+    /// Where the workload came from: `true` once a create or delete gave the pod object.
+    owner_known: bool,
+    /// The earliest end (final deletion, terminal phase), when one was seen.
+    ended: Option<Micros>,
+}
+
+/// Who holds an address at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder<'a> {
+    Pod(&'a Pod),
+    Node(&'a str),
+}
+
+/// One audit event that says something about pods, nodes and addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fact {
+    /// A `pods/status` patch.
+    Status {
+        time: Micros,
+        pod: PodRef,
+        node: Option<String>,
+        pod_ips: Vec<IpAddr>,
+        host_ip: Option<IpAddr>,
+        terminal: bool,
+    },
+    /// A pod create, or a delete (final or graceful), with the pod object where the event has it.
+    Object {
+        time: Micros,
+        pod: PodRef,
+        object: Option<PodObject>,
+        final_delete: bool,
+    },
+    /// A `nodes/status` patch's internal addresses.
+    Node {
+        time: Micros,
+        name: String,
+        ips: Vec<IpAddr>,
+    },
+}
+
+/// How an event names its pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodRef {
+    uid: Option<String>,
+    namespace: String,
+    name: String,
+}
+
+/// What a pod object (a create's or delete's `responseObject`) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodObject {
+    uid: Option<String>,
+    name: String,
+    workload: Option<(String, String)>,
+    node: Option<String>,
+    host_network: bool,
+}
+
+/// Why an audit line was refused (it is counted and skipped, never guessed at).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    #[error("not an audit.k8s.io/v1 Event: {0}")]
+    Json(String),
+    #[error("bad stageTimestamp {0:?}: expected RFC 3339 (2024-05-01T12:34:56.123456Z)")]
+    Time(String),
+}
+
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow, default)]
+    verb: Cow<'a, str>,
+    #[serde(borrow, default)]
+    stage: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "stageTimestamp", default)]
+    stage_timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "objectRef", default)]
+    object_ref: Option<RawObjectRef<'a>>,
+    #[serde(borrow, default)]
+    user: Option<RawUser<'a>>,
+    #[serde(rename = "responseStatus", default)]
+    response_status: Option<RawStatus>,
+    #[serde(borrow, rename = "requestObject", default)]
+    request_object: Option<RawObject<'a>>,
+    #[serde(borrow, rename = "responseObject", default)]
+    response_object: Option<RawObject<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawObjectRef<'a> {
+    #[serde(borrow, default)]
+    resource: Cow<'a, str>,
+    #[serde(borrow, default)]
+    subresource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    namespace: Cow<'a, str>,
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    uid: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawUser<'a> {
+    #[serde(borrow, default)]
+    username: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct RawStatus {
+    #[serde(default)]
+    code: Option<u16>,
+}
+
+/// The parts of a request or response object natmeter reads: a pod, a status patch, a node
+/// status patch or DeleteOptions, all in one shape (every field optional).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawObject<'a> {
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    metadata: Option<RawMeta<'a>>,
+    #[serde(borrow)]
+    spec: Option<RawSpec<'a>>,
+    #[serde(borrow)]
+    status: Option<RawPodStatus<'a>>,
+    #[serde(rename = "gracePeriodSeconds")]
+    grace_period_seconds: Option<i64>,
+    /// DeleteOptions: the kubelet's final delete names the pod's uid here.
+    #[serde(borrow)]
+    preconditions: Option<RawMeta<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawMeta<'a> {
+    #[serde(borrow)]
+    uid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    labels: Option<FxHashMap<Cow<'a, str>, Cow<'a, str>>>,
+    #[serde(borrow, rename = "ownerReferences")]
+    owner_references: Option<Vec<RawOwner<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct RawOwner<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawSpec<'a> {
+    #[serde(borrow, rename = "nodeName")]
+    node_name: Option<Cow<'a, str>>,
+    #[serde(rename = "hostNetwork")]
+    host_network: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawPodStatus<'a> {
+    #[serde(borrow, rename = "podIP")]
+    pod_ip: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "podIPs")]
+    pod_ips: Option<Vec<RawIp<'a>>>,
+    #[serde(borrow, rename = "hostIP")]
+    host_ip: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    phase: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    addresses: Option<Vec<RawAddress<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct RawIp<'a> {
+    #[serde(borrow)]
+    ip: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct RawAddress<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    address: Cow<'a, str>,
+}
+
+/// Reads one audit event. `Ok(None)` for an event that says nothing about pod or node addresses
+/// (another resource, another verb, a failed request, an earlier stage).
+fn parse(line: &[u8]) -> Result<Option<Fact>, AuditError> {
+    let ev: RawEvent<'_> =
+        serde_json::from_slice(line).map_err(|e| AuditError::Json(e.to_string()))?;
+    if ev.stage.as_deref().is_some_and(|s| s != "ResponseComplete") {
+        return Ok(None);
+    }
+    // A refused request changed nothing (a 409 on a uid precondition, a 404 on a gone pod).
+    if ev
+        .response_status
+        .and_then(|s| s.code)
+        .is_some_and(|c| !(200..300).contains(&c))
+    {
+        return Ok(None);
+    }
+    let Some(r) = ev.object_ref else {
+        return Ok(None);
+    };
+    let sub = r.subresource.as_deref().unwrap_or_default();
+    let relevant = matches!(
+        (&*r.resource, sub, &*ev.verb),
+        ("pods", "status", "patch" | "update")
+            | ("pods", "", "create" | "delete")
+            | ("nodes", "status", "patch" | "update")
+    );
+    if !relevant {
+        return Ok(None);
+    }
+    let stamp = ev.stage_timestamp.as_deref().unwrap_or_default();
+    let time = rfc3339_micros(stamp).ok_or_else(|| AuditError::Time(stamp.to_string()))?;
+    let node_user = ev
+        .user
+        .as_ref()
+        .and_then(|u| u.username.strip_prefix("system:node:"))
+        .map(str::to_string);
+    if r.resource == "nodes" {
+        let status = ev.request_object.and_then(|o| o.status).unwrap_or_default();
+        let ips = status
+            .addresses
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a.kind == "InternalIP")
+            .filter_map(|a| a.address.parse().ok())
+            .collect();
+        return Ok(Some(Fact::Node {
+            time,
+            name: r.name.into_owned(),
+            ips,
+        }));
+    }
+    let request = ev.request_object.unwrap_or_default();
+    let mut pod = PodRef {
+        uid: request
+            .metadata
+            .as_ref()
+            .or(request.preconditions.as_ref())
+            .and_then(|m| m.uid.as_deref())
+            .or(r.uid.as_deref())
+            .map(str::to_string),
+        namespace: r.namespace.into_owned(),
+        name: r.name.into_owned(),
+    };
+    if sub == "status" {
+        let status = request.status.unwrap_or_default();
+        let mut pod_ips: Vec<IpAddr> = Vec::new();
+        let listed = status.pod_ips.iter().flatten().map(|p| &*p.ip);
+        for ip in status.pod_ip.as_deref().into_iter().chain(listed) {
+            if let Ok(ip) = ip.parse() {
+                if !pod_ips.contains(&ip) {
+                    pod_ips.push(ip);
+                }
+            }
+        }
+        return Ok(Some(Fact::Status {
+            time,
+            pod,
+            node: node_user,
+            pod_ips,
+            host_ip: status.host_ip.and_then(|h| h.parse().ok()),
+            terminal: matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")),
+        }));
+    }
+    // A create's or delete's response is the Pod (a delete of a gone pod answers a Status).
+    let object = ev
+        .response_object
+        .filter(|o| o.kind.as_deref().is_none_or(|k| k == "Pod"))
+        .and_then(|o| pod_object(o, &pod));
+    if let Some(o) = &object {
+        // A controller's create names the pod only in the response (`generateName`).
+        if pod.name.is_empty() {
+            pod.name.clone_from(&o.name);
+        }
+        if pod.uid.is_none() {
+            pod.uid.clone_from(&o.uid);
+        }
+    }
+    Ok(Some(Fact::Object {
+        time,
+        pod,
+        object,
+        final_delete: ev.verb == "delete" && request.grace_period_seconds == Some(0),
+    }))
+}
+
+fn pod_object(o: RawObject<'_>, r: &PodRef) -> Option<PodObject> {
+    let meta = o.metadata?;
+    let name = meta.name.as_deref().unwrap_or(&r.name).to_string();
+    let hash = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("pod-template-hash"))
+        .map(|h| h.to_string());
+    let workload = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| controller(&o.kind, &o.name, hash.as_deref()));
+    let spec = o.spec.unwrap_or_default();
+    Some(PodObject {
+        uid: meta.uid.map(Cow::into_owned),
+        name,
+        workload,
+        node: spec
+            .node_name
+            .map(Cow::into_owned)
+            .filter(|n| !n.is_empty()),
+        host_network: spec.host_network.unwrap_or(false),
+    })
+}
+
+/// The workload behind a pod's controller.
+fn controller(kind: &str, name: &str, template_hash: Option<&str>) -> (String, String) {
+    let strip = |suffix: &str| name.strip_suffix(suffix)?.strip_suffix('-');
+    match kind {
+        "ReplicaSet" => match template_hash.and_then(strip) {
+            Some(d) if !d.is_empty() => ("Deployment".into(), d.into()),
+            _ => (kind.into(), name.into()),
+        },
+        "Job" => match name.rsplit_once('-') {
+            Some((c, n))
+                if !c.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                ("CronJob".into(), c.into())
+            }
+            _ => (kind.into(), name.into()),
+        },
+        _ => (kind.into(), name.into()),
+    }
+}
+
+/// Who claimed an address, from when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Pod(u32),
+    Node(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    from: Micros,
+    owner: Owner,
+}
+
+/// What audit events were read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AuditStats {
+    pub events: u64,
+    /// Events about pod or node addresses (the rest say nothing natmeter needs).
+    pub used: u64,
+    pub errors: u64,
+}
+
+/// Claims on addresses, the pods and nodes they name.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pods: Vec<Pod>,
+    by_uid: FxHashMap<String, u32>,
+    nodes: Vec<String>,
+    by_node: FxHashMap<String, u32>,
+    /// Per address, sorted by `from`; a run of claims by one owner counts from its first.
+    claims: FxHashMap<IpAddr, Vec<Claim>>,
+    pub stats: AuditStats,
+}
+
+impl Inventory {
+    /// Adds one audit event (a JSON line). A line that is not an audit event is an error: it is
+    /// counted in [`Inventory::stats`] and the caller decides how loudly to say so.
+    pub fn add_line(&mut self, line: &[u8]) -> Result<(), AuditError> {
+        self.stats.events += 1;
+        match parse(line) {
+            Ok(Some(fact)) => {
+                self.stats.used += 1;
+                self.add(fact);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.stats.errors += 1;
+                Err(e)
+            }
+        }
+    }
+
+    fn add(&mut self, fact: Fact) {
+        match fact {
+            Fact::Status {
+                time,
+                pod,
+                node,
+                pod_ips,
+                host_ip,
+                terminal,
+            } => {
+                let node_id = node.as_deref().map(|n| self.node(n));
+                let p = self.pod(&pod);
+                if let Some(n) = &node {
+                    self.pods[p as usize].node.get_or_insert_with(|| n.clone());
+                }
+                if let (Some(ip), Some(n)) = (host_ip, node_id) {
+                    self.claim(ip, time, Owner::Node(n));
+                }
+                for ip in pod_ips {
+                    // podIP == hostIP: a hostNetwork pod, which is the node.
+                    if Some(ip) == host_ip {
+                        if let Some(n) = node_id {
+                            self.claim(ip, time, Owner::Node(n));
+                        }
+                    } else {
+                        self.claim(ip, time, Owner::Pod(p));
+                    }
+                }
+                if terminal {
+                    self.end(p, time);
+                }
+            }
+            Fact::Object {
+                time,
+                pod,
+                object,
+                final_delete,
+            } => {
+                let p = self.pod(&pod);
+                if let Some(o) = object {
+                    let pod = &mut self.pods[p as usize];
+                    if !pod.owner_known {
+                        pod.owner_known = true;
+                        if let Some((kind, name)) = o.workload {
+                            pod.workload.kind = kind;
+                            pod.workload.name = name;
+                        }
+                    }
+                    if pod.node.is_none() {
+                        pod.node = o.node;
+                    }
+                    // A hostNetwork pod's addresses are its node's: its claims go to the node.
+                    if o.host_network {
+                        self.host_network(p);
+                    }
+                }
+                if final_delete {
+                    self.end(p, time);
+                }
+            }
+            Fact::Node { time, name, ips } => {
+                let n = self.node(&name);
+                for ip in ips {
+                    self.claim(ip, time, Owner::Node(n));
+                }
+            }
+        }
+    }
+
+    fn pod(&mut self, r: &PodRef) -> u32 {
+        // Without a uid (never seen from EKS, but not impossible), namespace/name is the key.
+        let key = r
+            .uid
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", r.namespace, r.name));
+        if let Some(&i) = self.by_uid.get(&key) {
+            let pod = &mut self.pods[i as usize];
+            if pod.name.is_empty() && !r.name.is_empty() {
+                pod.name.clone_from(&r.name);
+                if !pod.owner_known {
+                    pod.workload.name.clone_from(&r.name);
+                }
+            }
+            return i;
+        }
+        let i = self.pods.len() as u32;
+        self.pods.push(Pod {
+            uid: r.uid.clone().unwrap_or_default(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            workload: Workload {
+                namespace: r.namespace.clone(),
+                kind: "Pod".into(),
+                name: r.name.clone(),
+            },
+            node: None,
+            owner_known: false,
+            ended: None,
+        });
+        self.by_uid.insert(key, i);
+        i
+    }
+
+    fn node(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.by_node.get(name) {
+            return i;
+        }
+        let i = self.nodes.len() as u32;
+        self.nodes.push(name.to_string());
+        self.by_node.insert(name.to_string(), i);
+        i
+    }
+
+    fn end(&mut self, p: u32, time: Micros) {
+        let e = &mut self.pods[p as usize].ended;
+        *e = Some(e.map_or(time, |t| t.min(time)));
+    }
+
+    fn claim(&mut self, ip: IpAddr, from: Micros, owner: Owner) {
+        let v = self.claims.entry(ip).or_default();
+        let at = v.partition_point(|c| c.from <= from);
+        // The same owner again just after: the run already counts from its first claim.
+        if at > 0 && v[at - 1].owner == owner {
+            return;
+        }
+        // The same owner just before the next claim: that claim now starts here.
+        if at < v.len() && v[at].owner == owner {
+            v[at].from = from;
+            return;
+        }
+        v.insert(at, Claim { from, owner });
+    }
+
+    /// A hostNetwork pod's address claims are the node's.
+    fn host_network(&mut self, p: u32) {
+        let Some(n) = self.pods[p as usize].node.clone().map(|n| self.node(&n)) else {
+            return;
+        };
+        for v in self.claims.values_mut() {
+            for c in v.iter_mut() {
+                if c.owner == Owner::Pod(p) {
+                    c.owner = Owner::Node(n);
+                }
+            }
+            v.dedup_by(|b, a| a.owner == b.owner);
+        }
+    }
+
+    /// Who held `ip` at `time` (Unix seconds, a record's `start`): `None` when no claim covers it.
+    pub fn resolve(&self, ip: IpAddr, time: i64) -> Option<Holder<'_>> {
+        let t = time.saturating_mul(1_000_000);
+        let v = self.claims.get(&ip)?;
+        let at = v.partition_point(|c| c.from <= t);
+        // The claim in force: the last one from before `t`. Neighbouring claims always have
+        // different owners, so the next one (from after `t`) is what would have ended it.
+        let claim = v.get(at.checked_sub(1)?)?;
+        match claim.owner {
+            Owner::Pod(p) => {
+                let pod = &self.pods[p as usize];
+                // Ended (final deletion, terminal phase) at or before `t`: the address is no
+                // longer the pod's, whatever later status patches still report.
+                if pod.ended.is_some_and(|e| e <= t) {
+                    return None;
+                }
+                Some(Holder::Pod(pod))
+            }
+            Owner::Node(n) => Some(Holder::Node(&self.nodes[n as usize])),
+        }
+    }
+
+    /// Drops what ended before `cutoff` (microseconds): claims followed by another owner's claim
+    /// from before it, and pods with no claim left that ended before it. Records older than the
+    /// lateness window are then unresolved, as they would be anyway once their claims are gone.
+    pub fn prune(&mut self, cutoff: Micros) {
+        let pods = &self.pods;
+        let pod_ended = |c: &Claim| match c.owner {
+            Owner::Pod(p) => pods[p as usize].ended.is_some_and(|e| e < cutoff),
+            Owner::Node(_) => false,
+        };
+        self.claims.retain(|_, v| {
+            // Every claim before the last one from before the cutoff was ended by its successor,
+            // before the cutoff.
+            let keep_from = v.iter().rposition(|c| c.from < cutoff).unwrap_or(0);
+            v.drain(..keep_from);
+            !(v.len() == 1 && pod_ended(&v[0]))
+        });
+        // A pod with no claim left that ended before the cutoff is forgotten; one that has not
+        // ended may still get an address. Pods are referred to by index, so the table is
+        // compacted and the claims renumbered.
+        let mut used = vec![false; self.pods.len()];
+        for v in self.claims.values() {
+            for c in v {
+                if let Owner::Pod(p) = c.owner {
+                    used[p as usize] = true;
+                }
+            }
+        }
+        let keep = |i: usize, pod: &Pod| used[i] || pod.ended.is_none_or(|e| e >= cutoff);
+        if self.pods.iter().enumerate().all(|(i, p)| keep(i, p)) {
+            return;
+        }
+        let mut map = vec![u32::MAX; self.pods.len()];
+        let old = std::mem::take(&mut self.pods);
+        for (i, pod) in old.into_iter().enumerate() {
+            if keep(i, &pod) {
+                map[i] = self.pods.len() as u32;
+                self.pods.push(pod);
+            }
+        }
+        self.by_uid.retain(|_, i| {
+            *i = map[*i as usize];
+            *i != u32::MAX
+        });
+        for v in self.claims.values_mut() {
+            for c in v {
+                if let Owner::Pod(p) = &mut c.owner {
+                    *p = map[*p as usize];
+                }
+            }
+        }
+    }
+
+    pub fn pods(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Addresses with at least one claim.
+    pub fn addresses(&self) -> usize {
+        self.claims.len()
+    }
+}
+
+/// `2024-05-01T12:34:56.123456Z` (or with `+hh:mm`) in microseconds since the epoch.
+pub fn rfc3339_micros(s: &str) -> Option<Micros> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = b.get(r)?;
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0i64, |a, &c| a * 10 + i64::from(c - b'0')))
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..6 {
+            micros *= 10;
+        }
+    }
+    let offset = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+            if *sign == b'+' {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    Some(secs * 1_000_000 + micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const NODE: &str = "ip-10-0-1-5.ec2.internal";
+
+    fn at(s: &str) -> String {
+        format!("2025-11-03T10:{s}Z")
+    }
+
+    /// A kubelet's `pods/status` patch, as EKS logs it (level Request: the patch is the
+    /// requestObject).
+    fn status(time: &str, ns: &str, name: &str, uid: &str, status: Value) -> Vec<u8> {
+        json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request",
+            "auditID": "6d1f0a3e-0000-4000-8000-000000000001", "stage": "ResponseComplete",
+            "requestURI": format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
+            "verb": "patch",
+            "user": {"username": format!("system:node:{NODE}"), "groups": ["system:nodes", "system:authenticated"]},
+            "sourceIPs": ["10.0.1.5"], "userAgent": "kubelet/v1.31.2 (linux/amd64) kubernetes/5864a46",
+            "objectRef": {"resource": "pods", "namespace": ns, "name": name, "apiVersion": "v1", "subresource": "status"},
+            "responseStatus": {"metadata": {}, "code": 200},
+            "requestObject": {"metadata": {"uid": uid}, "status": status},
+            "requestReceivedTimestamp": at(time), "stageTimestamp": at(time),
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn running(ip: &str) -> Value {
+        json!({"hostIP": "10.0.1.5", "hostIPs": [{"ip": "10.0.1.5"}], "phase": "Running",
+               "podIP": ip, "podIPs": [{"ip": ip}]})
+    }
+
+    /// A pod object as a create's or delete's responseObject (level RequestResponse).
+    fn pod(
+        name: &str,
+        uid: &str,
+        owner: Option<(&str, &str)>,
+        hash: Option<&str>,
+        host_network: bool,
+    ) -> Value {
+        let mut labels = json!({"app": "web"});
+        if let Some(h) = hash {
+            labels["pod-template-hash"] = json!(h);
+        }
+        let owners = owner.map_or(json!([]), |(k, n)| {
+            json!([{"apiVersion": "apps/v1", "kind": k, "name": n, "uid": "0000", "controller": true, "blockOwnerDeletion": true}])
+        });
+        json!({"kind": "Pod", "apiVersion": "v1",
+               "metadata": {"name": name, "generateName": "x-", "namespace": "shop", "uid": uid, "labels": labels, "ownerReferences": owners},
+               "spec": {"nodeName": NODE, "hostNetwork": host_network, "containers": [{"name": "c", "image": "nginx"}]},
+               "status": {"phase": "Pending"}})
+    }
+
+    fn create(time: &str, object: Value) -> Vec<u8> {
+        json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+            "stage": "ResponseComplete", "verb": "create",
+            "requestURI": "/api/v1/namespaces/shop/pods",
+            "user": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+            // A controller's create uses generateName: objectRef.name is empty.
+            "objectRef": {"resource": "pods", "namespace": "shop", "name": "", "apiVersion": "v1"},
+            "responseStatus": {"metadata": {}, "code": 201},
+            "requestObject": {"kind": "Pod", "apiVersion": "v1", "metadata": {"generateName": "x-"}},
+            "responseObject": object,
+            "requestReceivedTimestamp": at(time), "stageTimestamp": at(time),
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn delete(time: &str, name: &str, uid: &str, grace: i64, object: Option<Value>) -> Vec<u8> {
+        let mut ev = json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+            "stage": "ResponseComplete", "verb": "delete",
+            "requestURI": format!("/api/v1/namespaces/shop/pods/{name}"),
+            "user": {"username": if grace == 0 { format!("system:node:{NODE}") } else { "system:serviceaccount:kube-system:replicaset-controller".into() }},
+            "objectRef": {"resource": "pods", "namespace": "shop", "name": name, "apiVersion": "v1"},
+            "responseStatus": {"metadata": {}, "code": 200},
+            "requestObject": {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": grace,
+                              "preconditions": {"uid": uid}},
+            "requestReceivedTimestamp": at(time), "stageTimestamp": at(time),
+        });
+        if let Some(o) = object {
+            ev["responseObject"] = o;
+        }
+        ev.to_string().into_bytes()
+    }
+
+    fn secs(t: &str) -> i64 {
+        rfc3339_micros(&at(t)).unwrap().div_euclid(1_000_000)
+    }
+
+    fn inventory(lines: &[Vec<u8>]) -> Inventory {
+        let mut inv = Inventory::default();
+        for l in lines {
+            inv.add_line(l).unwrap();
+        }
+        inv
+    }
+
+    fn who(inv: &Inventory, ip: &str, t: &str) -> Option<String> {
+        inv.resolve(ip.parse().unwrap(), secs(t)).map(|h| match h {
+            Holder::Pod(p) => format!(
+                "{}/{} {}/{}",
+                p.namespace, p.name, p.workload.kind, p.workload.name
+            ),
+            Holder::Node(n) => format!("node {n}"),
+        })
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_micros("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_micros("2025-11-03T10:00:00.123456Z"),
+            Some(1_762_164_000_123_456)
+        );
+        assert_eq!(
+            rfc3339_micros("2025-11-03T11:00:00.5+01:00"),
+            Some(1_762_164_000_500_000)
+        );
+        for bad in [
+            "",
+            "2025-11-03",
+            "2025-13-03T10:00:00Z",
+            "2025-11-03T10:00:00",
+            "2025-11-03T10:00:00.Z",
+        ] {
+            assert_eq!(rfc3339_micros(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_address_is_a_pods_from_its_status_patch_until_its_final_deletion() {
+        let inv = inventory(&[
+            create(
+                "00:01.000000",
+                pod(
+                    "web-7d4b9c-x2x4q",
+                    "u1",
+                    Some(("ReplicaSet", "web-7d4b9c")),
+                    Some("7d4b9c"),
+                    false,
+                ),
+            ),
+            status(
+                "00:05.000000",
+                "shop",
+                "web-7d4b9c-x2x4q",
+                "u1",
+                running("10.0.1.23"),
+            ),
+            // Graceful delete: the pod still runs and holds its address.
+            delete(
+                "10:00.000000",
+                "web-7d4b9c-x2x4q",
+                "u1",
+                30,
+                Some(pod(
+                    "web-7d4b9c-x2x4q",
+                    "u1",
+                    Some(("ReplicaSet", "web-7d4b9c")),
+                    Some("7d4b9c"),
+                    false,
+                )),
+            ),
+            delete("10:31.000000", "web-7d4b9c-x2x4q", "u1", 0, None),
+        ]);
+        assert_eq!(who(&inv, "10.0.1.23", "00:04"), None, "before the patch");
+        assert_eq!(
+            who(&inv, "10.0.1.23", "00:05").as_deref(),
+            Some("shop/web-7d4b9c-x2x4q Deployment/web"),
+            "inclusive start"
+        );
+        assert_eq!(
+            who(&inv, "10.0.1.23", "10:20").as_deref(),
+            Some("shop/web-7d4b9c-x2x4q Deployment/web"),
+            "a graceful delete does not end it"
+        );
+        assert_eq!(
+            who(&inv, "10.0.1.23", "10:31"),
+            None,
+            "the final deletion ends it (exclusive)"
+        );
+        // The patching kubelet's node: its hostIP is the node.
+        assert_eq!(
+            who(&inv, "10.0.1.5", "00:05").as_deref(),
+            Some(&*format!("node {NODE}"))
+        );
+    }
+
+    #[test]
+    fn out_of_order_and_reused_addresses() {
+        // Pod a gets the address, fails; pod b gets it 20 s later. Delivered backwards.
+        let mut lines = vec![
+            status("01:00.000000", "shop", "a", "ua", running("10.0.1.40")),
+            status(
+                "03:00.000000",
+                "shop",
+                "a",
+                "ua",
+                json!({"phase": "Failed"}),
+            ),
+            status("03:20.000000", "shop", "b", "ub", running("10.0.1.40")),
+        ];
+        lines.reverse();
+        let inv = inventory(&lines);
+        assert_eq!(
+            who(&inv, "10.0.1.40", "02:00").as_deref(),
+            Some("shop/a Pod/a"),
+            "a bare pod is kind Pod"
+        );
+        assert_eq!(
+            who(&inv, "10.0.1.40", "03:10"),
+            None,
+            "terminal phase ends it"
+        );
+        assert_eq!(
+            who(&inv, "10.0.1.40", "03:20").as_deref(),
+            Some("shop/b Pod/b")
+        );
+        // Another pod's claim ends the first even without an end event of its own.
+        let inv = inventory(&[
+            status("01:00.000000", "shop", "a", "ua", running("10.0.1.41")),
+            status("02:00.000000", "shop", "b", "ub", running("10.0.1.41")),
+            status("02:30.000000", "shop", "a", "ua", running("10.0.1.41")),
+        ]);
+        assert_eq!(
+            who(&inv, "10.0.1.41", "01:59").as_deref(),
+            Some("shop/a Pod/a")
+        );
+        assert_eq!(
+            who(&inv, "10.0.1.41", "02:10").as_deref(),
+            Some("shop/b Pod/b")
+        );
+    }
+
+    #[test]
+    fn workloads_from_owners() {
+        let cases = [
+            (
+                ("ReplicaSet", "api-5f6d8c7b9"),
+                Some("5f6d8c7b9"),
+                "Deployment/api",
+            ),
+            (("ReplicaSet", "legacy"), None, "ReplicaSet/legacy"),
+            (("Job", "report-29012345"), None, "CronJob/report"),
+            (("Job", "migrate"), None, "Job/migrate"),
+            (("StatefulSet", "db"), None, "StatefulSet/db"),
+            (("DaemonSet", "fluent-bit"), None, "DaemonSet/fluent-bit"),
+        ];
+        for (i, (owner, hash, want)) in cases.into_iter().enumerate() {
+            let (uid, ip) = (format!("u{i}"), format!("10.0.2.{i}"));
+            let inv = inventory(&[
+                create("00:00.000000", pod("p", &uid, Some(owner), hash, false)),
+                status("00:01.000000", "shop", "p", &uid, running(&ip)),
+            ]);
+            let got = who(&inv, &ip, "00:02").unwrap();
+            assert!(got.ends_with(want), "{owner:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn a_missing_create_is_named_from_the_delete() {
+        let inv = inventory(&[
+            status(
+                "00:01.000000",
+                "shop",
+                "api-5f6d8c7b9-abcde",
+                "u9",
+                running("10.0.3.9"),
+            ),
+            delete(
+                "05:00.000000",
+                "api-5f6d8c7b9-abcde",
+                "u9",
+                30,
+                Some(pod(
+                    "api-5f6d8c7b9-abcde",
+                    "u9",
+                    Some(("ReplicaSet", "api-5f6d8c7b9")),
+                    Some("5f6d8c7b9"),
+                    false,
+                )),
+            ),
+        ]);
+        assert_eq!(
+            who(&inv, "10.0.3.9", "01:00").as_deref(),
+            Some("shop/api-5f6d8c7b9-abcde Deployment/api")
+        );
+        // With neither create nor delete: its own name, kind Pod.
+        let inv = inventory(&[status(
+            "00:01.000000",
+            "shop",
+            "lonely",
+            "u8",
+            running("10.0.3.8"),
+        )]);
+        assert_eq!(
+            who(&inv, "10.0.3.8", "01:00").as_deref(),
+            Some("shop/lonely Pod/lonely")
+        );
+    }
+
+    #[test]
+    fn host_network_pods_are_the_node() {
+        let inv = inventory(&[
+            create(
+                "00:00.000000",
+                pod("agent-x", "uh", Some(("DaemonSet", "agent")), None, true),
+            ),
+            status(
+                "00:01.000000",
+                "kube-system",
+                "agent-x",
+                "uh",
+                running("10.0.1.5"),
+            ),
+        ]);
+        assert_eq!(
+            who(&inv, "10.0.1.5", "00:02").as_deref(),
+            Some(&*format!("node {NODE}"))
+        );
+    }
+
+    #[test]
+    fn node_status_and_ignored_events() {
+        let node = json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request", "stage": "ResponseComplete",
+            "verb": "patch", "user": {"username": "system:node:ip-10-0-9-9.ec2.internal"},
+            "objectRef": {"resource": "nodes", "name": "ip-10-0-9-9.ec2.internal", "apiVersion": "v1", "subresource": "status"},
+            "responseStatus": {"code": 200},
+            "requestObject": {"status": {"addresses": [{"type": "InternalIP", "address": "10.0.9.9"}, {"type": "Hostname", "address": "ip-10-0-9-9"}]}},
+            "stageTimestamp": at("00:00.000000"),
+        });
+        let mut inv = inventory(&[node.to_string().into_bytes()]);
+        assert_eq!(
+            who(&inv, "10.0.9.9", "00:01").as_deref(),
+            Some("node ip-10-0-9-9.ec2.internal")
+        );
+        // A refused request, another resource, another stage: read, not used.
+        let mut refused = json!(serde_json::from_slice::<Value>(&status(
+            "00:00.000000",
+            "shop",
+            "z",
+            "uz",
+            running("10.0.4.4")
+        ))
+        .unwrap());
+        refused["responseStatus"]["code"] = json!(409);
+        let mut other = refused.clone();
+        other["responseStatus"]["code"] = json!(200);
+        other["objectRef"]["resource"] = json!("configmaps");
+        let mut early = other.clone();
+        early["objectRef"]["resource"] = json!("pods");
+        early["stage"] = json!("RequestReceived");
+        for v in [refused, other, early] {
+            inv.add_line(v.to_string().as_bytes()).unwrap();
+        }
+        assert_eq!(
+            inv.stats,
+            AuditStats {
+                events: 4,
+                used: 1,
+                errors: 0
+            }
+        );
+        assert_eq!(who(&inv, "10.0.4.4", "00:01"), None);
+        let e = inv.add_line(b"{\"stageTimestamp\": 5").unwrap_err();
+        assert!(
+            e.to_string().starts_with("not an audit.k8s.io/v1 Event"),
+            "{e}"
+        );
+        let mut bad_time = serde_json::from_slice::<Value>(&status(
+            "00:00.000000",
+            "shop",
+            "z",
+            "uz",
+            running("10.0.4.4"),
+        ))
+        .unwrap();
+        bad_time["stageTimestamp"] = json!("yesterday");
+        let e = inv.add_line(bad_time.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e, AuditError::Time("yesterday".into()));
+        assert_eq!(inv.stats.errors, 2);
+    }
+
+    #[test]
+    fn prune_forgets_what_ended_before_the_window() {
+        let mut inv = inventory(&[
+            status("00:00.000000", "shop", "old", "u1", running("10.0.5.1")),
+            delete("01:00.000000", "old", "u1", 0, None),
+            status("02:00.000000", "shop", "new", "u2", running("10.0.5.1")),
+            status("02:00.000000", "shop", "gone", "u3", running("10.0.5.2")),
+            delete("03:00.000000", "gone", "u3", 0, None),
+            status("04:00.000000", "shop", "live", "u4", running("10.0.5.3")),
+        ]);
+        assert_eq!(inv.addresses(), 4);
+        inv.prune(rfc3339_micros(&at("30:00.000000")).unwrap());
+        // 10.0.5.1 keeps only its current claim, 10.0.5.2 is gone, the live pod and node stay.
+        assert_eq!(inv.addresses(), 3);
+        assert_eq!(who(&inv, "10.0.5.1", "00:30"), None);
+        assert_eq!(
+            who(&inv, "10.0.5.1", "40:00").as_deref(),
+            Some("shop/new Pod/new")
+        );
+        assert_eq!(who(&inv, "10.0.5.2", "02:30"), None);
+        assert_eq!(
+            who(&inv, "10.0.5.3", "40:00").as_deref(),
+            Some("shop/live Pod/live")
+        );
+        assert_eq!(inv.pods(), 2, "the two ended pods are forgotten");
+    }
+}
