@@ -125,9 +125,6 @@ pub struct Traversal<'a> {
     /// The record's own `start`, or the context's fallback time (the log event's timestamp):
     /// the time a source's identity is decided at.
     pub time: i64,
-    /// `account-id` and `vpc-id`, when the format has them: where identity is looked up.
-    pub account: Option<&'a str>,
-    pub vpc: Option<&'a str>,
     /// `end` of the capture window, when the format has it (freshness).
     pub end: Option<u64>,
 }
@@ -252,8 +249,6 @@ pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>,
         packets: rec.packets()?.unwrap_or(0),
         minute: time - time.rem_euclid(60),
         time,
-        account: rec.get(Field::AccountId),
-        vpc: rec.get(Field::VpcId),
         end: rec.end()?,
     }))
 }

@@ -12,14 +12,14 @@
 
 use std::collections::BTreeMap;
 
-use flowlog::{Format, Record, RecordError};
+use flowlog::{Field, Format, Record, RecordError};
 use serde::Serialize;
 
 use crate::attribution::{attribute, Capabilities, Context, Outcome, SkipReason};
 use crate::identity::{ByAddress, Resolver, Sighting};
 use crate::ledger::Ledger;
 use crate::sources::subscription::stream_eni;
-use crate::sources::{DecodeError, Input, Lines, Location, Read, Reader, Records};
+use crate::sources::{each_line, DecodeError, Input, Location, Read, Reader, Records};
 use crate::topology::Topology;
 
 /// How many parse-error samples to keep, and how many non-NAT ENIs to remember.
@@ -232,10 +232,10 @@ pub struct Attributor<'t> {
     topology: &'t Topology,
     format: Format,
     caps: Capabilities,
-    resolver: &'t dyn Resolver,
+    /// `None`: the default, [`ByAddress`], called directly (no indirect call, and no reading of
+    /// the fields only another resolver could use).
+    resolver: Option<&'t dyn Resolver>,
 }
-
-static BY_ADDRESS: ByAddress = ByAddress;
 
 impl<'t> Attributor<'t> {
     /// Over `topology`, reading records in `format` unless an input brings its own, with the
@@ -245,13 +245,16 @@ impl<'t> Attributor<'t> {
             topology,
             caps: Capabilities::of(&format),
             format,
-            resolver: &BY_ADDRESS,
+            resolver: None,
         }
     }
 
     /// The same attributor asking `resolver` who each source is.
     pub fn with_resolver(self, resolver: &'t dyn Resolver) -> Attributor<'t> {
-        Attributor { resolver, ..self }
+        Attributor {
+            resolver: Some(resolver),
+            ..self
+        }
     }
 
     pub fn topology(&self) -> &'t Topology {
@@ -351,7 +354,7 @@ impl<'t> Attributor<'t> {
                 fallback_time,
             } => {
                 ctx.fallback_time = fallback_time;
-                for (line, rec) in Lines::new(text, first_line) {
+                each_line(text, first_line, |line, rec| {
                     let at = Location::Line { origin, line };
                     match rec {
                         Ok(rec) => self.record(format, &ctx, owner, rec, at, into),
@@ -360,7 +363,7 @@ impl<'t> Attributor<'t> {
                             into.parse_error(e, at);
                         }
                     }
-                }
+                });
                 BatchKind::Text
             }
         }
@@ -391,14 +394,20 @@ impl<'t> Attributor<'t> {
                     into.observed.latest_end =
                         Some(into.observed.latest_end.map_or(end, |l| l.max(end)));
                 }
-                let seen = Sighting {
-                    address: t.source,
-                    time: t.time,
-                    gateway: t.gateway,
-                    account: t.account.or(owner),
-                    vpc: t.vpc,
+                let sources = into.ledger.sources_mut();
+                let source = match self.resolver {
+                    None => ByAddress.resolve_address(t.source, sources),
+                    Some(r) => {
+                        let seen = Sighting {
+                            address: t.source,
+                            time: t.time,
+                            gateway: t.gateway,
+                            account: rec.get(Field::AccountId).or(owner),
+                            vpc: rec.get(Field::VpcId),
+                        };
+                        r.resolve(&seen, sources)
+                    }
                 };
-                let source = self.resolver.resolve(&seen, into.ledger.sources_mut());
                 into.ledger.add(&t, source);
             }
             Ok(Outcome::Skipped(reason)) => {

@@ -141,10 +141,18 @@ pub trait Resolver: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ByAddress;
 
+impl ByAddress {
+    /// [`Resolver::resolve`] from the address alone, which is all this resolver reads.
+    #[inline]
+    pub fn resolve_address(self, address: IpAddr, into: &mut Sources) -> SourceId {
+        into.address(address)
+    }
+}
+
 impl Resolver for ByAddress {
     #[inline]
     fn resolve(&self, seen: &Sighting<'_>, into: &mut Sources) -> SourceId {
-        into.address(seen.address)
+        self.resolve_address(seen.address, into)
     }
 }
 

@@ -328,7 +328,7 @@ fn parse(line: &[u8]) -> Result<Option<Fact>, AuditError> {
     // A create's or delete's response is the Pod (a delete of a gone pod answers a Status).
     let object = ev
         .response_object
-        .filter(|o| o.kind.as_deref().is_none_or(|k| k == "Pod"))
+        .filter(|o| matches!(o.kind.as_deref(), None | Some("Pod")))
         .and_then(|o| pod_object(o, &pod));
     if let Some(o) = &object {
         // A controller's create names the pod only in the response (`generateName`).
@@ -644,7 +644,10 @@ impl Inventory {
                 }
             }
         }
-        let keep = |i: usize, pod: &Pod| used[i] || pod.ended.is_none_or(|e| e >= cutoff);
+        let keep = |i: usize, pod: &Pod| match pod.ended {
+            Some(e) => used[i] || e >= cutoff,
+            None => true,
+        };
         if self.pods.iter().enumerate().all(|(i, p)| keep(i, p)) {
             return;
         }

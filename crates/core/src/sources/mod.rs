@@ -197,69 +197,42 @@ impl Reader {
     }
 }
 
-/// The lines of flow-log text that hold a record, each with its number: blank lines (spaces
-/// only) are not records, a `\r` before the line end is not part of one, and a line that is not
-/// UTF-8 is the error it is.
+/// Calls `f` with each line of flow-log text that holds a record, and its number: blank lines
+/// (spaces only) are not records, a `\r` before the line end is not part of one, and a line that
+/// is not UTF-8 is the error it is.
 ///
 /// Flow logs are ASCII: one UTF-8 check for the whole text, and lines found 16 bytes at a time,
 /// instead of a check and a byte loop per line (`split` and `from_utf8` per line were a third of
 /// the time of a text file). Only text that fails the check is checked line by line, to report
-/// the bad ones.
-pub struct Lines<'a> {
-    text: &'a [u8],
-    /// The whole text, when it is UTF-8.
-    utf8: Option<&'a str>,
-    at: usize,
-    line: u64,
-}
-
-impl<'a> Lines<'a> {
-    pub fn new(text: &'a [u8], first_line: u64) -> Lines<'a> {
-        Lines {
-            text,
-            utf8: std::str::from_utf8(text).ok(),
-            at: 0,
-            line: first_line,
+/// the bad ones. A loop calling `f` rather than an iterator: the iterator's state went through
+/// memory around every record (3% more instructions on a text file).
+#[inline]
+pub fn each_line(text: &[u8], first_line: u64, mut f: impl FnMut(u64, Result<&str, RecordError>)) {
+    if let Ok(text) = std::str::from_utf8(text) {
+        let (mut at, mut n) = (0, first_line);
+        loop {
+            let end =
+                flowlog::bytes::find_newline(&text.as_bytes()[at..]).map_or(text.len(), |e| at + e);
+            let line = &text[at..end];
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if !line.bytes().all(|b| b.is_ascii_whitespace()) {
+                f(n, Ok(line));
+            }
+            if end == text.len() {
+                return;
+            }
+            (at, n) = (end + 1, n + 1);
         }
     }
-}
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = (u64, Result<&'a str, RecordError>);
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        while self.at <= self.text.len() {
-            let (at, n) = (self.at, self.line);
-            let rest = &self.text[at..];
-            let end = match self.utf8 {
-                Some(_) => flowlog::bytes::find_newline(rest),
-                None => rest.iter().position(|&b| b == b'\n'),
-            }
-            .map_or(self.text.len(), |e| at + e);
-            self.at = end + 1;
-            self.line += 1;
-            let line = match self.utf8 {
-                // Cut at ASCII line ends: always a character boundary.
-                Some(text) => Ok(&text[at..end]),
-                None => std::str::from_utf8(&self.text[at..end]).map_err(|_| ()),
-            };
-            let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace);
-            match line {
-                Ok(l) => {
-                    let l = l.strip_suffix('\r').unwrap_or(l);
-                    if !blank(l.as_bytes()) {
-                        return Some((n, Ok(l)));
-                    }
-                }
-                Err(()) => {
-                    let raw = &self.text[at..end];
-                    if !blank(raw.strip_suffix(b"\r").unwrap_or(raw)) {
-                        return Some((n, Err(RecordError::not_utf8())));
-                    }
-                }
-            }
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
         }
-        None
+        let n = first_line + i as u64;
+        f(
+            n,
+            std::str::from_utf8(line).map_err(|_| RecordError::not_utf8()),
+        );
     }
 }
