@@ -524,7 +524,7 @@ fn stream_start(
         return None;
     }
     let body = &bytes[detect::body_start(bytes)..];
-    if body.is_empty() || detect::shape(body, name) != Shape::Text {
+    if detect::shape(body, name) != Shape::Text {
         return None;
     }
     find_newline(body)?;

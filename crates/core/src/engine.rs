@@ -282,8 +282,8 @@ impl<'t> Attributor<'t> {
         r.note_format(&self.format);
     }
 
-    /// True when `log_stream` names an ENI that is not a configured NAT gateway: the one test
-    /// of a foreign batch, for the peek at its first kilobyte and for a decoded payload alike.
+    /// True when `log_stream` names an ENI that is not a configured NAT gateway: the test the
+    /// reader applies to every batch, at the peek and on the decoded payload.
     pub fn is_foreign_stream(&self, log_stream: &str) -> bool {
         stream_eni(log_stream).is_some_and(|eni| self.topology.gateway_by_eni(eni).is_none())
     }
@@ -300,8 +300,8 @@ impl<'t> Attributor<'t> {
         Ok(self.add(read, into))
     }
 
-    /// Adds what a reader read.
-    pub fn add(&self, read: Read<'_>, into: &mut Results) -> BatchKind {
+    /// Adds what a reader read (with [`Attributor::is_foreign_stream`] as its foreign test).
+    fn add(&self, read: Read<'_>, into: &mut Results) -> BatchKind {
         let batch = match read {
             Read::Foreign { log_stream } => {
                 into.skip_foreign_batch(&log_stream);
@@ -334,10 +334,7 @@ impl<'t> Attributor<'t> {
             Records::Events(events) => {
                 let stream = batch.log_stream.as_deref().unwrap_or_default();
                 into.observed.log_stream = Some(stream.to_string());
-                if self.is_foreign_stream(stream) {
-                    into.skip_foreign_batch(stream);
-                    return BatchKind::SkippedNotNat;
-                }
+                // The reader already refused foreign streams: an ENI here is a NAT gateway's.
                 ctx.stream_gateway =
                     stream_eni(stream).and_then(|e| self.topology.gateway_by_eni(e));
                 into.batches.read += 1;

@@ -50,6 +50,9 @@ pub struct Pod {
     pub node: Option<String>,
     /// Where the workload came from: `true` once a create or delete gave the pod object.
     owner_known: bool,
+    /// `spec.hostNetwork`: its addresses are its node's, whatever its claims say (decided when
+    /// resolving, since the pod object may arrive after the status patches).
+    host_network: bool,
     /// The earliest end (final deletion, terminal phase), when one was seen.
     ended: Option<Micros>,
 }
@@ -498,10 +501,7 @@ impl Inventory {
                     if pod.node.is_none() {
                         pod.node = o.node;
                     }
-                    // A hostNetwork pod's addresses are its node's: its claims go to the node.
-                    if o.host_network {
-                        self.host_network(p);
-                    }
+                    pod.host_network |= o.host_network;
                 }
                 if final_delete {
                     self.end(p, time);
@@ -518,11 +518,11 @@ impl Inventory {
 
     fn pod(&mut self, r: &PodRef) -> u32 {
         // Without a uid (never seen from EKS, but not impossible), namespace/name is the key.
-        let key = r
-            .uid
-            .clone()
-            .unwrap_or_else(|| format!("{}/{}", r.namespace, r.name));
-        if let Some(&i) = self.by_uid.get(&key) {
+        let key: Cow<'_, str> = match &r.uid {
+            Some(uid) => Cow::Borrowed(uid),
+            None => Cow::Owned(format!("{}/{}", r.namespace, r.name)),
+        };
+        if let Some(&i) = self.by_uid.get(&*key) {
             let pod = &mut self.pods[i as usize];
             if pod.name.is_empty() && !r.name.is_empty() {
                 pod.name.clone_from(&r.name);
@@ -544,9 +544,10 @@ impl Inventory {
             },
             node: None,
             owner_known: false,
+            host_network: false,
             ended: None,
         });
-        self.by_uid.insert(key, i);
+        self.by_uid.insert(key.into_owned(), i);
         i
     }
 
@@ -580,21 +581,6 @@ impl Inventory {
         v.insert(at, Claim { from, owner });
     }
 
-    /// A hostNetwork pod's address claims are the node's.
-    fn host_network(&mut self, p: u32) {
-        let Some(n) = self.pods[p as usize].node.clone().map(|n| self.node(&n)) else {
-            return;
-        };
-        for v in self.claims.values_mut() {
-            for c in v.iter_mut() {
-                if c.owner == Owner::Pod(p) {
-                    c.owner = Owner::Node(n);
-                }
-            }
-            v.dedup_by(|b, a| a.owner == b.owner);
-        }
-    }
-
     /// Who held `ip` at `time` (Unix seconds, a record's `start`): `None` when no claim covers it.
     pub fn resolve(&self, ip: IpAddr, time: i64) -> Option<Holder<'_>> {
         let t = time.saturating_mul(1_000_000);
@@ -606,6 +592,9 @@ impl Inventory {
         match claim.owner {
             Owner::Pod(p) => {
                 let pod = &self.pods[p as usize];
+                if let (true, Some(node)) = (pod.host_network, &pod.node) {
+                    return Some(Holder::Node(node));
+                }
                 // Ended (final deletion, terminal phase) at or before `t`: the address is no
                 // longer the pod's, whatever later status patches still report.
                 if pod.ended.is_some_and(|e| e <= t) {
@@ -1068,6 +1057,32 @@ mod tests {
         ]);
         assert_eq!(
             who(&inv, "10.0.1.5", "00:02").as_deref(),
+            Some(&*format!("node {NODE}"))
+        );
+        // The podIP alone in a later patch (the hostIP came in an earlier one), and the pod
+        // object after both: still the node, decided from spec.hostNetwork when resolving.
+        let inv = inventory(&[
+            status(
+                "00:01.000000",
+                "kube-system",
+                "agent-y",
+                "uy",
+                json!({"hostIP": "10.0.1.5", "phase": "Pending"}),
+            ),
+            status(
+                "00:02.000000",
+                "kube-system",
+                "agent-y",
+                "uy",
+                json!({"podIP": "10.0.1.77", "phase": "Running"}),
+            ),
+            create(
+                "00:00.000000",
+                pod("agent-y", "uy", Some(("DaemonSet", "agent")), None, true),
+            ),
+        ]);
+        assert_eq!(
+            who(&inv, "10.0.1.77", "00:03").as_deref(),
             Some(&*format!("node {NODE}"))
         );
     }

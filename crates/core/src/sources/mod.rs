@@ -5,8 +5,10 @@
 //! payload) or flow-log text (a local file, an S3 object's body). [`Reader::read`] decodes it
 //! into a [`Read`]: a batch of [`Records`] with its context (format, log stream and its ENI,
 //! account, event times, and where each record is for error messages), a control message, or a
-//! non-NAT ENI's batch recognised from its first kilobyte and never inflated. What a file or an
-//! S3 object holds is decided by its content, in [`detect`], for the CLI and the function alike.
+//! non-NAT ENI's batch (recognised from its first kilobyte and never inflated when the peek is
+//! sure of its stream, else from the decoded payload: the one place that test is applied). What
+//! a file or an S3 object holds is decided by its content, in [`detect`], for the CLI and the
+//! function alike.
 //!
 //! The modules depend one way: [`payload`] (types) ← [`scan`] (the fast payload reader) ←
 //! [`subscription`] (events, base64, the peek) ← this module; [`gzip`] is the one inflater.
@@ -60,7 +62,7 @@ pub enum Read<'a> {
     Records(Batch<'a>),
     /// A CONTROL_MESSAGE: CloudWatch Logs checking that the destination is reachable.
     Control { log_stream: Cow<'a, str> },
-    /// A batch whose log stream the caller's `foreign` test refused, from its first kilobyte.
+    /// A batch whose log stream the caller's `foreign` test refused.
     Foreign { log_stream: String },
 }
 
@@ -124,15 +126,16 @@ impl Reader {
         }
     }
 
-    /// Reads one input. `foreign` is asked about a subscription batch's log stream: a batch it
-    /// refuses is recognised from the payload's first kilobyte and the rest is never inflated.
-    /// Anything undecodable is an error: the whole input must be retried or replayed.
+    /// Reads one input. `foreign` is asked about a subscription batch's log stream, and a batch
+    /// it refuses is [`Read::Foreign`]: recognised from the payload's first kilobyte when the
+    /// peek is sure of the stream (the rest is then never inflated), else from the decoded
+    /// payload. Anything undecodable is an error: the whole input must be retried or replayed.
     pub fn read<'a>(
         &'a mut self,
         input: Input<'a>,
         foreign: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Read<'a>, DecodeError> {
-        let (json, origin): (&'a [u8], &'a str) = match input {
+        let (data, origin) = match input {
             Input::Text(t) => {
                 return Ok(Read::Records(Batch {
                     format: t.format,
@@ -146,32 +149,14 @@ impl Reader {
                     },
                 }))
             }
-            Input::Payload { json, origin } => (json, origin),
-            Input::Event { bytes, origin } => {
-                let data = subscription::event_data(bytes)?;
-                match self.decode(&data, foreign)? {
-                    Some(log_stream) => return Ok(Read::Foreign { log_stream }),
-                    None => (&self.buf, origin),
-                }
-            }
-            Input::Data { data, origin } => match self.decode(data, foreign)? {
-                Some(log_stream) => return Ok(Read::Foreign { log_stream }),
-                None => (&self.buf, origin),
-            },
+            Input::Payload { json, origin } => return payload(json, origin, foreign),
+            Input::Event { bytes, origin } => (subscription::event_data(bytes)?, origin),
+            Input::Data { data, origin } => (Cow::Borrowed(data), origin),
         };
-        let p = Payload::parse(json)?;
-        if p.message_type == MessageType::Control {
-            return Ok(Read::Control {
-                log_stream: p.log_stream,
-            });
+        match self.decoder.decode_or_skip(&data, &mut self.buf, foreign)? {
+            Some(log_stream) => Ok(Read::Foreign { log_stream }),
+            None => payload(&self.buf, origin, foreign),
         }
-        Ok(Read::Records(Batch {
-            format: None,
-            log_stream: Some(p.log_stream),
-            owner: Some(p.owner).filter(|o| !o.is_empty()),
-            origin,
-            records: Records::Events(p.log_events),
-        }))
     }
 
     /// The decoded-batch buffer's capacity: a refused gzip bomb must not leave a warm container
@@ -187,14 +172,33 @@ impl Reader {
             self.buf = Vec::new();
         }
     }
+}
 
-    fn decode(
-        &mut self,
-        data: &str,
-        foreign: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<Option<String>, DecodeError> {
-        self.decoder.decode_or_skip(data, &mut self.buf, foreign)
+/// A decoded payload as a [`Read`]: a control message first (whatever its stream), then the
+/// `foreign` test on its log stream, then its records.
+fn payload<'a>(
+    json: &'a [u8],
+    origin: &'a str,
+    foreign: &mut dyn FnMut(&str) -> bool,
+) -> Result<Read<'a>, DecodeError> {
+    let p = Payload::parse(json)?;
+    if p.message_type == MessageType::Control {
+        return Ok(Read::Control {
+            log_stream: p.log_stream,
+        });
     }
+    if foreign(&p.log_stream) {
+        return Ok(Read::Foreign {
+            log_stream: p.log_stream.into_owned(),
+        });
+    }
+    Ok(Read::Records(Batch {
+        format: None,
+        log_stream: Some(p.log_stream),
+        owner: Some(p.owner).filter(|o| !o.is_empty()),
+        origin,
+        records: Records::Events(p.log_events),
+    }))
 }
 
 /// Calls `f` with each line of flow-log text that holds a record, and its number: blank lines
