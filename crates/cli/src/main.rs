@@ -11,6 +11,7 @@
 //! `bench` and `cost` measurements. Must never: attribute or decode differently from the function
 //! (both go through `Attributor::ingest`).
 
+mod audit;
 mod bench;
 mod cost;
 mod emit;
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use natmeter_core::metrics;
-use natmeter_core::report::Report;
+use natmeter_core::report::{By, Report};
 use natmeter_sim::{simulate, Scope, SimConfig};
 
 use settings::EngineArgs;
@@ -80,6 +81,16 @@ struct ReportArgs {
     /// Worker threads (files are processed in parallel; the output does not depend on this).
     #[arg(long)]
     threads: Option<usize>,
+    /// EKS audit events that name sources (pod, workload, namespace, node) at each record's own
+    /// time: JSON lines of audit events, an export of the /aws/eks/<cluster>/cluster log group,
+    /// its subscription events, or `kubectl get pods -A -o json` (not time-aware). Files or
+    /// directories, optionally .gz.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    inventory: Vec<PathBuf>,
+    /// What the table and CSV rows are: workload (the default with --inventory), namespace, pod
+    /// or ip (the default without).
+    #[arg(long, value_name = "workload|namespace|pod|ip")]
+    by: Option<natmeter_core::report::By>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -161,6 +172,7 @@ pub(crate) fn run_inputs(
     inputs: &[PathBuf],
     cfg: &settings::Settings,
     threads: Option<usize>,
+    resolver: Option<&dyn natmeter_core::identity::Resolver>,
 ) -> Option<natmeter_core::engine::Results> {
     let files = input::expand(inputs);
     let threads =
@@ -178,7 +190,10 @@ pub(crate) fn run_inputs(
             b.inc(1);
         }
     };
-    let attributor = natmeter_core::engine::Attributor::new(&cfg.topology, cfg.format.clone());
+    let mut attributor = natmeter_core::engine::Attributor::new(&cfg.topology, cfg.format.clone());
+    if let Some(r) = resolver {
+        attributor = attributor.with_resolver(r);
+    }
     let (engine, errors, readable) = input::process_all(&files, &attributor, now(), threads, &tick);
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -195,10 +210,46 @@ pub(crate) fn run_inputs(
 
 fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.engine.settings()?;
-    let Some(engine) = run_inputs(&a.inputs, &cfg, a.threads) else {
+    let loaded = if a.inventory.is_empty() {
+        if a.by.is_some_and(|b| b != By::Ip) {
+            anyhow::bail!("--by workload, namespace or pod needs --inventory (the EKS audit events that name sources)");
+        }
+        None
+    } else {
+        let l = audit::load(&a.inventory)?;
+        eprintln!("natmeter: {}", l.summary());
+        for e in &l.errors {
+            eprintln!("natmeter: --inventory: {e}");
+        }
+        if l.error_count > l.errors.len() as u64 {
+            eprintln!(
+                "natmeter: --inventory: ... and {} more refused",
+                l.error_count - l.errors.len() as u64
+            );
+        }
+        for (f, n) in &l.snapshots {
+            eprintln!(
+                "natmeter: warning: {} is a kubectl snapshot ({n} pods): its names hold for the whole report, not at each record's time; an address reused within the report is named after the pod that held it when the snapshot was taken",
+                f.display()
+            );
+        }
+        Some(l)
+    };
+    let resolver = loaded
+        .as_ref()
+        .map(|l| &l.inventory as &dyn natmeter_core::identity::Resolver);
+    let Some(engine) = run_inputs(&a.inputs, &cfg, a.threads, resolver) else {
         return Ok(ExitCode::from(1));
     };
-    let report = Report::build(&engine, &cfg.topology, cfg.price_per_gb);
+    let report = match loaded {
+        Some(_) => Report::build_named(&engine, &cfg.topology, cfg.price_per_gb),
+        None => Report::build(&engine, &cfg.topology, cfg.price_per_gb),
+    };
+    let by = a.by.unwrap_or(if report.workloads.is_some() {
+        By::Workload
+    } else {
+        By::Ip
+    });
     // Stdout is line-buffered: without a buffer, pretty JSON is one write per line (a report of
     // 2,000 sources was 8% of a whole run).
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
@@ -207,8 +258,8 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        Output::Csv => out.write_all(report.to_csv().as_bytes())?,
-        Output::Table => out.write_all(report.to_table(a.top).as_bytes())?,
+        Output::Csv => out.write_all(report.to_csv_by(by).as_bytes())?,
+        Output::Table => out.write_all(report.to_table_by(a.top, by).as_bytes())?,
     }
     out.flush()?;
     for d in &report.diagnostics {

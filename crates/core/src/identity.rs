@@ -8,8 +8,9 @@
 //! namespace and workload) without the hot path copying or hashing more than four bytes, and two
 //! threads' results merge by re-interning the other's identities once, not once per entry.
 //!
-//! Today's only resolver is [`ByAddress`]: the address is the identity, which is what the
-//! reports and the `SourceIp` metric dimension have always shown.
+//! [`ByAddress`] (the default) makes the address the identity, which is what the reports and the
+//! `SourceIp` metric dimension show without an inventory. With one (`inventory::Inventory`), a
+//! source is the pod or node that held the address at the record's own time, or `Unresolved`.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -19,24 +20,85 @@ use rustc_hash::FxHashMap;
 /// What a source is. The order (derived) is the order of reports and detail lines.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Identity {
-    /// The address the NAT gateway saw: a pod, or its node under the VPC CNI's default SNAT.
+    /// The address the NAT gateway saw: a pod, or its node under the VPC CNI's default SNAT
+    /// (no inventory: nothing says which).
     Address(IpAddr),
+    /// A pod that held the address at the record's time (boxed: rare to build, and it keeps the
+    /// common variant small).
+    Pod(Box<PodSource>),
+    /// A node: its own address, a hostNetwork pod's, or every pod's under SNAT.
+    Node { address: IpAddr, name: String },
+    /// An inventory was asked and no claim covers the address at that time: shown, never guessed.
+    Unresolved(IpAddr),
+}
+
+/// A pod as a source: the address it held, who it is and what runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodSource {
+    pub address: IpAddr,
+    pub namespace: String,
+    /// The workload's kind and name: `Deployment`/`web`, `CronJob`/`report`, `Pod`/`<pod>`.
+    pub kind: String,
+    pub workload: String,
+    pub pod: String,
+    pub node: Option<String>,
+    /// Tells apart two pods of one name (a StatefulSet's pod recreated).
+    pub uid: String,
+}
+
+/// The workload a source counts under in the by-workload views (docs/contracts.md §1): nodes are
+/// `("", "Node", name)`, every unresolved address is the one `("", "Unresolved", "")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadKey<'a> {
+    pub namespace: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
 }
 
 impl Identity {
-    /// The metric dimension a source of this kind is published under (docs/contracts.md §2).
+    /// The metric dimension a source of this kind is published under (docs/contracts.md §2):
+    /// the address, whatever held it; names have dimensions of their own.
     pub const fn dimension(&self) -> &'static str {
+        "SourceIp"
+    }
+
+    /// The address the NAT gateway saw.
+    pub fn address(&self) -> IpAddr {
         match self {
-            Identity::Address(_) => "SourceIp",
+            Identity::Address(a) | Identity::Unresolved(a) | Identity::Node { address: a, .. } => {
+                *a
+            }
+            Identity::Pod(p) => p.address,
         }
+    }
+
+    /// The workload this source counts under; `None` without an inventory.
+    pub fn workload(&self) -> Option<WorkloadKey<'_>> {
+        Some(match self {
+            Identity::Address(_) => return None,
+            Identity::Pod(p) => WorkloadKey {
+                namespace: &p.namespace,
+                kind: &p.kind,
+                name: &p.workload,
+            },
+            Identity::Node { name, .. } => WorkloadKey {
+                namespace: "",
+                kind: "Node",
+                name,
+            },
+            Identity::Unresolved(_) => WorkloadKey {
+                namespace: "",
+                kind: "Unresolved",
+                name: "",
+            },
+        })
     }
 }
 
+/// The address: the `source` of report rows and the `SourceIp` dimension value, whoever held it.
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Identity::Address(ip) => ip.fmt(f),
-        }
+        self.address().fmt(f)
     }
 }
 
@@ -65,6 +127,11 @@ pub struct Sources {
     /// derived hash (which feeds the hasher the enum tag and then the address byte by byte).
     v4: FxHashMap<u32, SourceId>,
     v6: FxHashMap<u128, SourceId>,
+    /// Every other identity, by value (merging, and the first sighting of a resolver's key).
+    named: FxHashMap<Identity, SourceId>,
+    /// A resolver's own key for an identity (see [`Sources::keyed`]): the per-record lookup,
+    /// which must neither build nor hash an identity's strings.
+    keyed: FxHashMap<(u128, u32), SourceId>,
 }
 
 impl Sources {
@@ -86,7 +153,38 @@ impl Sources {
     pub fn intern(&mut self, identity: &Identity) -> SourceId {
         match identity {
             Identity::Address(ip) => self.address(*ip),
+            other => match self.named.get(other) {
+                Some(&id) => id,
+                None => self.push_named(other.clone()),
+            },
         }
+    }
+
+    fn push_named(&mut self, identity: Identity) -> SourceId {
+        let id = SourceId(self.all.len() as u32);
+        self.named.insert(identity.clone(), id);
+        self.all.push(identity);
+        id
+    }
+
+    /// The id of the identity a resolver knows by `key`, built by `make` the first time only.
+    /// The key is the resolver's (an address's bits and a holder's index): it must name one
+    /// identity for as long as this table lives, which [`Sources::clear`] ends.
+    #[inline]
+    pub fn keyed(&mut self, key: (u128, u32), make: impl FnOnce() -> Identity) -> SourceId {
+        if let Some(&id) = self.keyed.get(&key) {
+            return id;
+        }
+        let identity = make();
+        let id = match identity {
+            Identity::Address(ip) => self.address(ip),
+            other => match self.named.get(&other) {
+                Some(&id) => id,
+                None => self.push_named(other),
+            },
+        };
+        self.keyed.insert(key, id);
+        id
     }
 
     /// The identity behind `id`.
@@ -108,6 +206,8 @@ impl Sources {
         self.all.clear();
         self.v4.clear();
         self.v6.clear();
+        self.named.clear();
+        self.keyed.clear();
     }
 }
 

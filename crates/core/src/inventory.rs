@@ -26,6 +26,8 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
+use crate::identity::{Identity, PodSource, Resolver, Sighting, SourceId, Sources};
+
 /// Microseconds since the Unix epoch: audit timestamps have microseconds, and two claims of one
 /// address within a second must keep their order.
 pub type Micros = i64;
@@ -184,6 +186,13 @@ struct RawObject<'a> {
     preconditions: Option<RawMeta<'a>>,
 }
 
+/// `kubectl get pods -o json`: a `List` of Pods.
+#[derive(Deserialize)]
+struct RawList<'a> {
+    #[serde(borrow)]
+    items: Vec<RawObject<'a>>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RawMeta<'a> {
@@ -191,6 +200,8 @@ struct RawMeta<'a> {
     uid: Option<Cow<'a, str>>,
     #[serde(borrow)]
     name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    namespace: Option<Cow<'a, str>>,
     #[serde(borrow)]
     labels: Option<FxHashMap<Cow<'a, str>, Cow<'a, str>>>,
     #[serde(borrow, rename = "ownerReferences")]
@@ -397,6 +408,47 @@ fn controller(kind: &str, name: &str, template_hash: Option<&str>) -> (String, S
     }
 }
 
+/// A node's holder index (see [`Inventory::holder`]) has this bit; a hostNetwork pod's (its
+/// node, known by the pod) has [`HOST_NETWORK_BIT`]. Indexes stay below both.
+const NODE_BIT: u32 = 1 << 31;
+const HOST_NETWORK_BIT: u32 = 1 << 30;
+/// In a [`Sources::keyed`] key: the address is IPv6 (its 128 bits would otherwise collide with
+/// an IPv4 address's 32).
+const V6_BIT: u32 = 1 << 29;
+/// The key of an address no claim covers (both holder bits: no holder has them).
+const UNRESOLVED: u32 = NODE_BIT | HOST_NETWORK_BIT;
+
+/// The inventory is a resolver: a source is the pod or node holding the address at the record's
+/// own time (docs/attribution.md §4.2), else `Unresolved`. The identity's strings are built once
+/// per (address, holder) in a run; each record after that costs two hash lookups.
+impl Resolver for Inventory {
+    fn resolve(&self, seen: &Sighting<'_>, into: &mut Sources) -> SourceId {
+        let address = seen.address;
+        let (bits, v6) = match address {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 0),
+            IpAddr::V6(a) => (u128::from(a), V6_BIT),
+        };
+        match self.holder(address, seen.time) {
+            None => into.keyed((bits, UNRESOLVED | v6), || Identity::Unresolved(address)),
+            Some((k, Holder::Node(name))) => into.keyed((bits, k | v6), || Identity::Node {
+                address,
+                name: name.to_string(),
+            }),
+            Some((k, Holder::Pod(p))) => into.keyed((bits, k | v6), || {
+                Identity::Pod(Box::new(PodSource {
+                    address,
+                    namespace: p.namespace.clone(),
+                    kind: p.workload.kind.clone(),
+                    workload: p.workload.name.clone(),
+                    pod: p.name.clone(),
+                    node: p.node.clone(),
+                    uid: p.uid.clone(),
+                }))
+            }),
+        }
+    }
+}
+
 /// Who claimed an address, from when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
@@ -582,28 +634,102 @@ impl Inventory {
     }
 
     /// Who held `ip` at `time` (Unix seconds, a record's `start`): `None` when no claim covers it.
+    ///
+    /// A record's `start` has whole seconds: the record happened somewhere in the second
+    /// `[time, time + 1)`. It is the holder's whose claim overlaps that second; when a claim hands
+    /// the address over within it, the later claim's (the earlier holder was by then gone:
+    /// the VPC CNI releases an address only after the pod's sandbox is torn down).
     pub fn resolve(&self, ip: IpAddr, time: i64) -> Option<Holder<'_>> {
-        let t = time.saturating_mul(1_000_000);
+        self.holder(ip, time).map(|(_, h)| h)
+    }
+
+    /// [`Inventory::resolve`], with the holder's index in this inventory (a pod's, or a node's
+    /// with [`NODE_BIT`] set; a hostNetwork pod is its node, but under its pod's index).
+    fn holder(&self, ip: IpAddr, time: i64) -> Option<(u32, Holder<'_>)> {
+        let second = time.saturating_mul(1_000_000);
+        let last = second.saturating_add(999_999);
         let v = self.claims.get(&ip)?;
-        let at = v.partition_point(|c| c.from <= t);
-        // The claim in force: the last one from before `t`. Neighbouring claims always have
-        // different owners, so the next one (from after `t`) is what would have ended it.
+        let at = v.partition_point(|c| c.from <= last);
+        // The claim in force: the last one from before the second ends. Neighbouring claims
+        // always have different owners, so the next one (from after it) is what ended it.
         let claim = v.get(at.checked_sub(1)?)?;
         match claim.owner {
             Owner::Pod(p) => {
                 let pod = &self.pods[p as usize];
-                if let (true, Some(node)) = (pod.host_network, &pod.node) {
-                    return Some(Holder::Node(node));
-                }
-                // Ended (final deletion, terminal phase) at or before `t`: the address is no
+                // Ended (final deletion, terminal phase) by the second's start: the address is no
                 // longer the pod's, whatever later status patches still report.
-                if pod.ended.is_some_and(|e| e <= t) {
+                if pod.ended.is_some_and(|e| e <= second) {
                     return None;
                 }
-                Some(Holder::Pod(pod))
+                if let (true, Some(node)) = (pod.host_network, &pod.node) {
+                    return Some((p | HOST_NETWORK_BIT, Holder::Node(node)));
+                }
+                Some((p, Holder::Pod(pod)))
             }
-            Owner::Node(n) => Some(Holder::Node(&self.nodes[n as usize])),
+            Owner::Node(n) => Some((n | NODE_BIT, Holder::Node(&self.nodes[n as usize]))),
         }
+    }
+
+    /// Reads `kubectl get pods -A -o json` (a `List` of Pods): each running pod's addresses are
+    /// claimed for the whole of time, since a snapshot says nothing about when. Returns the number
+    /// of pods read; the caller warns that such names are not time-aware.
+    pub fn add_snapshot(&mut self, json: &[u8]) -> Result<usize, AuditError> {
+        let list: RawList<'_> =
+            serde_json::from_slice(json).map_err(|e| AuditError::Json(e.to_string()))?;
+        let mut n = 0;
+        for mut item in list.items {
+            if item.kind.as_deref().is_some_and(|k| k != "Pod") {
+                continue;
+            }
+            let meta = item.metadata.as_ref();
+            let pod = PodRef {
+                uid: meta.and_then(|m| m.uid.as_deref()).map(str::to_string),
+                namespace: meta
+                    .and_then(|m| m.namespace.as_deref())
+                    .unwrap_or_default()
+                    .to_string(),
+                name: meta
+                    .and_then(|m| m.name.as_deref())
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            let status = item.status.take().unwrap_or_default();
+            let object = pod_object(item, &pod);
+            let host_ip = status.host_ip.as_deref().and_then(|h| h.parse().ok());
+            let terminal = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+            let p = self.pod(&pod);
+            let node = object.as_ref().and_then(|o| o.node.clone());
+            self.add(Fact::Object {
+                time: Micros::MIN,
+                pod,
+                object,
+                final_delete: false,
+            });
+            n += 1;
+            // A finished pod's address is free for others: it names nothing.
+            if terminal {
+                continue;
+            }
+            let node_id = node.as_deref().map(|name| self.node(name));
+            if let (Some(ip), Some(nid)) = (host_ip, node_id) {
+                self.claim(ip, Micros::MIN, Owner::Node(nid));
+            }
+            let listed = status.pod_ips.iter().flatten().map(|p| &*p.ip);
+            for ip in status.pod_ip.as_deref().into_iter().chain(listed) {
+                let Ok(ip) = ip.parse::<IpAddr>() else {
+                    continue;
+                };
+                match node_id {
+                    Some(nid) if Some(ip) == host_ip => {
+                        self.claim(ip, Micros::MIN, Owner::Node(nid))
+                    }
+                    _ => self.claim(ip, Micros::MIN, Owner::Pod(p)),
+                }
+            }
+        }
+        self.stats.events += n as u64;
+        self.stats.used += n as u64;
+        Ok(n)
     }
 
     /// Drops what ended before `cutoff` (microseconds): claims followed by another owner's claim
@@ -668,6 +794,31 @@ impl Inventory {
     /// Addresses with at least one claim.
     pub fn addresses(&self) -> usize {
         self.claims.len()
+    }
+}
+
+/// Whether a subscription batch comes from an EKS cluster's audit log: log group
+/// `/aws/eks/<cluster>/cluster`, stream `kube-apiserver-audit-<hex>` (the group's other streams
+/// are the API server's, the authenticator's, the scheduler's... and say nothing about pods).
+pub fn is_audit_batch(log_group: &str, log_stream: &str) -> bool {
+    let cluster = log_group
+        .strip_prefix("/aws/eks/")
+        .and_then(|g| g.strip_suffix("/cluster"));
+    matches!(cluster, Some(c) if !c.is_empty() && !c.contains('/'))
+        && log_stream.starts_with("kube-apiserver-audit-")
+}
+
+impl Inventory {
+    /// Adds every event of an audit batch's payload; returns the errors (counted in
+    /// [`Inventory::stats`] as well) with the log event's id, for the caller to report.
+    pub fn add_payload(&mut self, p: &crate::sources::Payload<'_>) -> Vec<(String, AuditError)> {
+        let mut errors = Vec::new();
+        for e in &p.log_events {
+            if let Err(err) = self.add_line(e.message.as_bytes()) {
+                errors.push((e.id.to_string(), err));
+            }
+        }
+        errors
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::attribution::Direction;
 use crate::engine::{BatchStats, RecordStats, Results};
-use crate::identity::SourceId;
+use crate::identity::{Identity, SourceId, WorkloadKey};
 use crate::ledger::Ledger;
 use crate::price::cost;
 use crate::topology::Topology;
@@ -32,13 +32,80 @@ pub struct DestinationBytes {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SourceRow {
+    /// The address the NAT gateway saw.
     pub source: String,
+    /// With an inventory: `pod`, `node` or `unresolved` (who held the address then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `Kind/name`, e.g. `Deployment/checkout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub outbound_bytes: u64,
     pub inbound_bytes: u64,
     pub bytes: u64,
     pub packets: u64,
     pub cost_usd: f64,
     pub destinations: Vec<DestinationBytes>,
+}
+
+/// One workload's bytes (with an inventory): nodes are `("", "Node", name)`, and every
+/// unresolved address together is `("", "Unresolved", "")`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WorkloadRow {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub bytes: u64,
+    pub cost_usd: f64,
+    /// Distinct pods (by uid) whose bytes these are; 0 for nodes and unresolved.
+    pub pods: u64,
+}
+
+/// How much of the NAT bytes have a name (with an inventory).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct IdentityTotals {
+    /// Bytes of pods.
+    pub resolved_bytes: u64,
+    /// Bytes of nodes: their own, hostNetwork pods', and every pod's under SNAT.
+    pub node_bytes: u64,
+    /// Bytes of addresses no claim covered at the record's time.
+    pub unresolved_bytes: u64,
+}
+
+/// What the table and CSV group rows by (`natmeter report --by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum By {
+    /// One row per source: the address (and who held it, with an inventory).
+    #[default]
+    Ip,
+    Workload,
+    Namespace,
+    Pod,
+}
+
+impl std::str::FromStr for By {
+    type Err = String;
+    fn from_str(s: &str) -> Result<By, String> {
+        Ok(match s {
+            "ip" => By::Ip,
+            "workload" => By::Workload,
+            "namespace" => By::Namespace,
+            "pod" => By::Pod,
+            _ => {
+                return Err(format!(
+                    "--by {s:?}: expected workload, namespace, pod or ip"
+                ))
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -65,6 +132,11 @@ pub struct Report {
     pub batches: BatchStats,
     pub records: RecordStats,
     pub sources: Vec<SourceRow>,
+    /// With an inventory only (absent otherwise, so reports without one are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<Vec<WorkloadRow>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityTotals>,
     pub nat_gateways: Vec<GatewayRow>,
     pub destinations: Vec<DestinationBytes>,
     pub diagnostics: Vec<Diagnostic>,
@@ -121,8 +193,99 @@ fn by_bytes(ledger: &Ledger, m: Vec<(u16, u64)>) -> Vec<DestinationBytes> {
     v
 }
 
+/// A source row with the names its identity carries.
+fn named_row(mut row: SourceRow, who: &Identity) -> SourceRow {
+    match who {
+        Identity::Address(_) => {}
+        Identity::Pod(p) => {
+            row.holder = Some("pod");
+            row.namespace = Some(p.namespace.clone());
+            row.workload = Some(format!("{}/{}", p.kind, p.workload));
+            row.pod = Some(p.pod.clone());
+            row.node.clone_from(&p.node);
+        }
+        Identity::Node { name, .. } => {
+            row.holder = Some("node");
+            row.node = Some(name.clone());
+        }
+        Identity::Unresolved(_) => row.holder = Some("unresolved"),
+    }
+    row
+}
+
+/// Sources summed by workload, and the identity totals.
+fn workloads(
+    ledger: &Ledger,
+    sources: &FxHashMap<SourceId, Acc>,
+    price_per_gb_usd: f64,
+) -> (Vec<WorkloadRow>, IdentityTotals) {
+    let mut by: FxHashMap<WorkloadKey<'_>, (u64, u64, Vec<&str>)> = FxHashMap::default();
+    let mut totals = IdentityTotals::default();
+    for (&id, a) in sources {
+        let who = ledger.source(id);
+        let bucket = match who {
+            Identity::Pod(_) => &mut totals.resolved_bytes,
+            Identity::Node { .. } => &mut totals.node_bytes,
+            Identity::Unresolved(_) | Identity::Address(_) => &mut totals.unresolved_bytes,
+        };
+        *bucket = bucket.saturating_add(a.bytes());
+        // Without a name (no inventory behind this source), the address stands as unresolved.
+        let key = who.workload().unwrap_or(WorkloadKey {
+            namespace: "",
+            kind: "Unresolved",
+            name: "",
+        });
+        let e = by.entry(key).or_default();
+        e.0 = e.0.saturating_add(a.outbound);
+        e.1 = e.1.saturating_add(a.inbound);
+        if let Identity::Pod(p) = who {
+            if !e.2.contains(&p.uid.as_str()) {
+                e.2.push(&p.uid);
+            }
+        }
+    }
+    let mut rows: Vec<WorkloadRow> = by
+        .into_iter()
+        .map(|(k, (outbound, inbound, pods))| {
+            let bytes = outbound.saturating_add(inbound);
+            WorkloadRow {
+                namespace: k.namespace.to_string(),
+                kind: k.kind.to_string(),
+                name: k.name.to_string(),
+                outbound_bytes: outbound,
+                inbound_bytes: inbound,
+                bytes,
+                cost_usd: cost(bytes, price_per_gb_usd),
+                pods: pods.len() as u64,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| (&a.namespace, &a.kind, &a.name).cmp(&(&b.namespace, &b.kind, &b.name)))
+    });
+    (rows, totals)
+}
+
 impl Report {
+    /// The report of sources as the attributor's resolver named them.
     pub fn build(results: &Results, topo: &Topology, price_per_gb_usd: f64) -> Report {
+        Report::build_with(results, topo, price_per_gb_usd, false)
+    }
+
+    /// The report with `workloads` and `identity` (for runs with an inventory: present even
+    /// when no byte was counted).
+    pub fn build_named(results: &Results, topo: &Topology, price_per_gb_usd: f64) -> Report {
+        Report::build_with(results, topo, price_per_gb_usd, true)
+    }
+
+    fn build_with(
+        results: &Results,
+        topo: &Topology,
+        price_per_gb_usd: f64,
+        named: bool,
+    ) -> Report {
         let ledger = results.ledger();
         let mut total = Acc::default();
         // Hashed, not ordered: the rows are sorted below by a total order (bytes, then the
@@ -139,19 +302,41 @@ impl Report {
                 g.add(k.direction, t.bytes, t.packets);
             }
         }
-        let mut sources: Vec<SourceRow> = sources
+        let (workloads, identity) = if named {
+            let (w, i) = workloads(ledger, &sources, price_per_gb_usd);
+            (Some(w), Some(i))
+        } else {
+            (None, None)
+        };
+        let mut sources: Vec<(SourceRow, &Identity)> = sources
             .into_iter()
-            .map(|(src, a)| SourceRow {
-                source: ledger.source(src).to_string(),
-                outbound_bytes: a.outbound,
-                inbound_bytes: a.inbound,
-                bytes: a.bytes(),
-                packets: a.packets,
-                cost_usd: cost(a.bytes(), price_per_gb_usd),
-                destinations: by_bytes(ledger, a.destinations),
+            .map(|(src, a)| {
+                let who = ledger.source(src);
+                let row = SourceRow {
+                    source: who.to_string(),
+                    holder: None,
+                    namespace: None,
+                    workload: None,
+                    pod: None,
+                    node: None,
+                    outbound_bytes: a.outbound,
+                    inbound_bytes: a.inbound,
+                    bytes: a.bytes(),
+                    packets: a.packets,
+                    cost_usd: cost(a.bytes(), price_per_gb_usd),
+                    destinations: by_bytes(ledger, a.destinations),
+                };
+                (named_row(row, who), who)
             })
             .collect();
-        sources.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.source.cmp(&b.source)));
+        // An address reused by two pods is two rows with one `source`: the identity breaks the tie.
+        sources.sort_by(|(a, ia), (b, ib)| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| a.source.cmp(&b.source))
+                .then_with(|| ia.cmp(ib))
+        });
+        let sources: Vec<SourceRow> = sources.into_iter().map(|(r, _)| r).collect();
         let nat_gateways = topo
             .gateways()
             .iter()
@@ -178,10 +363,148 @@ impl Report {
             batches: results.batches(),
             records: results.records(),
             sources,
+            workloads,
+            identity,
             nat_gateways,
             destinations: by_bytes(ledger, std::mem::take(&mut total.destinations)),
             diagnostics: diagnostics(results, topo),
         }
+    }
+
+    /// The rows of `by`, largest first: for `Ip` the sources themselves; for the others sums of
+    /// the workloads (`Workload`, `Namespace`) or of the sources (`Pod`). Without an inventory
+    /// every grouping but `Ip` is one unresolved row.
+    pub fn groups(&self, by: By) -> Vec<Group> {
+        let mut map: FxHashMap<Vec<String>, Group> = FxHashMap::default();
+        let mut add = |key: Vec<String>, label: String, out: u64, inb: u64, pods: u64| {
+            let g = map.entry(key.clone()).or_insert_with(|| Group {
+                key,
+                label,
+                outbound_bytes: 0,
+                inbound_bytes: 0,
+                bytes: 0,
+                cost_usd: 0.0,
+                pods: 0,
+            });
+            g.outbound_bytes = g.outbound_bytes.saturating_add(out);
+            g.inbound_bytes = g.inbound_bytes.saturating_add(inb);
+            g.bytes = g.outbound_bytes.saturating_add(g.inbound_bytes);
+            g.pods += pods;
+        };
+        match by {
+            By::Ip => {
+                for (i, r) in self.sources.iter().enumerate() {
+                    let who = match (&r.holder, &r.namespace, &r.pod, &r.node) {
+                        (_, Some(ns), Some(pod), _) => format!("{} {ns}/{pod}", r.source),
+                        (Some("node"), _, _, Some(n)) => format!("{} node {n}", r.source),
+                        (Some("unresolved"), ..) => format!("{} (unresolved)", r.source),
+                        _ => r.source.clone(),
+                    };
+                    // Rows stay rows (one address can have two holders): the index keeps them apart.
+                    add(
+                        vec![i.to_string()],
+                        who,
+                        r.outbound_bytes,
+                        r.inbound_bytes,
+                        0,
+                    );
+                }
+            }
+            By::Workload | By::Namespace => {
+                let unnamed = self.sources.iter().map(|r| WorkloadRow {
+                    namespace: String::new(),
+                    kind: "Unresolved".into(),
+                    name: String::new(),
+                    outbound_bytes: r.outbound_bytes,
+                    inbound_bytes: r.inbound_bytes,
+                    bytes: r.bytes,
+                    cost_usd: 0.0,
+                    pods: 0,
+                });
+                let rows: Vec<WorkloadRow> = match &self.workloads {
+                    Some(w) => w.clone(),
+                    None => unnamed.collect(),
+                };
+                for w in rows {
+                    let (key, label) = match (by, w.kind.as_str()) {
+                        (By::Namespace, "Unresolved") => {
+                            (vec!["(unresolved)".into()], "(unresolved)".into())
+                        }
+                        (By::Namespace, "Node") => (vec!["(nodes)".into()], "(nodes)".into()),
+                        (By::Namespace, _) => (vec![w.namespace.clone()], w.namespace.clone()),
+                        (_, "Unresolved") => (
+                            vec![String::new(), w.kind.clone(), String::new()],
+                            "(unresolved)".into(),
+                        ),
+                        (_, "Node") => (
+                            vec![String::new(), w.kind.clone(), w.name.clone()],
+                            format!("Node/{}", w.name),
+                        ),
+                        _ => (
+                            vec![w.namespace.clone(), w.kind.clone(), w.name.clone()],
+                            format!("{}/{}/{}", w.namespace, w.kind, w.name),
+                        ),
+                    };
+                    add(key, label, w.outbound_bytes, w.inbound_bytes, w.pods);
+                }
+            }
+            By::Pod => {
+                for r in &self.sources {
+                    let node = r.node.clone().unwrap_or_default();
+                    let (key, label) = match (&r.namespace, &r.pod, r.holder) {
+                        (Some(ns), Some(pod), _) => {
+                            (vec![ns.clone(), pod.clone(), node], format!("{ns}/{pod}"))
+                        }
+                        (_, _, Some("node")) => {
+                            let label = format!("Node/{node}");
+                            (vec![String::new(), String::new(), node], label)
+                        }
+                        _ => (vec![String::new(); 3], "(unresolved)".into()),
+                    };
+                    add(key, label, r.outbound_bytes, r.inbound_bytes, 0);
+                }
+            }
+        }
+        let mut rows: Vec<Group> = map.into_values().collect();
+        for g in &mut rows {
+            g.cost_usd = cost(g.bytes, self.price_per_gb_usd);
+        }
+        rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.key.cmp(&b.key)));
+        if by == By::Ip {
+            // The sources' own order (bytes, address, identity), which the index key does not keep.
+            rows.sort_by_key(|g| g.key[0].parse::<usize>().unwrap_or(usize::MAX));
+        }
+        rows
+    }
+
+    /// CSV of `by`'s rows: `--by ip` is [`Report::to_csv`]; the others have their key columns,
+    /// then `outbound_bytes,inbound_bytes,bytes,cost_usd` (and `pods` by workload).
+    pub fn to_csv_by(&self, by: By) -> String {
+        let (header, pods) = match by {
+            By::Ip => return self.to_csv(),
+            By::Workload => ("namespace,kind,name", true),
+            By::Namespace => ("namespace", false),
+            By::Pod => ("namespace,pod,node", false),
+        };
+        let mut s = format!("{header},outbound_bytes,inbound_bytes,bytes,cost_usd");
+        s.push_str(if pods { ",pods\n" } else { "\n" });
+        for g in self.groups(by) {
+            let key: Vec<_> = g.key.iter().map(|k| csv_field(k)).collect();
+            let _ = write!(
+                s,
+                "{},{},{},{},{:.6}",
+                key.join(","),
+                g.outbound_bytes,
+                g.inbound_bytes,
+                g.bytes,
+                g.cost_usd
+            );
+            if pods {
+                let _ = write!(s, ",{}", g.pods);
+            }
+            s.push('\n');
+        }
+        s
     }
 
     /// CSV: one row per source.
@@ -197,27 +520,45 @@ impl Report {
         s
     }
 
-    /// The table for people: top sources with a bar, totals, skips, diagnostics.
+    /// The table for people: top sources with a bar, totals, skips, diagnostics. With an
+    /// inventory it leads with workloads.
     pub fn to_table(&self, top: usize) -> String {
+        let by = if self.workloads.is_some() {
+            By::Workload
+        } else {
+            By::Ip
+        };
+        self.to_table_by(top, by)
+    }
+
+    /// [`Report::to_table`] leading with the rows of `by`.
+    pub fn to_table_by(&self, top: usize, by: By) -> String {
         let mut s = String::new();
         let total = self.totals.bytes.max(1) as f64;
+        let (what, column, plural) = match by {
+            By::Ip => ("source", "SOURCE", "sources"),
+            By::Workload => ("workload", "WORKLOAD", "workloads"),
+            By::Namespace => ("namespace", "NAMESPACE", "namespaces"),
+            By::Pod => ("pod", "POD", "pods"),
+        };
+        let rows = self.groups(by);
         let _ = writeln!(
             s,
-            "NAT Gateway processed bytes by source (price ${}/GB, GB = 2^30 bytes)\n",
+            "NAT Gateway processed bytes by {what} (price ${}/GB, GB = 2^30 bytes)\n",
             self.price_per_gb_usd
         );
         let _ = writeln!(
             s,
             "{:<4} {:<40} {:>11} {:>11} {:>11} {:>10} {:>7}",
-            "#", "SOURCE", "TOTAL", "OUTBOUND", "INBOUND", "COST $", "SHARE"
+            "#", column, "TOTAL", "OUTBOUND", "INBOUND", "COST $", "SHARE"
         );
-        for (i, r) in self.sources.iter().take(top).enumerate() {
+        for (i, r) in rows.iter().take(top).enumerate() {
             let share = r.bytes as f64 / total;
             let _ = writeln!(
                 s,
                 "{:<4} {:<40} {:>11} {:>11} {:>11} {:>10.4} {:>6.1}%  {}",
                 i + 1,
-                r.source,
+                r.label,
                 human(r.bytes),
                 human(r.outbound_bytes),
                 human(r.inbound_bytes),
@@ -226,19 +567,28 @@ impl Report {
                 bar(share, 20)
             );
         }
-        if self.sources.len() > top {
-            let rest = self.sources[top..]
+        if rows.len() > top {
+            let rest = rows[top..]
                 .iter()
                 .fold(0u64, |a, r| a.saturating_add(r.bytes));
             let _ = writeln!(
                 s,
                 "     {:<40} {:>11} {:>11} {:>11} {:>10.4} {:>6.1}%",
-                format!("({} more sources)", self.sources.len() - top),
+                format!("({} more {plural})", rows.len() - top),
                 human(rest),
                 "",
                 "",
                 cost(rest, self.price_per_gb_usd),
                 rest as f64 / total * 100.0
+            );
+        }
+        if let Some(i) = &self.identity {
+            let _ = writeln!(
+                s,
+                "\nNamed from the EKS audit log: {} pods, {} nodes, {} unresolved",
+                human(i.resolved_bytes),
+                human(i.node_bytes),
+                human(i.unresolved_bytes)
             );
         }
         let t = &self.totals;
@@ -295,6 +645,32 @@ impl Report {
         for d in &self.diagnostics {
             let _ = writeln!(s, "\n! {}: {}", d.code, d.message);
         }
+        let (nodes, unresolved) = self
+            .identity
+            .as_ref()
+            .map_or((0, 0), |i| (i.node_bytes, i.unresolved_bytes));
+        if self.identity.is_some() && nodes > 0 {
+            let _ = writeln!(
+                s,
+                "\n{} went through nodes: a node's own traffic, hostNetwork pods', and under the VPC \
+                 CNI's default SNAT (AWS_VPC_K8S_CNI_EXTERNALSNAT=false) every pod's, which leaves as \
+                 its node's IP and cannot be told apart; set AWS_VPC_K8S_CNI_EXTERNALSNAT=true on the \
+                 aws-node daemonset to see pods.",
+                human(nodes)
+            );
+        }
+        if unresolved > 0 {
+            let _ = writeln!(
+                s,
+                "\n{} is unresolved: no pod or node held the address at the record's time in the \
+                 inventory given (an address outside the cluster, or audit events not yet delivered \
+                 or older than the inventory).",
+                human(unresolved)
+            );
+        }
+        if self.identity.is_some() {
+            return s;
+        }
         let _ = writeln!(
             s,
             "\nSources are the addresses the NAT gateway saw. Under the VPC CNI's default SNAT \
@@ -303,6 +679,30 @@ impl Report {
              daemonset to see pod IPs."
         );
         s
+    }
+}
+
+/// One row of [`Report::groups`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// What tells rows apart (its columns in CSV).
+    pub key: Vec<String>,
+    /// The row as a person reads it: `shop/Deployment/web`, `Node/ip-10-0-1-5.ec2.internal`.
+    pub label: String,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub bytes: u64,
+    pub cost_usd: f64,
+    pub pods: u64,
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break (Kubernetes names never do,
+/// but a hand-written inventory might).
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
     }
 }
 
