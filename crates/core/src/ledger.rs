@@ -144,6 +144,10 @@ impl Ledger {
 
     /// The identities the keys' sources are, for a resolver to intern into.
     #[inline]
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
     pub fn sources_mut(&mut self) -> &mut Sources {
         &mut self.sources
     }

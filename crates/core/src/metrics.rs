@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::attribution::{Direction, SkipReason};
 use crate::engine::Results;
-use crate::identity::Identity;
+use crate::identity::{Identity, SourceId};
 use crate::price::cost;
 use crate::topology::Topology;
 
@@ -59,7 +59,16 @@ const NAT_SETS: &[&[&str]] = &[
     &["NatGatewayId", "Direction"],
     &["Destination"],
     &["SourceIp"],
+    // With an inventory only (names from the EKS audit log).
+    &["Namespace"],
+    &["Namespace", "Workload"],
 ];
+
+/// The `Namespace` of node traffic and of unresolved addresses (a Kubernetes namespace is a DNS
+/// label, so neither can be a real one), and their `Workload`s.
+pub const NODE_NAMESPACE: &str = "(node)";
+pub const UNRESOLVED_NAMESPACE: &str = "(unresolved)";
+pub const UNRESOLVED_WORKLOAD: &str = "Unresolved";
 
 pub const NAT_BYTES: &str = "NatBytes";
 pub const NAT_COST: &str = "NatCost";
@@ -68,6 +77,8 @@ pub const RECORDS_COUNTED: &str = "RecordsCounted";
 pub const RECORDS_SKIPPED: &str = "RecordsSkipped";
 pub const PARSE_ERRORS: &str = "ParseErrors";
 pub const INGEST_LAG: &str = "IngestLag";
+pub const NAT_NODE_BYTES: &str = "NatNodeBytes";
+pub const NAT_UNRESOLVED_BYTES: &str = "NatUnresolvedBytes";
 
 /// Every metric natmeter emits. The dashboard, alarms and Contributor Insights rule are tested
 /// against this list (`natmeter metrics --json`).
@@ -107,6 +118,18 @@ pub const METRICS: &[MetricSpec] = &[
         unit: Unit::Seconds,
         dimension_sets: &[&[]],
     },
+    // With an inventory only: how much went through nodes (what SNAT hides) and how much no
+    // name covered.
+    MetricSpec {
+        name: NAT_NODE_BYTES,
+        unit: Unit::Bytes,
+        dimension_sets: &[&[]],
+    },
+    MetricSpec {
+        name: NAT_UNRESOLVED_BYTES,
+        unit: Unit::Bytes,
+        dimension_sets: &[&[]],
+    },
 ];
 
 /// The environment variables the function reads (the Terraform module sets them).
@@ -120,6 +143,8 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     "NATMETER_EMF_NAMESPACE",
     "NATMETER_MAX_SOURCES",
     "NATMETER_MIN_SOURCE_SHARE",
+    "NATMETER_INVENTORY_TABLE",
+    "NATMETER_INVENTORY_RETENTION_HOURS",
 ];
 
 /// The fields of a source detail line, and the member that marks it.
@@ -132,7 +157,39 @@ pub const DETAIL_FIELDS: &[&str] = &[
     NAT_BYTES,
     NAT_PACKETS,
     NAT_COST,
+    // With an inventory, where known.
+    "Namespace",
+    "Workload",
+    "Pod",
+    "Node",
 ];
+
+/// The `Namespace` and `Workload` dimension values of a source; `None` without an inventory.
+pub fn workload_dimensions(source: &Identity) -> Option<(String, String)> {
+    let w = source.workload()?;
+    Some(match w.kind {
+        "Node" => (NODE_NAMESPACE.to_string(), format!("Node/{}", w.name)),
+        "Unresolved" => (
+            UNRESOLVED_NAMESPACE.to_string(),
+            UNRESOLVED_WORKLOAD.to_string(),
+        ),
+        _ => (w.namespace.to_string(), format!("{}/{}", w.kind, w.name)),
+    })
+}
+
+/// The largest keys of `per` that carry at least `min_share` of its total, at most `max`: the
+/// cap of every high-cardinality dimension (ties broken by the key, so the choice does not
+/// depend on interning order).
+fn top<K: Ord + Clone>(per: BTreeMap<K, u64>, max: usize, min_share: f64) -> Vec<K> {
+    let total: u64 = per.values().fold(0, |a, b| a.saturating_add(*b));
+    let floor = total as f64 * min_share.clamp(0.0, 1.0);
+    let mut v: Vec<_> = per
+        .into_iter()
+        .filter(|(_, b)| *b as f64 >= floor)
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.into_iter().take(max).map(|(k, _)| k).collect()
+}
 
 /// The model as JSON (`natmeter metrics --json`).
 pub fn model_json(namespace: &str) -> serde_json::Value {
@@ -201,14 +258,7 @@ pub fn kept_sources(results: &Results, max: usize, min_share: f64) -> Vec<Identi
         let e = per.entry(ledger.source(k.source)).or_default();
         *e = e.saturating_add(t.bytes);
     }
-    let total: u64 = per.values().fold(0, |a, b| a.saturating_add(*b));
-    let floor = total as f64 * min_share.clamp(0.0, 1.0);
-    let mut v: Vec<_> = per
-        .into_iter()
-        .filter(|(_, b)| *b as f64 >= floor)
-        .collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    v.into_iter().take(max).map(|(s, _)| s.clone()).collect()
+    top(per, max, min_share).into_iter().cloned().collect()
 }
 
 /// Projects an engine's results onto the metric contract. Returns nothing when no record was
@@ -227,7 +277,65 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
     let mut by_dest: BTreeMap<(i64, String), Sum> = BTreeMap::new();
     // A source's series is under its identity's dimension (`SourceIp` for an address).
     let mut by_src: BTreeMap<(i64, &'static str, String), Sum> = BTreeMap::new();
+    // With an inventory: the same bytes by namespace and by workload, each capped like sources.
+    let names: Vec<Option<(String, String)>> = (0..ledger.sources().len())
+        .map(|i| workload_dimensions(ledger.sources().get(SourceId::from_raw(i as u32))))
+        .collect();
+    let named = names.iter().any(Option::is_some);
+    let (kept_ns, kept_wl) = if named {
+        let mut ns: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut wl: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for (k, t) in ledger.iter() {
+            if let Some((n, w)) = &names[k.source.index()] {
+                let e = ns.entry(n).or_default();
+                *e = e.saturating_add(t.bytes);
+                let e = wl.entry((n, w)).or_default();
+                *e = e.saturating_add(t.bytes);
+            }
+        }
+        (
+            top(ns, opts.max_sources, opts.min_source_share),
+            top(wl, opts.max_sources, opts.min_source_share),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut by_ns: BTreeMap<(i64, String), Sum> = BTreeMap::new();
+    let mut by_wl: BTreeMap<(i64, String, String), Sum> = BTreeMap::new();
+    let mut node_bytes: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut unresolved_bytes: BTreeMap<i64, u64> = BTreeMap::new();
     for (k, t) in ledger.iter() {
+        if let Some((n, w)) = &names[k.source.index()] {
+            let ns = if kept_ns.contains(&n.as_str()) {
+                n.clone()
+            } else {
+                OTHER_SOURCE.to_string()
+            };
+            by_ns
+                .entry((k.minute, ns))
+                .or_default()
+                .add(t.bytes, t.packets);
+            let (ns, wl) = if kept_wl.contains(&(n.as_str(), w.as_str())) {
+                (n.clone(), w.clone())
+            } else {
+                (OTHER_SOURCE.to_string(), OTHER_SOURCE.to_string())
+            };
+            by_wl
+                .entry((k.minute, ns, wl))
+                .or_default()
+                .add(t.bytes, t.packets);
+        }
+        if named {
+            let (node, unresolved) = match ledger.source(k.source) {
+                Identity::Node { .. } => (t.bytes, 0),
+                Identity::Unresolved(_) | Identity::Address(_) => (0, t.bytes),
+                Identity::Pod(_) => (0, 0),
+            };
+            let e = node_bytes.entry(k.minute).or_default();
+            *e = e.saturating_add(node);
+            let e = unresolved_bytes.entry(k.minute).or_default();
+            *e = e.saturating_add(unresolved);
+        }
         all.entry(k.minute).or_default().add(t.bytes, t.packets);
         by_gw
             .entry((k.minute, k.gateway))
@@ -295,6 +403,30 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
     for ((m, dim, src), s) in &by_src {
         both(vec![(*dim, src.clone())], *m, *s);
     }
+    for ((m, ns), s) in &by_ns {
+        both(vec![("Namespace", ns.clone())], *m, *s);
+    }
+    for ((m, ns, wl), s) in &by_wl {
+        both(
+            vec![("Namespace", ns.clone()), ("Workload", wl.clone())],
+            *m,
+            *s,
+        );
+    }
+    for (metric, per) in [
+        (NAT_NODE_BYTES, &node_bytes),
+        (NAT_UNRESOLVED_BYTES, &unresolved_bytes),
+    ] {
+        for (m, b) in per {
+            out.push(Datum {
+                metric,
+                unit: Unit::Bytes,
+                dimensions: vec![],
+                timestamp: *m,
+                value: *b as f64,
+            });
+        }
+    }
     for ((m, g), s) in &by_gw {
         out.push(Datum {
             metric: NAT_PACKETS,
@@ -350,6 +482,34 @@ pub struct SourceDetail {
     pub bytes: u64,
     pub packets: u64,
     pub cost_usd: f64,
+    /// With an inventory: the `Namespace` and `Workload` dimension values, and the pod and node
+    /// where known.
+    pub names: Option<DetailNames>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetailNames {
+    pub namespace: String,
+    pub workload: String,
+    pub pod: Option<String>,
+    pub node: Option<String>,
+}
+
+impl DetailNames {
+    fn of(source: &Identity) -> Option<DetailNames> {
+        let (namespace, workload) = workload_dimensions(source)?;
+        let (pod, node) = match source {
+            Identity::Pod(p) => (Some(p.pod.clone()), p.node.clone()),
+            Identity::Node { name, .. } => (None, Some(name.clone())),
+            _ => (None, None),
+        };
+        Some(DetailNames {
+            namespace,
+            workload,
+            pod,
+            node,
+        })
+    }
 }
 
 impl SourceDetail {
@@ -370,6 +530,21 @@ impl SourceDetail {
             self.packets,
             finite(self.cost_usd),
         );
+        if let Some(n) = &self.names {
+            s.pop();
+            let _ = write!(
+                s,
+                r#","Namespace":{},"Workload":{}"#,
+                json_str(&n.namespace),
+                json_str(&n.workload)
+            );
+            for (k, v) in [("Pod", &n.pod), ("Node", &n.node)] {
+                if let Some(v) = v {
+                    let _ = write!(s, r#","{k}":{}"#, json_str(v));
+                }
+            }
+            s.push('}');
+        }
         s
     }
 }
@@ -405,6 +580,7 @@ pub fn source_details(results: &Results, topo: &Topology, price_per_gb: f64) -> 
             bytes: t.bytes,
             packets: t.packets,
             cost_usd: cost(t.bytes, price_per_gb),
+            names: DetailNames::of(ledger.source(k.source)),
         })
         .collect()
 }

@@ -544,3 +544,106 @@ fn a_kubectl_snapshot_names_for_the_whole_window() {
         ]
     );
 }
+
+#[test]
+fn metrics_by_namespace_and_workload_are_capped_and_sum_exactly() {
+    use natmeter_core::metrics::{datums, source_details, MetricOptions};
+    let topo = topology();
+    let inv = inventory_of(&audit());
+    let a = Attributor::new(&topo, format()).with_resolver(&inv);
+    let mut r = a.results();
+    run(&inv, &flows(), &mut r, &a);
+    let opts = MetricOptions {
+        max_sources: 1,
+        min_source_share: 0.0,
+        price_per_gb: 0.045,
+        now: T0 + 600,
+    };
+    let d = datums(&r, &topo, &opts);
+    let sum = |metric: &str, dims: &[&str]| -> Vec<(Vec<String>, f64)> {
+        let mut v: std::collections::BTreeMap<Vec<String>, f64> = Default::default();
+        for x in d.iter().filter(|x| x.metric == metric) {
+            let names: Vec<&str> = x.dimensions.iter().map(|(n, _)| *n).collect();
+            if names == dims {
+                *v.entry(x.dimensions.iter().map(|(_, v)| v.clone()).collect())
+                    .or_default() += x.value;
+            }
+        }
+        v.into_iter().collect()
+    };
+    // One series kept (the largest), the rest as `other`; the sum is the total either way.
+    assert_eq!(
+        sum("NatBytes", &["Namespace", "Workload"]),
+        vec![
+            (vec!["other".to_string(), "other".to_string()], 3536.0),
+            (
+                vec!["shop".to_string(), "Deployment/web".to_string()],
+                3100.0
+            ),
+        ]
+    );
+    assert_eq!(
+        sum("NatBytes", &["Namespace"]),
+        vec![
+            (vec!["other".to_string()], 3536.0),
+            (vec!["shop".to_string()], 3100.0)
+        ]
+    );
+    assert_eq!(sum("NatNodeBytes", &[]), vec![(vec![], 500.0)]);
+    assert_eq!(sum("NatUnresolvedBytes", &[]), vec![(vec![], 36.0)]);
+    // Uncapped detail lines carry every name.
+    let lines: Vec<String> = source_details(&r, &topo, 0.045)
+        .iter()
+        .map(|l| l.to_json_line())
+        .collect();
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let report_line = parsed
+        .iter()
+        .find(|l| l["Workload"] == "CronJob/report")
+        .unwrap();
+    assert_eq!(report_line["Namespace"], "batch");
+    assert_eq!(report_line["Pod"], "report-29410560-q8zvl");
+    assert_eq!(report_line["Node"], NODE);
+    assert_eq!(report_line["SourceIp"], "10.0.1.23");
+    let node_line = parsed.iter().find(|l| l["Namespace"] == "(node)").unwrap();
+    assert_eq!(node_line["Workload"], format!("Node/{NODE}"));
+    assert!(node_line.get("Pod").is_none());
+    let unresolved: f64 = parsed
+        .iter()
+        .filter(|l| l["Workload"] == "Unresolved")
+        .map(|l| l["NatBytes"].as_f64().unwrap())
+        .sum();
+    assert_eq!(unresolved, 36.0);
+}
+
+#[test]
+fn without_an_inventory_metrics_and_lines_are_unchanged() {
+    use natmeter_core::metrics::{datums, source_details, MetricOptions};
+    let topo = topology();
+    let a = Attributor::new(&topo, format());
+    let mut r = a.results();
+    run(&Inventory::default(), &flows(), &mut r, &a);
+    let opts = MetricOptions {
+        max_sources: 20,
+        min_source_share: 0.0,
+        price_per_gb: 0.045,
+        now: T0 + 600,
+    };
+    let d = datums(&r, &topo, &opts);
+    assert!(d.iter().all(|x| x
+        .dimensions
+        .iter()
+        .all(|(n, _)| *n != "Namespace" && *n != "Workload")));
+    assert!(d
+        .iter()
+        .all(|x| x.metric != "NatNodeBytes" && x.metric != "NatUnresolvedBytes"));
+    assert!(source_details(&r, &topo, 0.045)
+        .iter()
+        .all(|l| !l.to_json_line().contains("Namespace")));
+    let report = serde_json::to_value(Report::build(&r, &topo, 0.045)).unwrap();
+    assert!(report.get("workloads").is_none() && report.get("identity").is_none());
+    assert!(report["sources"][0].get("holder").is_none());
+}
