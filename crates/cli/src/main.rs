@@ -129,6 +129,11 @@ struct SimulateArgs {
     /// Largest decoded payload per event file.
     #[arg(long, default_value_t = 1_000_000)]
     max_batch_bytes: usize,
+    /// An EKS cluster with workloads (Deployments rolling out, CronJobs, a StatefulSet, a
+    /// hostNetwork DaemonSet, bare pods) whose audit log names the sources: also writes
+    /// audit.jsonl, audit-events/ (its subscription events) and the truth by workload.
+    #[arg(long)]
+    cluster: bool,
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
@@ -287,6 +292,7 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         max_batch_bytes: a.max_batch_bytes,
         batch_per_minute: false,
         private_nat: a.private_nat,
+        cluster: a.cluster.then(natmeter_sim::ClusterConfig::default),
     };
     if let Err(e) = cfg.check() {
         anyhow::bail!(e);
@@ -309,6 +315,14 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         a.out.join("truth.json"),
         &serde_json::to_vec_pretty(&sim.truth)?,
     )?;
+    if a.cluster {
+        write(a.out.join("audit.jsonl"), sim.audit_jsonl().as_bytes())?;
+        let dir = a.out.join("audit-events");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        for e in sim.audit_events(a.max_batch_bytes) {
+            write(dir.join(&e.file_name), e.json.as_bytes())?;
+        }
+    }
     let decoded: usize = sim.events.iter().map(|e| e.decoded_bytes).sum();
     eprintln!(
         "natmeter: wrote {} events ({:.1} MB decoded), nat-gateways.json, log-format.txt and truth.json to {}",

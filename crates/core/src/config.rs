@@ -77,7 +77,19 @@ pub struct Config {
     pub sinks: Sinks,
     pub max_sources: usize,
     pub min_source_share: f64,
+    /// Names from the EKS audit log, kept in a DynamoDB table (docs/attribution.md §4.2).
+    pub inventory: Option<InventoryConfig>,
 }
+
+/// `NATMETER_INVENTORY_TABLE` and `NATMETER_INVENTORY_RETENTION_HOURS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryConfig {
+    pub table: String,
+    /// How long a stored fact lives (the table's TTL) and how far back a cold container loads.
+    pub retention_hours: u32,
+}
+
+pub const DEFAULT_INVENTORY_RETENTION_HOURS: u32 = 24;
 
 impl Config {
     /// Builds and validates the configuration. `get(name)` returns a variable's value.
@@ -190,7 +202,32 @@ impl Config {
                 .filter(|s| (0.0..=1.0).contains(s))
                 .ok_or_else(|| err("NATMETER_MIN_SOURCE_SHARE", &v, "expected a fraction 0-1 of an invocation's bytes, e.g. 0.05 (0 keeps the plain top NATMETER_MAX_SOURCES)".into()))?,
         };
+        let retention_hours = match get("NATMETER_INVENTORY_RETENTION_HOURS") {
+            None => DEFAULT_INVENTORY_RETENTION_HOURS,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|h| (1..=8760).contains(h))
+                .ok_or_else(|| err("NATMETER_INVENTORY_RETENTION_HOURS", &v, "expected whole hours 1-8760: how long the names of pods are kept (the table's TTL) and how far back a new container loads them".into()))?,
+        };
+        let inventory = match get("NATMETER_INVENTORY_TABLE") {
+            None => None,
+            Some(t) => {
+                let ok = (3..=255).contains(&t.len())
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                if !ok {
+                    return Err(err("NATMETER_INVENTORY_TABLE", &t, "expected a DynamoDB table name (3-255 characters of A-Z, a-z, 0-9, '_', '-', '.')".into()));
+                }
+                Some(InventoryConfig {
+                    table: t,
+                    retention_hours,
+                })
+            }
+        };
         Ok(Config {
+            inventory,
             min_source_share,
             format,
             topology,
@@ -207,6 +244,33 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn inventory_settings() {
+        let base = [("NATMETER_NAT_GATEWAYS", GW), ("AWS_REGION", "us-east-1")];
+        assert_eq!(cfg(&base).unwrap().inventory, None);
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            cfg(&v)
+        };
+        let c = with(&[("NATMETER_INVENTORY_TABLE", "natmeter-inventory")]).unwrap();
+        assert_eq!(
+            c.inventory,
+            Some(InventoryConfig {
+                table: "natmeter-inventory".into(),
+                retention_hours: 24
+            })
+        );
+        let e = with(&[("NATMETER_INVENTORY_TABLE", "a b")]).unwrap_err();
+        assert_eq!(e.variable, "NATMETER_INVENTORY_TABLE");
+        let e = with(&[
+            ("NATMETER_INVENTORY_TABLE", "t-1"),
+            ("NATMETER_INVENTORY_RETENTION_HOURS", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "NATMETER_INVENTORY_RETENTION_HOURS");
+    }
 
     const GW: &str = r#"[{"id":"nat-1","eni":"eni-0abc","private_ips":["10.0.0.5"]}]"#;
 

@@ -284,8 +284,11 @@ impl<'t> Attributor<'t> {
 
     /// True when `log_stream` names an ENI that is not a configured NAT gateway: the test the
     /// reader applies to every batch, at the peek and on the decoded payload.
+    /// EKS audit streams are foreign too: they hold no flow records (the function routes them to
+    /// the inventory before metering; docs/attribution.md §4.3).
     pub fn is_foreign_stream(&self, log_stream: &str) -> bool {
-        stream_eni(log_stream).is_some_and(|eni| self.topology.gateway_by_eni(eni).is_none())
+        log_stream.starts_with(crate::inventory::AUDIT_STREAM_PREFIX)
+            || stream_eni(log_stream).is_some_and(|eni| self.topology.gateway_by_eni(eni).is_none())
     }
 
     /// Reads one input with `reader` and adds it to `into`. An input that cannot be decoded

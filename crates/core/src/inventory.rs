@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::identity::{Identity, PodSource, Resolver, Sighting, SourceId, Sources};
 
@@ -67,7 +67,8 @@ pub enum Holder<'a> {
 }
 
 /// One audit event that says something about pods, nodes and addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "snake_case")]
 enum Fact {
     /// A `pods/status` patch.
     Status {
@@ -94,7 +95,7 @@ enum Fact {
 }
 
 /// How an event names its pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct PodRef {
     uid: Option<String>,
     namespace: String,
@@ -102,7 +103,7 @@ struct PodRef {
 }
 
 /// What a pod object (a create's or delete's `responseObject`) says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct PodObject {
     uid: Option<String>,
     name: String,
@@ -122,6 +123,8 @@ pub enum AuditError {
 
 #[derive(Deserialize)]
 struct RawEvent<'a> {
+    #[serde(borrow, rename = "auditID", default)]
+    audit_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     verb: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -259,8 +262,18 @@ struct RawAddress<'a> {
 /// Reads one audit event. `Ok(None)` for an event that says nothing about pod or node addresses
 /// (another resource, another verb, a failed request, an earlier stage).
 fn parse(line: &[u8]) -> Result<Option<Fact>, AuditError> {
+    parse_event(line).map(|f| f.map(|(_, f)| f))
+}
+
+/// [`parse`], with the event's `auditID` (unique per request; retried deliveries repeat it).
+fn parse_event(line: &[u8]) -> Result<Option<(Option<String>, Fact)>, AuditError> {
     let ev: RawEvent<'_> =
         serde_json::from_slice(line).map_err(|e| AuditError::Json(e.to_string()))?;
+    let id = ev.audit_id.as_deref().map(str::to_string);
+    Ok(fact(ev)?.map(|f| (id, f)))
+}
+
+fn fact(ev: RawEvent<'_>) -> Result<Option<Fact>, AuditError> {
     if ev.stage.as_deref().is_some_and(|s| s != "ResponseComplete") {
         return Ok(None);
     }
@@ -483,7 +496,52 @@ pub struct Inventory {
     pub stats: AuditStats,
 }
 
+/// An audit event reduced to what the identity rule reads, for a store (the function's DynamoDB
+/// table) to keep and give back: a few hundred bytes instead of the event's kilobytes, read back
+/// by [`Inventory::add_stored`] into exactly the fact the event was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFact {
+    /// The event's `auditID` (else a hash of the line): a retried batch writes the same id, so
+    /// storing is idempotent.
+    pub id: String,
+    /// `stageTimestamp`, microseconds.
+    pub time: Micros,
+    /// The fact as JSON (versioned by its `f` tag's names).
+    pub json: String,
+}
+
+impl StoredFact {
+    /// One audit line's fact; `Ok(None)` for an event the rule does not read.
+    pub fn of_line(line: &[u8]) -> Result<Option<StoredFact>, AuditError> {
+        let Some((id, fact)) = parse_event(line)? else {
+            return Ok(None);
+        };
+        let time = match &fact {
+            Fact::Status { time, .. } | Fact::Object { time, .. } | Fact::Node { time, .. } => {
+                *time
+            }
+        };
+        let id = id.unwrap_or_else(|| {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            line.hash(&mut h);
+            format!("line-{:016x}", h.finish())
+        });
+        let json = serde_json::to_string(&fact).map_err(|e| AuditError::Json(e.to_string()))?;
+        Ok(Some(StoredFact { id, time, json }))
+    }
+}
+
 impl Inventory {
+    /// Adds a fact a store gave back ([`StoredFact::json`]). Adding one twice changes nothing.
+    pub fn add_stored(&mut self, json: &str) -> Result<(), AuditError> {
+        let fact: Fact = serde_json::from_str(json).map_err(|e| AuditError::Json(e.to_string()))?;
+        self.stats.events += 1;
+        self.stats.used += 1;
+        self.add(fact);
+        Ok(())
+    }
+
     /// Adds one audit event (a JSON line). A line that is not an audit event is an error: it is
     /// counted in [`Inventory::stats`] and the caller decides how loudly to say so.
     pub fn add_line(&mut self, line: &[u8]) -> Result<(), AuditError> {
@@ -797,6 +855,9 @@ impl Inventory {
     }
 }
 
+/// The start of an EKS audit log stream's name.
+pub const AUDIT_STREAM_PREFIX: &str = "kube-apiserver-audit-";
+
 /// Whether a subscription batch comes from an EKS cluster's audit log: log group
 /// `/aws/eks/<cluster>/cluster`, stream `kube-apiserver-audit-<hex>` (the group's other streams
 /// are the API server's, the authenticator's, the scheduler's... and say nothing about pods).
@@ -805,7 +866,7 @@ pub fn is_audit_batch(log_group: &str, log_stream: &str) -> bool {
         .strip_prefix("/aws/eks/")
         .and_then(|g| g.strip_suffix("/cluster"));
     matches!(cluster, Some(c) if !c.is_empty() && !c.contains('/'))
-        && log_stream.starts_with("kube-apiserver-audit-")
+        && log_stream.starts_with(AUDIT_STREAM_PREFIX)
 }
 
 impl Inventory {

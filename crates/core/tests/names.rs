@@ -647,3 +647,33 @@ fn without_an_inventory_metrics_and_lines_are_unchanged() {
     assert!(report.get("workloads").is_none() && report.get("identity").is_none());
     assert!(report["sources"][0].get("holder").is_none());
 }
+
+#[test]
+fn stored_facts_read_back_as_the_events_they_came_from() {
+    use natmeter_core::inventory::StoredFact;
+    let lines = audit();
+    let direct = inventory_of(&lines);
+    let mut stored = Inventory::default();
+    let mut ids = std::collections::BTreeSet::new();
+    for l in &lines {
+        if let Some(f) = StoredFact::of_line(l.as_bytes()).unwrap() {
+            assert!(f.json.len() < l.len(), "a fact is smaller than its event");
+            assert!(ids.insert(f.id.clone()), "ids are unique per event");
+            // Twice, as a retried batch would store and a refresh would read it.
+            stored.add_stored(&f.json).unwrap();
+            stored.add_stored(&f.json).unwrap();
+        }
+    }
+    // The get and the exec say nothing: not stored.
+    assert_eq!(ids.len(), lines.len() - 2);
+    for ip in ["10.0.1.23", "10.0.1.5", "10.0.9.9"] {
+        for t in (-700..600).step_by(1) {
+            let (a, b) = (
+                direct.resolve(ip.parse().unwrap(), T0 + t),
+                stored.resolve(ip.parse().unwrap(), T0 + t),
+            );
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{ip} at T0{t:+}");
+        }
+    }
+    assert!(stored.add_stored("{\"f\":\"nonsense\"}").is_err());
+}

@@ -6,6 +6,7 @@
 //! It owns the function's per-container memory (recent batches and partial deliveries, in
 //! [`recent`]); it must never hold results across invocations or read the environment itself.
 
+pub mod names;
 pub mod recent;
 
 /// The events the integration tests use, for the unit tests too.
@@ -59,6 +60,9 @@ pub struct Function<S> {
     /// Batches this container published (duplicate delivery), and those partly delivered before
     /// their invocation failed (retries send only the rest).
     recent: Mutex<RecentBatches>,
+    /// Names from the EKS audit log (`NATMETER_INVENTORY_TABLE`): the table and this container's
+    /// cache of it.
+    names: Option<names::Names>,
     /// Fault injection for the packaged-artifact test (`NATMETER_TEST_PANIC_ON`): an event holding
     /// this text panics the handler, which shows whether the shipped build unwinds into an error
     /// response or aborts the process.
@@ -82,8 +86,20 @@ impl<S: Sender> Function<S> {
             sender,
             scratch: Mutex::new(Reader::default()),
             recent: Mutex::new(RecentBatches::new(RECENT_BATCHES, PARTIAL_BATCHES)),
+            names: None,
             panic_on: panic_on.filter(|m| !m.is_empty()),
         }
+    }
+
+    /// The same function naming sources from the inventory in `table`, and storing the EKS
+    /// audit batches it receives there.
+    pub fn with_inventory(
+        mut self,
+        table: natmeter_dynamodb::Table,
+        retention_hours: u32,
+    ) -> Function<S> {
+        self.names = Some(names::Names::new(table, retention_hours));
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -130,7 +146,22 @@ impl<S: Sender> Function<S> {
             return Ok(json!({"batch": "duplicate"}));
         }
 
-        let attributor = Attributor::new(&cfg.topology, cfg.format.clone());
+        // With an inventory: an EKS audit batch is stored, not metered; a flow batch is named
+        // from a cache of the table, refreshed first (a failure fails the invocation, so the
+        // retry names it rather than publishing it unnamed).
+        let names = match &self.names {
+            Some(n) => {
+                if n.is_audit(&data) {
+                    return n.store(&data, inv).await;
+                }
+                Some(n.fresh(inv).await?)
+            }
+            None => None,
+        };
+        let mut attributor = Attributor::new(&cfg.topology, cfg.format.clone());
+        if let Some(n) = &names {
+            attributor = attributor.with_resolver(n.inventory());
+        }
         let mut engine = attributor.results();
         let kind = {
             let mut reader = lock(&self.scratch);
@@ -178,6 +209,7 @@ impl<S: Sender> Function<S> {
         let summary = Summary {
             request_id,
             kind,
+            named: names.is_some(),
             engine: &engine,
             price_per_gb: cfg.price_per_gb,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -204,6 +236,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Summary<'a> {
     request_id: &'a str,
     kind: BatchKind,
+    /// Sources were named from the inventory.
+    named: bool,
     engine: &'a Results,
     price_per_gb: f64,
     duration_ms: u64,
@@ -256,7 +290,7 @@ impl Summary<'_> {
             duration_ms = self.duration_ms,
             "natmeter invocation"
         );
-        json!({
+        let mut response = json!({
             "batch": self.kind_str(),
             "log_stream": self.log_stream(),
             "records_read": r.read,
@@ -264,7 +298,23 @@ impl Summary<'_> {
             "parse_errors": r.parse_errors,
             "bytes": bytes,
             "datums_sent": sent,
-        })
+        });
+        if self.named {
+            let i = names::identity_totals(self.engine);
+            tracing::info!(
+                request_id = %self.request_id,
+                resolved_bytes = i.resolved_bytes,
+                node_bytes = i.node_bytes,
+                unresolved_bytes = i.unresolved_bytes,
+                "natmeter names"
+            );
+            response["identity"] = json!({
+                "resolved_bytes": i.resolved_bytes,
+                "node_bytes": i.node_bytes,
+                "unresolved_bytes": i.unresolved_bytes,
+            });
+        }
+        response
     }
 
     fn log_failure(&self, e: &PublishError) {

@@ -80,11 +80,17 @@ async fn main() -> Result<(), Error> {
         Some(_) => Some(natmeter_cloudwatch::put::client(None).await),
         None => None,
     };
-    let function = Arc::new(Function::new(
-        cfg,
-        client,
-        std::env::var("NATMETER_TEST_PANIC_ON").ok(),
-    ));
+    let inventory = cfg.inventory.clone();
+    let mut function = Function::new(cfg, client, std::env::var("NATMETER_TEST_PANIC_ON").ok());
+    if let Some(i) = inventory {
+        let table = natmeter_dynamodb::Table::new(
+            natmeter_dynamodb::client().await,
+            i.table,
+            i.retention_hours,
+        );
+        function = function.with_inventory(table, i.retention_hours);
+    }
+    let function = Arc::new(function);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Box<RawValue>>| {
         let function = Arc::clone(&function);
         async move { handle(&function, ev).await }
