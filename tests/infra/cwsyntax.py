@@ -10,6 +10,7 @@ syntax" (user guide and API reference).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -36,8 +37,12 @@ AWS_METRICS: dict[str, dict[str, list[set[str]]]] = {
         for m in ("BytesInFromSource", "BytesOutToSource", "BytesInFromDestination", "BytesOutToDestination")
     },
     "AWS/Logs": {
-        m: [{"LogGroupName", "DestinationType", "FilterName"}]
-        for m in ("ForwardedLogEvents", "DeliveryErrors", "DeliveryThrottling", "ForwardedBytes")
+        **{
+            m: [{"LogGroupName", "DestinationType", "FilterName"}]
+            for m in ("ForwardedLogEvents", "DeliveryErrors", "DeliveryThrottling", "ForwardedBytes")
+        },
+        # What a log group takes in, per group (uncompressed bytes, events).
+        **{m: [{"LogGroupName"}] for m in ("IncomingBytes", "IncomingLogEvents")},
     },
 }
 
@@ -122,13 +127,24 @@ def parse_search(where: str, text: str) -> MetricUse:
     m = SEARCH_RE.match(text)
     if not m:
         raise AssertionError(f"{where}: not a SEARCH expression this check understands: {text!r}")
-    schema = [s.strip() for s in m.group("schema").split(",")]
+    # A name with spaces or non-alphanumeric characters is double-quoted in the
+    # schema ("CloudWatch search expression syntax").
+    schema = [_unquote_schema_name(s.strip()) for s in m.group("schema").split(",")]
     ns, dims = schema[0], schema[1:]
     names = re.findall(r'MetricName\s*=\s*"([^"]+)"', m.group("terms"))
     if len(names) != 1:
         raise AssertionError(f"{where}: SEARCH must name exactly one MetricName: {text!r}")
     exact = dict(re.findall(r'(\w+)\s*=\s*"([^"]+)"', m.group("terms")))
     return MetricUse(where, ns, names[0], {d: exact.get(d) for d in dims}, True)
+
+
+def _unquote_schema_name(name: str) -> str:
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        inner = name[1:-1]
+        if '"' in inner or "\\" in inner:
+            raise AssertionError(f"SEARCH schema name with an escaped character this check does not read: {name!r}")
+        return inner
+    return name
 
 
 def math_tokens(text: str) -> tuple[set[str], set[str]]:
@@ -213,3 +229,217 @@ def logs_insights_fields(query: str) -> set[str]:
     functions are lower case, SOURCE is upper case, aliases are ours)."""
     stripped = re.sub(r"'[^']*'|\"[^\"]*\"", " ", query)
     return set(re.findall(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*\b", stripped))
+
+
+# ---------------------------------------------------------------------------
+# CloudWatch Logs JSON filter patterns
+# ---------------------------------------------------------------------------
+#
+# CloudWatch Logs user guide, "Filter pattern syntax for metric filters,
+# subscription filters, filter log events, and Live Tail", matching terms in
+# JSON log events:
+#
+# - a JSON pattern is { SELECTOR OPERATOR VALUE } in curly braces; selectors
+#   start with $ (the root), then .name (letters, digits, '-', '_') or [n];
+# - = and != compare strings (quoted, or bare when alphanumeric), numbers with
+#   =, !=, <, >, <=, >=; matching is exact and case sensitive;
+# - the selector must point to a value node: on an array or an object neither
+#   = nor != matches;
+# - $.x IS NULL is true only if x is set to null, $.x NOT EXISTS only if x
+#   does not exist in the event, $.x IS TRUE / IS FALSE on booleans;
+# - && and || combine conditions, parentheses group them, and the order is
+#   () > && > ||;
+# - only events that are JSON can match.
+#
+# What the guide leaves open is refused rather than guessed: != on a property
+# that does not exist, and the '*' wildcard (the module uses neither).
+
+
+class FilterPatternError(AssertionError):
+    """A JSON filter pattern this evaluator does not read (or CloudWatch would reject)."""
+
+
+_JSON_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<punct>\{|\}|\(|\)|&&|\|\|)
+      | (?P<op><=|>=|!=|=|<|>)
+      | (?P<postfix>NOT\s+EXISTS|IS\s+NULL|IS\s+TRUE|IS\s+FALSE)\b
+      | (?P<selector>\$(?:\.[A-Za-z0-9_-]+|\[\d+\])*)
+      | (?P<string>"(?:[^"\\]|\\.)*")
+      | (?P<number>[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![A-Za-z0-9_.*-]))
+      | (?P<bare>[A-Za-z0-9_.*-]+)
+    )""",
+    re.VERBOSE,
+)
+
+
+def _json_tokens(pattern: str) -> list[tuple[str, str]]:
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i:].strip() == "":
+            break
+        m = _JSON_TOKEN.match(pattern, i)
+        if not m:
+            raise FilterPatternError(f"cannot read the JSON filter pattern at {pattern[i:i + 30]!r}")
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+        i = m.end()
+    return out
+
+
+_MISSING = object()
+
+
+def _select(doc, selector: str):
+    """The node a selector points to, or _MISSING."""
+    node = doc
+    for name, index in re.findall(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]", selector[1:]):
+        if name:
+            if not isinstance(node, dict) or name not in node:
+                return _MISSING
+            node = node[name]
+        else:
+            i = int(index)
+            if not isinstance(node, list) or i >= len(node):
+                return _MISSING
+            node = node[i]
+    return node
+
+
+class _JsonPatternParser:
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+        self.tokens = _json_tokens(pattern)
+        self.i = 0
+
+    def peek(self):
+        return self.tokens[self.i] if self.i < len(self.tokens) else (None, None)
+
+    def take(self, kind=None, value=None):
+        tok = self.peek()
+        if tok[0] is None or (kind and tok[0] != kind) or (value and tok[1] != value):
+            raise FilterPatternError(f"expected {value or kind} at token {self.i} of {self.pattern!r}, got {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def parse(self):
+        self.take("punct", "{")
+        tree = self.or_expr()
+        self.take("punct", "}")
+        if self.i != len(self.tokens):
+            raise FilterPatternError(f"text after the closing brace of {self.pattern!r}")
+        return tree
+
+    def or_expr(self):
+        terms = [self.and_expr()]
+        while self.peek() == ("punct", "||"):
+            self.take()
+            terms.append(self.and_expr())
+        return ("or", terms) if len(terms) > 1 else terms[0]
+
+    def and_expr(self):
+        terms = [self.atom()]
+        while self.peek() == ("punct", "&&"):
+            self.take()
+            terms.append(self.atom())
+        return ("and", terms) if len(terms) > 1 else terms[0]
+
+    def atom(self):
+        if self.peek() == ("punct", "("):
+            self.take()
+            inner = self.or_expr()
+            self.take("punct", ")")
+            return inner
+        _, selector = self.take("selector")
+        kind, text = self.peek()
+        if kind == "postfix":
+            self.take()
+            return ("postfix", selector, " ".join(text.split()))
+        _, op = self.take("op")
+        kind, text = self.take()
+        if kind == "string":
+            value = json.loads(text)
+            if "*" in value:
+                raise FilterPatternError(f"wildcard in {text}: not evaluated here")
+            return ("cmp", selector, op, value)
+        if kind == "number":
+            return ("cmp", selector, op, float(text))
+        if kind == "bare":
+            if "*" in text:
+                raise FilterPatternError(f"wildcard in {text}: not evaluated here")
+            return ("cmp", selector, op, text)
+        raise FilterPatternError(f"a value was expected after {selector} {op} in {self.pattern!r}, got {text!r}")
+
+
+def parse_json_pattern(pattern: str):
+    """The syntax tree of a JSON filter pattern ({ ... }); FilterPatternError
+    for anything this evaluator does not read."""
+    if len(pattern) > 1024:
+        raise FilterPatternError(f"filter patterns take at most 1024 characters, this one has {len(pattern)}")
+    tree = _JsonPatternParser(pattern).parse()
+    for node in _walk_json_pattern(tree):
+        if node[0] == "cmp" and isinstance(node[3], str) and node[2] not in ("=", "!="):
+            raise FilterPatternError(f"{node[1]} {node[2]} {node[3]!r}: strings compare with = or != only")
+    return tree
+
+
+def _walk_json_pattern(node):
+    yield node
+    if node[0] in ("and", "or"):
+        for t in node[1]:
+            yield from _walk_json_pattern(t)
+
+
+def json_pattern_selectors(pattern: str) -> set[str]:
+    return {n[1] for n in _walk_json_pattern(parse_json_pattern(pattern)) if n[0] in ("cmp", "postfix")}
+
+
+def _eval_json_pattern(node, doc) -> bool:
+    kind = node[0]
+    # Every term is evaluated (no short cut), so that a condition this
+    # evaluator refuses is refused on every event, not only on some.
+    if kind == "and":
+        return all([_eval_json_pattern(t, doc) for t in node[1]])
+    if kind == "or":
+        return any([_eval_json_pattern(t, doc) for t in node[1]])
+    selector = node[1]
+    value = _select(doc, selector)
+    if kind == "postfix":
+        word = node[2]
+        if word == "NOT EXISTS":
+            return value is _MISSING
+        if word == "IS NULL":
+            return value is None
+        if word == "IS TRUE":
+            return value is True
+        if word == "IS FALSE":
+            return value is False
+        raise FilterPatternError(word)
+    _, _, op, want = node
+    if value is _MISSING:
+        if op == "=":
+            return False
+        raise FilterPatternError(f"{selector} {op} ...: on a property that does not exist the guide does not say")
+    if isinstance(value, (dict, list)) or value is None or isinstance(value, bool):
+        return False  # not a value node: neither = nor != applies
+    if isinstance(want, float):
+        if not isinstance(value, (int, float)):
+            return False
+        return {"=": value == want, "!=": value != want, "<": value < want, ">": value > want,
+                "<=": value <= want, ">=": value >= want}[op]
+    if not isinstance(value, str):
+        return False
+    return (value == want) if op == "=" else (value != want)
+
+
+def json_pattern_matches(pattern: str, message: str) -> bool:
+    """Whether CloudWatch Logs passes a log event with this message through
+    a JSON filter pattern."""
+    tree = parse_json_pattern(pattern)
+    try:
+        doc = json.loads(message)
+    except ValueError:
+        return False
+    if not isinstance(doc, dict):
+        return False
+    return _eval_json_pattern(tree, doc)

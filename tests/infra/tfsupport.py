@@ -131,6 +131,27 @@ INSTANCES: dict[str, dict] = {
 }
 SCENARIOS.update(INSTANCES)
 
+# The same deployments with the EKS workload inventory (issue 13):
+# eks_cluster_log_group_name set, once with the default retention and no KMS
+# key, once with a customer managed key and its own retention, once with the
+# most gateways (the function's environment must still fit). Kept out of
+# SCENARIOS, whose every test compares the module with `natmeter metrics
+# --json`: the inventory's metrics and variables are checked against the
+# binary in test_tf_inventory.py, which says when the binary does not declare
+# them yet.
+EKS_LOG_GROUP = "/aws/eks/shop-prod/cluster"
+INVENTORY_SCENARIOS: dict[str, dict] = {
+    "inventory_vpc_flow_log_3_nats": dict(SCENARIOS["vpc_flow_log_3_nats"], eks_cluster_log_group_name=EKS_LOG_GROUP),
+    "inventory_dedicated_kms_1_nat": dict(
+        SCENARIOS["dedicated_nat_flow_logs_1_nat"],
+        eks_cluster_log_group_name="/aws/eks/prod_eu-1/cluster",
+        inventory_retention_hours=48,
+    ),
+    "inventory_default_format_20_nats": dict(
+        SCENARIOS["default_format_20_nats"], eks_cluster_log_group_name="/aws/eks/" + "c" * 100 + "/cluster"
+    ),
+}
+
 
 @functools.lru_cache(maxsize=None)
 def module_config() -> tfeval.Config:

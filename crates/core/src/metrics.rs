@@ -157,12 +157,15 @@ pub const DETAIL_FIELDS: &[&str] = &[
     NAT_BYTES,
     NAT_PACKETS,
     NAT_COST,
-    // With an inventory, where known.
+    // With an inventory, where known (DETAIL_NAME_FIELDS).
     "Namespace",
     "Workload",
     "Pod",
     "Node",
 ];
+
+/// The detail-line fields only an inventory gives (`Pod` and `Node` only where known).
+pub const DETAIL_NAME_FIELDS: &[&str] = &["Namespace", "Workload", "Pod", "Node"];
 
 /// The `Namespace` and `Workload` dimension values of a source; `None` without an inventory.
 pub fn workload_dimensions(source: &Identity) -> Option<(String, String)> {
@@ -206,6 +209,7 @@ pub fn model_json(namespace: &str) -> serde_json::Value {
         "source_detail_line": {
             "discriminator": { DETAIL_MARKER.0: DETAIL_MARKER.1 },
             "fields": DETAIL_FIELDS,
+            "optional_fields": DETAIL_NAME_FIELDS,
         },
         "config_variables": CONFIG_VARIABLES,
     })

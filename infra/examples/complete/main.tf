@@ -69,4 +69,9 @@ module "natmeter" {
 
   daily_cost_alarm_usd = var.daily_cost_alarm_usd
   alarm_emails         = var.alarm_email == null ? [] : [var.alarm_email]
+
+  # An EKS cluster in these private subnets, with its audit log enabled:
+  # natmeter then names namespaces and workloads (module README, "EKS
+  # workloads"). Null (the default) leaves the inventory out.
+  eks_cluster_log_group_name = var.eks_cluster_name == null ? null : "/aws/eks/${var.eks_cluster_name}/cluster"
 }

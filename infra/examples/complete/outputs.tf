@@ -32,3 +32,8 @@ output "metric_namespace" {
   description = "CloudWatch namespace of this deployment's natmeter metrics (NatMeter/<name>)."
   value       = module.natmeter.metric_namespace
 }
+
+output "inventory_table_name" {
+  description = "DynamoDB table of natmeter's EKS workload inventory; null without eks_cluster_name."
+  value       = module.natmeter.inventory_table_name
+}

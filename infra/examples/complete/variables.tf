@@ -52,3 +52,14 @@ variable "daily_cost_alarm_usd" {
     error_message = "Variable daily_cost_alarm_usd must be greater than 0."
   }
 }
+
+variable "eks_cluster_name" {
+  description = "Name of an EKS cluster that runs in the example's private subnets and sends its audit log to CloudWatch Logs (/aws/eks/<name>/cluster). Null: no workload inventory."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.eks_cluster_name == null || can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$", var.eks_cluster_name))
+    error_message = "Variable eks_cluster_name must be null or an EKS cluster name: 1-100 letters, digits, '-' or '_', starting with a letter or digit."
+  }
+}

@@ -19,6 +19,8 @@
 # UTC days and months).
 #
 # Layout: a 24-column grid; widgets are placed row by row, y grows downwards.
+# With the EKS inventory, a block of workload widgets (below) follows the
+# source widgets and moves the rest down by local.inv_dy.
 
 locals {
   ns         = local.metric_namespace
@@ -284,7 +286,7 @@ locals {
     {
       type   = "metric"
       x      = 0
-      y      = 27
+      y      = 27 + local.inv_dy
       width  = 12
       height = 6
       properties = {
@@ -300,7 +302,7 @@ locals {
     {
       type   = "metric"
       x      = 12
-      y      = 27
+      y      = 27 + local.inv_dy
       width  = 12
       height = 6
       properties = {
@@ -316,7 +318,7 @@ locals {
     {
       type   = "metric"
       x      = 0
-      y      = 33
+      y      = 33 + local.inv_dy
       width  = 24
       height = 6
       properties = {
@@ -338,7 +340,7 @@ locals {
     {
       type   = "text"
       x      = 0
-      y      = 39
+      y      = 39 + local.inv_dy
       width  = 24
       height = 1
       properties = {
@@ -348,7 +350,7 @@ locals {
     {
       type   = "metric"
       x      = 0
-      y      = 40
+      y      = 40 + local.inv_dy
       width  = 8
       height = 6
       properties = {
@@ -368,7 +370,7 @@ locals {
     {
       type   = "metric"
       x      = 8
-      y      = 40
+      y      = 40 + local.inv_dy
       width  = 8
       height = 6
       properties = {
@@ -387,7 +389,7 @@ locals {
     {
       type   = "metric"
       x      = 16
-      y      = 40
+      y      = 40 + local.inv_dy
       width  = 8
       height = 6
       properties = {
@@ -408,7 +410,7 @@ locals {
     {
       type   = "metric"
       x      = 0
-      y      = 46
+      y      = 46 + local.inv_dy
       width  = 8
       height = 6
       properties = {
@@ -427,7 +429,7 @@ locals {
     {
       type   = "metric"
       x      = 8
-      y      = 46
+      y      = 46 + local.inv_dy
       width  = 8
       height = 6
       properties = {
@@ -446,7 +448,7 @@ locals {
     {
       type   = "metric"
       x      = 16
-      y      = 46
+      y      = 46 + local.inv_dy
       width  = 8
       height = 6
       properties = {
@@ -462,7 +464,7 @@ locals {
     {
       type   = "metric"
       x      = 0
-      y      = 52
+      y      = 52 + local.inv_dy
       width  = 8
       height = 6
       properties = {
@@ -480,7 +482,7 @@ locals {
     {
       type   = "metric"
       x      = 8
-      y      = 52
+      y      = 52 + local.inv_dy
       width  = 16
       height = 6
       properties = {
@@ -503,7 +505,7 @@ locals {
   alarm_widget = length(local.dashboard_alarm_arns) == 0 ? [] : [{
     type   = "alarm"
     x      = 0
-    y      = 58
+    y      = 58 + local.inv_dy
     width  = 24
     height = 6
     properties = {
@@ -513,6 +515,141 @@ locals {
   }]
 }
 
+# Workloads (EKS), only with the inventory (eks_cluster_log_group_name): a block
+# of inv_dy rows right below the source widgets; everything under it moves down
+# by as much. Namespace and Workload are open sets, like SourceIp: SEARCH finds
+# the series of the exact dimension set {Namespace} or {Namespace, Workload}
+# (a graph shows at most 500), SORT(..., SUM, DESC, 10) keeps the ten largest
+# over the time range ("CloudWatch search expression syntax", "Metric math
+# syntax and functions"). The namespace is double-quoted in the schema, as a
+# name with non-alphanumeric characters must be. Values the function writes
+# besides real namespaces: "(node)" (bytes from node IPs: SNAT or hostNetwork),
+# "(unresolved)" (no pod or node held the address at the time) and "other"
+# (beyond its per-invocation cap).
+locals {
+  inv_y  = 27
+  inv_dy = local.inventory_enabled ? 21 : 0
+
+  inv_search_ns = format("SEARCH('{\"%s\",Namespace} MetricName=\"NatCost\"', 'Sum', 3600)", local.ns)
+  inv_search_wl = format("SEARCH('{\"%s\",Namespace,Workload} MetricName=\"NatCost\"', 'Sum', 3600)", local.ns)
+  inv_search_fw = format("SEARCH('{AWS/Logs,DestinationType,FilterName,LogGroupName} MetricName=\"ForwardedBytes\" FilterName=\"%s\"', 'Sum', 3600)", local.eks_audit_subscription_name)
+
+  # Built whether or not the inventory is on (a for-expression evaluates its
+  # whole collection), so every reference in it must hold without it: the
+  # rule's name through one(), the log group's name through a local.
+  inventory_widgets = [for w in [
+    {
+      type   = "text"
+      x      = 0
+      y      = local.inv_y
+      width  = 24
+      height = 1
+      properties = {
+        markdown = "## Workloads (EKS): NAT spend by namespace and workload, from the pod inventory built out of the audit log of `${local.eks_log_group_name}`. `(node)`: bytes from node IPs (SNAT, hostNetwork pods); `(unresolved)`: no pod or node held the address at the time; `other`: beyond the function's per-invocation cap."
+      }
+    },
+    {
+      type   = "metric"
+      x      = 0
+      y      = local.inv_y + 1
+      width  = 12
+      height = 7
+      properties = {
+        title    = "Top 10 namespaces by NAT cost over the time range, USD per hour"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        legend   = { position = "right" }
+        metrics = [
+          [{ id = "ns", expression = local.inv_search_ns, visible = false }],
+          [{ id = "topns", expression = "SORT(ns, SUM, DESC, 10)", label = "" }],
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 12
+      y      = local.inv_y + 1
+      width  = 12
+      height = 7
+      properties = {
+        title    = "Top 10 workloads by NAT cost over the time range, USD per hour"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        legend   = { position = "right" }
+        metrics = [
+          [{ id = "wl", expression = local.inv_search_wl, visible = false }],
+          [{ id = "topwl", expression = "SORT(wl, SUM, DESC, 10)", label = "" }],
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 0
+      y      = local.inv_y + 8
+      width  = 12
+      height = 7
+      properties = {
+        title    = "Top 10 (namespace, workload) by NAT bytes per 5 minutes (Contributor Insights: every workload, no cap)"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
+        legend   = { position = "right" }
+        insightRule = {
+          maxContributorCount = 10
+          orderBy             = "Sum"
+          ruleName            = one(aws_cloudwatch_contributor_insight_rule.top_workloads[*].rule_name)
+        }
+      }
+    },
+    {
+      type   = "metric"
+      x      = 12
+      y      = local.inv_y + 8
+      width  = 12
+      height = 7
+      properties = {
+        title    = "NAT bytes per hour: all, attributed to nodes (SNAT hides the pod), unresolved; shares in % on the right"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        stat     = "Sum"
+        metrics = [
+          [local.ns, "NatBytes", { id = "all", label = "all NAT bytes" }],
+          [local.ns, "NatNodeBytes", { id = "node", label = "attributed to nodes" }],
+          [local.ns, "NatUnresolvedBytes", { id = "unres", label = "unresolved" }],
+          [{ id = "nodeshare", expression = "100 * FILL(node, 0) / all", label = "nodes, % of all", yAxis = "right" }],
+          [{ id = "unresshare", expression = "100 * FILL(unres, 0) / all", label = "unresolved, % of all", yAxis = "right" }],
+        ]
+      }
+    },
+    {
+      type   = "metric"
+      x      = 0
+      y      = local.inv_y + 15
+      width  = 24
+      height = 6
+      properties = {
+        title    = "Control plane log group ${local.eks_log_group_name}: bytes ingested per hour (billed, every log type enabled), and bytes the audit filter ${local.eks_audit_subscription_name} forwards to the function"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        stat     = "Sum"
+        metrics = [
+          ["AWS/Logs", "IncomingBytes", "LogGroupName", local.eks_log_group_name, { id = "ingested", label = "ingested (billed as CloudWatch Logs ingestion)" }],
+          [{ id = "forwarded", expression = local.inv_search_fw, label = "forwarded to natmeter" }],
+        ]
+      }
+    },
+  ] : w if local.inventory_enabled]
+}
+
 resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = var.name
   dashboard_body = jsonencode({
@@ -520,6 +657,6 @@ resource "aws_cloudwatch_dashboard" "this" {
     # month" have their own ranges. inherit: every graph keeps its period.
     start          = "-P7D"
     periodOverride = "inherit"
-    widgets        = concat(local.dashboard_widgets, local.alarm_widget)
+    widgets        = concat(local.dashboard_widgets, local.inventory_widgets, local.alarm_widget)
   })
 }

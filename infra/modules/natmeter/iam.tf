@@ -1,5 +1,6 @@
 # Least-privilege roles: the function may write its own log group, publish
-# metrics into its own namespace only, and send failed events to its own queue;
+# metrics into its own namespace only, send failed events to its own queue and,
+# with the EKS inventory, read and write its own table;
 # the optional flow log role may write the dedicated NAT flow log group only.
 
 data "aws_iam_policy_document" "function_assume" {
@@ -52,6 +53,19 @@ data "aws_iam_policy_document" "function" {
     sid       = "OwnFailedEventQueue"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.failed_events.arn]
+  }
+
+  # With eks_cluster_log_group_name: the items of its own inventory table
+  # (inventory.tf), written as audit events arrive and read back on a cold
+  # start. No other table, no index, no stream.
+  dynamic "statement" {
+    for_each = aws_dynamodb_table.inventory[*].arn
+
+    content {
+      sid       = "OwnInventoryTable"
+      actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan"]
+      resources = [statement.value]
+    }
   }
 
   # With a customer managed key: decrypt the environment, encrypt messages for

@@ -2,7 +2,7 @@
 # flow log group, optionally dedicated NAT flow logs), where failed events go
 # (an encrypted SQS on-failure destination), and the Contributor Insights rules
 # over its source detail lines. IAM is in iam.tf, the dashboard in dashboard.tf,
-# the alarms in alarms.tf.
+# the alarms in alarms.tf, the optional EKS workload inventory in inventory.tf.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -91,6 +91,11 @@ locals {
     local.emf_namespace == null ? {} : { NATMETER_EMF_NAMESPACE = local.emf_namespace },
     # Unset means: the built-in price table, by AWS_REGION.
     var.price_per_gb == null ? {} : { NATMETER_PRICE_PER_GB = tostring(var.price_per_gb) },
+    # The workload inventory (inventory.tf): set only with eks_cluster_log_group_name.
+    local.inventory_enabled ? {
+      NATMETER_INVENTORY_TABLE           = aws_dynamodb_table.inventory[0].name
+      NATMETER_INVENTORY_RETENTION_HOURS = tostring(var.inventory_retention_hours)
+    } : {},
   )
 
   # Subscription filter pattern: pass only the records of the NAT gateway ENIs.

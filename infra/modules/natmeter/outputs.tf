@@ -64,11 +64,26 @@ output "emf_namespace" {
 }
 
 output "contributor_insight_rule_names" {
-  description = "Names of the Contributor Insights rules over the source detail lines: top sources, and top (source, destination) pairs, by NAT bytes."
-  value = [
+  description = "Names of the Contributor Insights rules over the source detail lines: top sources, and top (source, destination) pairs, by NAT bytes; with eks_cluster_log_group_name also top (namespace, workload) pairs."
+  value = concat([
     aws_cloudwatch_contributor_insight_rule.top_sources.rule_name,
     aws_cloudwatch_contributor_insight_rule.top_source_destinations.rule_name,
-  ]
+  ], aws_cloudwatch_contributor_insight_rule.top_workloads[*].rule_name)
+}
+
+output "inventory_table_name" {
+  description = "DynamoDB table of the EKS workload inventory (NATMETER_INVENTORY_TABLE); null without eks_cluster_log_group_name."
+  value       = one(aws_dynamodb_table.inventory[*].name)
+}
+
+output "inventory_table_arn" {
+  description = "ARN of the inventory table, the only table the function's role may read and write; null without eks_cluster_log_group_name."
+  value       = one(aws_dynamodb_table.inventory[*].arn)
+}
+
+output "eks_audit_filter_pattern" {
+  description = "JSON filter pattern of the subscription on eks_cluster_log_group_name: pods create and delete (no subresource), pods/status and nodes/status patch and update; null without eks_cluster_log_group_name."
+  value       = one(aws_cloudwatch_log_subscription_filter.eks_audit[*].filter_pattern)
 }
 
 output "dashboard_name" {

@@ -150,6 +150,30 @@ variable "create_nat_flow_logs" {
   default     = false
 }
 
+variable "eks_cluster_log_group_name" {
+  description = "Control plane log group of an EKS cluster in the same account and Region, /aws/eks/<cluster>/cluster, with the audit log type enabled. Set, the module subscribes the function to the pod and node events of its audit log (a second subscription filter, JSON pattern) and gives it a DynamoDB table for the inventory it builds from them, so that NAT bytes are attributed to namespaces, workloads, pods and nodes (README, \"EKS workloads\"). A log group takes at most two subscription filters. Null: no inventory."
+  type        = string
+  default     = null
+
+  validation {
+    # EKS cluster names: 1-100 characters of letters, digits, '-' and '_',
+    # starting with a letter or digit (CreateCluster, name).
+    condition     = var.eks_cluster_log_group_name == null || can(regex("^/aws/eks/[A-Za-z0-9][A-Za-z0-9_-]{0,99}/cluster$", var.eks_cluster_log_group_name))
+    error_message = "Variable eks_cluster_log_group_name must be null or the control plane log group of an EKS cluster, /aws/eks/<cluster name>/cluster (a cluster name is 1-100 letters, digits, '-' or '_', starting with a letter or digit)."
+  }
+}
+
+variable "inventory_retention_hours" {
+  description = "Retention of the workload inventory in whole hours (1-8760), NATMETER_INVENTORY_RETENTION_HOURS: the function sets each item's TTL attribute (expires_at) this far ahead, and DynamoDB deletes expired items some time after that. Used only with eks_cluster_log_group_name."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.inventory_retention_hours >= 1 && var.inventory_retention_hours <= 8760 && floor(var.inventory_retention_hours) == var.inventory_retention_hours
+    error_message = "Variable inventory_retention_hours must be a whole number of hours between 1 and 8760."
+  }
+}
+
 variable "metric_namespace" {
   description = "CloudWatch namespace of the metrics the function publishes (NATMETER_NAMESPACE), and the only one the dashboard and the alarms read. Null means \"NatMeter/<name>\": every instance of the module has its own namespace, so instances in one account (one per VPC) never add up each other's traffic. Give each instance a different one if you set it. The function's PutMetricData permission is limited to it."
   type        = string
@@ -368,7 +392,7 @@ variable "log_retention_days" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of a customer managed KMS key that encrypts the log groups, the failed-event queue, the alarm topic and the function's environment. Its key policy must allow logs.<region>.amazonaws.com and cloudwatch.amazonaws.com. Null uses AWS-owned encryption (the topic then stays unencrypted: CloudWatch alarms cannot publish to a topic under the AWS managed aws/sns key)."
+  description = "ARN of a customer managed KMS key that encrypts the log groups, the failed-event queue, the alarm topic, the function's environment and the inventory table (eks_cluster_log_group_name). Its key policy must allow logs.<region>.amazonaws.com and cloudwatch.amazonaws.com, and DynamoDB on behalf of the function's role when the inventory is on. Null uses AWS-owned encryption (the topic then stays unencrypted: CloudWatch alarms cannot publish to a topic under the AWS managed aws/sns key)."
   type        = string
   default     = null
 
