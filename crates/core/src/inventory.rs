@@ -25,6 +25,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::identity::{Identity, PodSource, Resolver, Sighting, SourceId, Sources};
 
@@ -137,10 +138,25 @@ struct RawEvent<'a> {
     user: Option<RawUser<'a>>,
     #[serde(rename = "responseStatus", default)]
     response_status: Option<RawStatus>,
+    /// Read only once the event is known to matter: a refused request's response is a
+    /// `Status` whose `status` is a string, and other resources' objects are anything.
     #[serde(borrow, rename = "requestObject", default)]
-    request_object: Option<RawObject<'a>>,
+    request_object: Option<&'a RawValue>,
     #[serde(borrow, rename = "responseObject", default)]
-    response_object: Option<RawObject<'a>>,
+    response_object: Option<&'a RawValue>,
+}
+
+/// `kind` alone, to read a response object only when it is a Pod.
+#[derive(Deserialize)]
+struct RawKind<'a> {
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+}
+
+fn object<'a>(raw: Option<&'a RawValue>) -> Result<Option<RawObject<'a>>, AuditError> {
+    raw.map(|r| serde_json::from_str(r.get()))
+        .transpose()
+        .map_err(|e| AuditError::Json(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -306,7 +322,9 @@ fn fact(ev: RawEvent<'_>) -> Result<Option<Fact>, AuditError> {
         .and_then(|u| u.username.strip_prefix("system:node:"))
         .map(str::to_string);
     if r.resource == "nodes" {
-        let status = ev.request_object.and_then(|o| o.status).unwrap_or_default();
+        let status = object(ev.request_object)?
+            .and_then(|o| o.status)
+            .unwrap_or_default();
         let ips = status
             .addresses
             .unwrap_or_default()
@@ -320,7 +338,7 @@ fn fact(ev: RawEvent<'_>) -> Result<Option<Fact>, AuditError> {
             ips,
         }));
     }
-    let request = ev.request_object.unwrap_or_default();
+    let request = object(ev.request_object)?.unwrap_or_default();
     let mut pod = PodRef {
         uid: request
             .metadata
@@ -353,10 +371,11 @@ fn fact(ev: RawEvent<'_>) -> Result<Option<Fact>, AuditError> {
         }));
     }
     // A create's or delete's response is the Pod (a delete of a gone pod answers a Status).
-    let object = ev
-        .response_object
-        .filter(|o| matches!(o.kind.as_deref(), None | Some("Pod")))
-        .and_then(|o| pod_object(o, &pod));
+    let is_pod = |raw: &&RawValue| {
+        serde_json::from_str::<RawKind<'_>>(raw.get())
+            .is_ok_and(|k| matches!(k.kind.as_deref(), None | Some("Pod")))
+    };
+    let object = object(ev.response_object.filter(is_pod))?.and_then(|o| pod_object(o, &pod));
     if let Some(o) = &object {
         // A controller's create names the pod only in the response (`generateName`).
         if pod.name.is_empty() {

@@ -238,6 +238,17 @@ fn audit() -> Vec<String> {
             0,
             report,
         ),
+        // The kubelet's final delete, retried after it succeeded: refused (409), its response a
+        // Status whose `status` is a string. Changes nothing.
+        event(
+            331.0,
+            "delete",
+            &format!("system:node:{NODE}"),
+            json!({"resource": "pods", "namespace": "shop", "name": "web-7d4b9c8f6d-x2x9k", "apiVersion": "v1"}),
+            json!({"level": "RequestResponse", "requestObject": {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": "u-web"}},
+                   "responseStatus": {"metadata": {}, "status": "Failure", "reason": "Conflict", "code": 409},
+                   "responseObject": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Conflict", "code": 409}}),
+        ),
         // Said nothing about addresses: ignored.
         event(
             50.0,
@@ -664,8 +675,8 @@ fn stored_facts_read_back_as_the_events_they_came_from() {
             stored.add_stored(&f.json).unwrap();
         }
     }
-    // The get and the exec say nothing: not stored.
-    assert_eq!(ids.len(), lines.len() - 2);
+    // The get, the exec and the refused delete say nothing: not stored.
+    assert_eq!(ids.len(), lines.len() - 3);
     for ip in ["10.0.1.23", "10.0.1.5", "10.0.9.9"] {
         for t in (-700..600).step_by(1) {
             let (a, b) = (

@@ -6,6 +6,10 @@
 //! DynamoDB, REJECT, NODATA, SKIPDATA, IPv6 and a few malformed lines. The ground truth is summed
 //! from the conversations, never from the engine, so comparing the two tests the engine.
 //!
+//! With [`SimConfig::cluster`] the pods come and go (cluster.rs): the conversations are those of
+//! the pods holding their addresses at the time, the control plane's audit log says who held
+//! what, and the truth is also summed per workload, node or Unresolved.
+//!
 //! Owns: synthetic traffic and its truth, for the tests, `natmeter simulate` and `make bench`.
 //! Must never: be linked into the function (it brings `rand`; `cargo tree -p natmeter-lambda -i
 //! rand` finds nothing), or compute its truth with the engine it is there to check.
@@ -24,6 +28,11 @@ use serde::{Deserialize, Serialize};
 use flowlog::Format;
 
 use natmeter_core::topology::{Connectivity, NatGateway, Topology, DEFAULT_PRIVATE_CIDRS};
+
+mod cluster;
+
+use cluster::Ident;
+pub use cluster::{AuditLine, ClusterConfig};
 
 /// What the flow log covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +64,9 @@ pub struct SimConfig {
     /// Make gateway 0 a private NAT gateway (`connectivity_type = private`): its conversations
     /// go to other private networks, so both sides of its records are private addresses.
     pub private_nat: bool,
+    /// An EKS cluster whose pods come and go, with its audit log and the truth per workload;
+    /// `None`: fixed pods known only by address, as before clusters were simulated.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for SimConfig {
@@ -72,6 +84,7 @@ impl Default for SimConfig {
             max_batch_bytes: 1_000_000,
             batch_per_minute: false,
             private_nat: false,
+            cluster: None,
         }
     }
 }
@@ -162,6 +175,19 @@ pub struct TruthGateway {
     pub bytes: u64,
 }
 
+/// NAT bytes per workload (or node, or Unresolved), as the audit log's identity rule names them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthIdentity {
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, `Job`, `ReplicaSet`, `Pod`, `Node`
+    /// or `Unresolved`.
+    pub kind: String,
+    pub name: String,
+    pub outbound_bytes: u64,
+    pub inbound_bytes: u64,
+    pub bytes: u64,
+}
+
 /// `truth.json`: what a correct engine must report for the simulated events.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Truth {
@@ -179,6 +205,10 @@ pub struct Truth {
     pub destinations: Vec<TruthDestination>,
     /// Processed bytes per flow minute (Unix seconds), for metric checks.
     pub minutes: BTreeMap<i64, u64>,
+    /// With a cluster: every NAT byte's owner at the record's start, biggest first. Left out of
+    /// truth.json when empty, so a run without a cluster writes what it always wrote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<TruthIdentity>,
 }
 
 /// One Lambda event file.
@@ -197,6 +227,10 @@ pub struct Simulation {
     pub log_format: String,
     pub events: Vec<SimEvent>,
     pub truth: Truth,
+    /// With a cluster: its audit log in delivery order (late, and shuffled where delivery times
+    /// tie); empty without one.
+    pub audit: Vec<AuditLine>,
+    audit_log_group: String,
 }
 
 struct Node {
@@ -342,6 +376,8 @@ struct Builder<'c> {
     sources: BTreeMap<IpAddr, SourceAcc>,
     gateways: Vec<(u64, u64)>,
     destinations: BTreeMap<String, u64>,
+    /// With a cluster: (outbound, inbound) bytes per owner.
+    identities: BTreeMap<Ident, (u64, u64)>,
 }
 
 impl Builder<'_> {
@@ -375,9 +411,19 @@ impl Builder<'_> {
         bytes: u64,
         packets: u64,
         minute: i64,
+        identity: Option<&Ident>,
     ) {
         let r = &mut self.truth.records;
         r.counted += 1;
+        debug_assert!(identity.is_some() || self.cfg.cluster.is_none());
+        if let Some(id) = identity {
+            let acc = self.identities.entry(id.clone()).or_default();
+            if outbound {
+                acc.0 += bytes;
+            } else {
+                acc.1 += bytes;
+            }
+        }
         let s = self.sources.entry(local).or_default();
         if outbound {
             s.outbound += bytes;
@@ -410,10 +456,78 @@ impl Simulation {
     pub fn format(&self) -> Format {
         Format::parse(&self.log_format).expect("the simulator writes a valid format")
     }
+
+    /// The audit log group, `/aws/eks/<cluster>/cluster` (empty without a cluster).
+    pub fn audit_log_group(&self) -> &str {
+        &self.audit_log_group
+    }
+
+    /// The audit lines as a JSON-lines file, in delivery order.
+    pub fn audit_jsonl(&self) -> String {
+        let mut s = String::with_capacity(self.audit.iter().map(|l| l.json.len() + 1).sum());
+        for l in &self.audit {
+            s.push_str(&l.json);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// The audit lines as CloudWatch Logs subscription events of the cluster's log group: per
+    /// stream, the lines delivered within ten seconds of a batch's first go in it (up to
+    /// `max_batch_bytes` decoded), and a batch is sent when the next one of its stream starts.
+    pub fn audit_events(&self, max_batch_bytes: usize) -> Vec<SimEvent> {
+        const WINDOW_MS: i64 = 10_000;
+        struct Open {
+            first_ms: i64,
+            size: usize,
+            lines: Vec<(i64, String)>,
+        }
+        let group = self.audit_log_group.as_str();
+        let mut open: BTreeMap<&str, Open> = BTreeMap::new();
+        let mut events = Vec::new();
+        for l in &self.audit {
+            let stream = l.log_stream.as_str();
+            let overhead = 256 + group.len() + stream.len();
+            // The message is a JSON string in the payload: every quote and backslash is escaped.
+            let escapes = l.json.bytes().filter(|b| matches!(b, b'"' | b'\\')).count();
+            let add = l.json.len() + escapes + 110;
+            let o = open.entry(stream).or_insert(Open {
+                first_ms: l.delivered_at_ms,
+                size: 0,
+                lines: Vec::new(),
+            });
+            if !o.lines.is_empty()
+                && (l.delivered_at_ms - o.first_ms >= WINDOW_MS
+                    || overhead + o.size + add > max_batch_bytes)
+            {
+                let batch = std::mem::take(&mut o.lines);
+                events.push(make_event(stream, group, batch, events.len()));
+                o.size = 0;
+            }
+            if o.lines.is_empty() {
+                o.first_ms = l.delivered_at_ms;
+            }
+            o.size += add;
+            o.lines.push((l.stage_time_ms, l.json.clone()));
+        }
+        let mut rest: Vec<(&str, Open)> = open
+            .into_iter()
+            .filter(|(_, o)| !o.lines.is_empty())
+            .collect();
+        rest.sort_by_key(|(_, o)| o.first_ms);
+        for (stream, o) in rest {
+            events.push(make_event(stream, group, o.lines, events.len()));
+        }
+        for (i, e) in events.iter_mut().enumerate() {
+            e.file_name = format!("audit-{i:05}-{}.json", e.log_stream);
+        }
+        events
+    }
 }
 
 /// The simulator's address plan: NAT IPs in 10.0.0-63.x, node IPs in 10.0.64-127.x (200 a /24),
-/// pod IPs in 10.0.128-255.x (250 a /24). Beyond these counts addresses would collide.
+/// pod IPs in 10.0.128-255.x (250 a /24). Beyond these counts addresses would collide. A
+/// cluster's instances outside it are 10.0.63.200-201 (above any NAT IP).
 pub const MAX_NAT_GATEWAYS: usize = 64;
 pub const MAX_NODES: usize = 64 * 200;
 pub const MAX_PODS: usize = 128 * 250;
@@ -429,6 +543,20 @@ impl SimConfig {
             if !(1..=max).contains(&value) {
                 return Err(format!(
                     "--{name} {value}: expected 1-{max} (the simulator's address plan holds at most {max})"
+                ));
+            }
+        }
+        if let Some(c) = &self.cluster {
+            if c.max_audit_delay_secs < 0 {
+                return Err(format!(
+                    "cluster max_audit_delay_secs {}: expected 0 or more",
+                    c.max_audit_delay_secs
+                ));
+            }
+            if !(0.0..=1.0).contains(&c.drop_create_share) {
+                return Err(format!(
+                    "cluster drop_create_share {}: expected 0-1",
+                    c.drop_create_share
                 ));
             }
         }
@@ -520,112 +648,281 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
             nat_gateways: vec![],
             destinations: vec![],
             minutes: BTreeMap::new(),
+            identities: vec![],
         },
         sources: BTreeMap::new(),
         gateways: vec![(0, 0); g_count],
         destinations: BTreeMap::new(),
+        identities: BTreeMap::new(),
     };
     let start = cfg.start - cfg.start.rem_euclid(60);
-    for m in 0..cfg.minutes as i64 {
-        let minute = start + m * 60;
-        for pod in &pods {
-            if !rng.gen_bool((0.3 + 0.7 * pod.weight).min(1.0)) {
-                continue;
+    let mut nodes = nodes;
+    let cluster = cfg.cluster.as_ref().map(|cc| {
+        let ips: Vec<Ipv4Addr> = nodes.iter().map(|n| n.ip).collect();
+        let cl = cluster::build(cc, cfg.seed, start, cfg.minutes, cfg.pods, &ips);
+        if cc.unknown_sources {
+            // Instances in the VPC but not in the cluster (a bastion, a build box): no audit
+            // event names their addresses. Their own RNG keeps the cluster's traffic unchanged.
+            let mut orng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0075_7e1d_e000_0002);
+            for i in 0..2usize {
+                nodes.push(Node {
+                    ip: Ipv4Addr::new(10, 0, 63, 200 + i as u8),
+                    ipv6: Ipv6Addr::new(0x2600, 0x1f18, 0xabc, 0x4a00, 0, 0, 1, 1 + i as u16),
+                    eni: hex_id(&mut orng, "eni-"),
+                    instance: hex_id(&mut orng, "i-"),
+                    subnet: hex_id(&mut orng, "subnet-"),
+                    az: i % AZS.len(),
+                });
             }
-            let node = &nodes[pod.node];
-            let kind = rng.gen_range(0..100);
-            let t0 = minute + rng.gen_range(0..50);
-            let t1 = t0 + rng.gen_range(1..10);
-            let sport = rng.gen_range(32768..60999u16);
-            if kind < 8 {
-                pod_to_pod(&mut b, &mut rng, pod, &pods, &nodes, t0, t1, sport);
-                continue;
-            }
-            if kind < 12 {
-                ipv6_egress(&mut b, &mut rng, node, t0, t1, sport);
-                continue;
-            }
-            let (remote, svc, dport): (IpAddr, Option<&'static str>, u16) = if kind < 30 {
-                (
-                    Ipv4Addr::new(52, 216, rng.gen(), rng.gen()).into(),
-                    Some("S3"),
-                    443,
-                )
-            } else if kind < 40 {
-                (
-                    Ipv4Addr::new(3, 218, 180 + rng.gen_range(0..4), rng.gen()).into(),
-                    Some("DYNAMODB"),
-                    443,
-                )
-            } else {
-                let nets = [[203, 0, 113], [198, 51, 100], [192, 0, 2]];
-                let n = nets[rng.gen_range(0..3)];
-                (
-                    Ipv4Addr::new(n[0], n[1], n[2], rng.gen_range(1..255)).into(),
-                    None,
-                    if rng.gen_bool(0.8) { 443 } else { 80 },
-                )
-            };
-            let scale = 1.0 + 60.0 * pod.weight * pod.weight;
-            let out_bytes = (rng.gen_range(200..20_000) as f64 * scale) as u64;
-            let in_bytes = (rng.gen_range(500..200_000) as f64 * scale) as u64;
-            let gw = node.az % g_count;
-            // A private gateway reaches another private network (a peered VPC or on premises
-            // behind a transit gateway), never an AWS service's public address.
-            let (remote, svc) = if gateways[gw].connectivity_type == Connectivity::Private {
-                let far: IpAddr = Ipv4Addr::new(10, 200, rng.gen(), rng.gen_range(1..255)).into();
-                (far, None)
-            } else {
-                (remote, svc)
-            };
-            let nat_ip = if gw == 0 && rng.gen_bool(0.3) {
-                gateways[0].private_ips[1]
-            } else {
-                gateways[gw].private_ips[0]
-            };
-            let local: IpAddr = if cfg.external_snat {
-                pod.ip.into()
-            } else {
-                node.ip.into()
-            };
-            nat_conversation(
-                &mut b,
-                &mut rng,
-                NatConv {
-                    gw,
-                    private: gateways[gw].connectivity_type == Connectivity::Private,
-                    eni: &gateways[gw].eni,
-                    subnet: &nat_subnets[gw],
-                    az: AZS[gw % AZS.len()],
-                    nat_ip,
-                    local,
-                    pod: pod.ip.into(),
-                    node,
-                    remote,
-                    svc,
-                    sport,
-                    dport,
-                    out_bytes,
-                    in_bytes,
-                    t0,
-                    t1,
-                    minute,
-                },
-            );
         }
-        // Per gateway and minute: scans, idle windows, capacity drops and the odd bad line.
-        for (gw, g) in gateways.iter().enumerate() {
-            nat_noise(
-                &mut b,
-                &mut rng,
-                g,
-                &nat_subnets[gw],
-                AZS[gw % AZS.len()],
-                minute,
-            );
+        cl
+    });
+    let env = Env {
+        gateways: &gateways,
+        nat_subnets: &nat_subnets,
+        nodes: &nodes,
+    };
+    match &cluster {
+        None => {
+            for m in 0..cfg.minutes as i64 {
+                let minute = start + m * 60;
+                for pod in &pods {
+                    if !rng.gen_bool((0.3 + 0.7 * pod.weight).min(1.0)) {
+                        continue;
+                    }
+                    let kind: i32 = rng.gen_range(0..100);
+                    let t0 = minute + rng.gen_range(0..50);
+                    let t1 = t0 + rng.gen_range(1..10);
+                    let sport = rng.gen_range(32768..60999u16);
+                    let talk = Talk {
+                        pod,
+                        peers: &pods,
+                        kind,
+                        t0,
+                        t1,
+                        sport,
+                        minute,
+                        identity: None,
+                    };
+                    traffic(&mut b, &mut rng, &env, talk);
+                }
+                noise(&mut b, &mut rng, &env, minute);
+            }
+        }
+        Some(cl) => {
+            let peers: Vec<Pod> = cl
+                .tenancies
+                .iter()
+                .map(|t| Pod {
+                    ip: t.ip,
+                    node: t.node,
+                    weight: t.weight,
+                })
+                .collect();
+            let node_ids: Vec<Ident> = cl.node_names.iter().map(|n| Ident::node(n)).collect();
+            let unresolved = Ident::unresolved();
+            let outsiders: Vec<Pod> = (cl.node_names.len()..nodes.len())
+                .map(|k| Pod {
+                    ip: nodes[k].ip,
+                    node: k,
+                    weight: 0.35,
+                })
+                .collect();
+            for m in 0..cfg.minutes as i64 {
+                let minute = start + m * 60;
+                for (t, pod) in cl.tenancies.iter().zip(&peers) {
+                    // The seconds this pod may start a record at within the minute. A record
+                    // is resolved at its start, a whole second: the second must lie inside
+                    // [claim, end), since a hand-over within it goes to the later claim.
+                    let lo = minute.max(ceil_secs(t.from_us));
+                    let hi = (minute + 50).min(t.until_us.div_euclid(1_000_000));
+                    if lo >= hi || !rng.gen_bool((0.3 + 0.7 * pod.weight).min(1.0)) {
+                        continue;
+                    }
+                    let kind: i32 = rng.gen_range(0..100);
+                    // Now and then the first or last second of the tenancy: where an engine
+                    // that resolves a second off, or at arrival, names the wrong pod.
+                    let t0 = match rng.gen_range(0..8) {
+                        0 if lo > minute => lo,
+                        1 if hi < minute + 50 => hi - 1,
+                        _ => rng.gen_range(lo..hi),
+                    };
+                    let t1 = t0 + rng.gen_range(1..10);
+                    let sport = rng.gen_range(32768..60999u16);
+                    let identity = if !cfg.external_snat || t.host_network {
+                        &node_ids[t.node]
+                    } else {
+                        &t.ident
+                    };
+                    let talk = Talk {
+                        pod,
+                        peers: &peers,
+                        kind,
+                        t0,
+                        t1,
+                        sport,
+                        minute,
+                        identity: Some(identity),
+                    };
+                    traffic(&mut b, &mut rng, &env, talk);
+                }
+                for pod in &outsiders {
+                    if !rng.gen_bool(0.5) {
+                        continue;
+                    }
+                    // NAT traffic only: an outsider's other traffic would add nothing here.
+                    let kind: i32 = rng.gen_range(12..100);
+                    let t0 = minute + rng.gen_range(0..50);
+                    let t1 = t0 + rng.gen_range(1..10);
+                    let sport = rng.gen_range(32768..60999u16);
+                    let talk = Talk {
+                        pod,
+                        peers: &peers,
+                        kind,
+                        t0,
+                        t1,
+                        sport,
+                        minute,
+                        identity: Some(&unresolved),
+                    };
+                    traffic(&mut b, &mut rng, &env, talk);
+                }
+                noise(&mut b, &mut rng, &env, minute);
+            }
         }
     }
-    finish(b, gateways, log_format, cfg)
+    let (audit, audit_log_group) = match cluster {
+        Some(cl) => (cl.audit, cl.log_group),
+        None => (Vec::new(), String::new()),
+    };
+    let mut sim = finish(b, gateways, log_format, cfg);
+    sim.audit = audit;
+    sim.audit_log_group = audit_log_group;
+    sim
+}
+
+/// Microseconds to the first whole second at or after them.
+fn ceil_secs(us: i64) -> i64 {
+    us.div_euclid(1_000_000) + i64::from(us.rem_euclid(1_000_000) != 0)
+}
+
+/// What every minute's traffic draws on.
+struct Env<'a> {
+    gateways: &'a [NatGateway],
+    nat_subnets: &'a [String],
+    nodes: &'a [Node],
+}
+
+/// One pod's turn to talk in a minute, its kind and times already drawn.
+struct Talk<'a> {
+    pod: &'a Pod,
+    peers: &'a [Pod],
+    kind: i32,
+    t0: i64,
+    t1: i64,
+    sport: u16,
+    minute: i64,
+    /// Whose NAT bytes these are (with a cluster).
+    identity: Option<&'a Ident>,
+}
+
+fn traffic(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, env: &Env<'_>, talk: Talk<'_>) {
+    let Talk {
+        pod,
+        peers,
+        kind,
+        t0,
+        t1,
+        sport,
+        minute,
+        identity,
+    } = talk;
+    let (gateways, nodes, cfg) = (env.gateways, env.nodes, b.cfg);
+    let g_count = gateways.len();
+    let node = &nodes[pod.node];
+    if kind < 8 {
+        pod_to_pod(b, rng, pod, peers, nodes, t0, t1, sport);
+        return;
+    }
+    if kind < 12 {
+        ipv6_egress(b, rng, node, t0, t1, sport);
+        return;
+    }
+    let (remote, svc, dport): (IpAddr, Option<&'static str>, u16) = if kind < 30 {
+        (
+            Ipv4Addr::new(52, 216, rng.gen(), rng.gen()).into(),
+            Some("S3"),
+            443,
+        )
+    } else if kind < 40 {
+        (
+            Ipv4Addr::new(3, 218, 180 + rng.gen_range(0..4), rng.gen()).into(),
+            Some("DYNAMODB"),
+            443,
+        )
+    } else {
+        let nets = [[203, 0, 113], [198, 51, 100], [192, 0, 2]];
+        let n = nets[rng.gen_range(0..3)];
+        (
+            Ipv4Addr::new(n[0], n[1], n[2], rng.gen_range(1..255)).into(),
+            None,
+            if rng.gen_bool(0.8) { 443 } else { 80 },
+        )
+    };
+    let scale = 1.0 + 60.0 * pod.weight * pod.weight;
+    let out_bytes = (rng.gen_range(200..20_000) as f64 * scale) as u64;
+    let in_bytes = (rng.gen_range(500..200_000) as f64 * scale) as u64;
+    let gw = node.az % g_count;
+    // A private gateway reaches another private network (a peered VPC or on premises
+    // behind a transit gateway), never an AWS service's public address.
+    let (remote, svc) = if gateways[gw].connectivity_type == Connectivity::Private {
+        let far: IpAddr = Ipv4Addr::new(10, 200, rng.gen(), rng.gen_range(1..255)).into();
+        (far, None)
+    } else {
+        (remote, svc)
+    };
+    let nat_ip = if gw == 0 && rng.gen_bool(0.3) {
+        gateways[0].private_ips[1]
+    } else {
+        gateways[gw].private_ips[0]
+    };
+    let local: IpAddr = if cfg.external_snat {
+        pod.ip.into()
+    } else {
+        node.ip.into()
+    };
+    nat_conversation(
+        b,
+        rng,
+        NatConv {
+            gw,
+            private: gateways[gw].connectivity_type == Connectivity::Private,
+            eni: &gateways[gw].eni,
+            subnet: &env.nat_subnets[gw],
+            az: AZS[gw % AZS.len()],
+            nat_ip,
+            local,
+            pod: pod.ip.into(),
+            node,
+            remote,
+            svc,
+            sport,
+            dport,
+            out_bytes,
+            in_bytes,
+            t0,
+            t1,
+            minute,
+            identity,
+        },
+    );
+}
+
+/// Per gateway and minute: scans, idle windows, capacity drops and the odd bad line.
+fn noise(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, env: &Env<'_>, minute: i64) {
+    for (gw, g) in env.gateways.iter().enumerate() {
+        nat_noise(b, rng, g, &env.nat_subnets[gw], AZS[gw % AZS.len()], minute);
+    }
 }
 
 struct NatConv<'a> {
@@ -648,6 +945,7 @@ struct NatConv<'a> {
     t0: i64,
     t1: i64,
     minute: i64,
+    identity: Option<&'a Ident>,
 }
 
 fn packets_of(bytes: u64) -> u64 {
@@ -736,6 +1034,7 @@ fn nat_conversation(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, c: NatConv<'_>) {
                     rec.bytes.unwrap_or(0),
                     rec.packets.unwrap_or(0),
                     c.minute,
+                    c.identity,
                 ),
                 None => b.truth.records.public_side += 1,
             }
@@ -1037,6 +1336,24 @@ fn finish(
         })
         .collect();
 
+    let mut identities: Vec<TruthIdentity> = std::mem::take(&mut b.identities)
+        .into_iter()
+        .map(|(id, (outbound, inbound))| TruthIdentity {
+            namespace: id.namespace,
+            kind: id.kind,
+            name: id.name,
+            outbound_bytes: outbound,
+            inbound_bytes: inbound,
+            bytes: outbound + inbound,
+        })
+        .collect();
+    identities.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| (&a.namespace, &a.kind, &a.name).cmp(&(&b.namespace, &b.kind, &b.name)))
+    });
+    b.truth.identities = identities;
+
     let mut events = Vec::new();
     let streams = std::mem::take(&mut b.streams);
     for (eni, mut recs) in streams {
@@ -1055,6 +1372,7 @@ fn finish(
             if !batch.is_empty() && (new_minute || overhead + size + add > cfg.max_batch_bytes) {
                 events.push(make_event(
                     &log_stream,
+                    FLOW_LOG_GROUP,
                     std::mem::take(&mut batch),
                     events.len(),
                 ));
@@ -1064,7 +1382,7 @@ fn finish(
             batch.push((ts, line));
         }
         if !batch.is_empty() {
-            events.push(make_event(&log_stream, batch, events.len()));
+            events.push(make_event(&log_stream, FLOW_LOG_GROUP, batch, events.len()));
         }
         let _ = is_nat;
     }
@@ -1089,8 +1407,12 @@ fn finish(
         log_format,
         events,
         truth: b.truth,
+        audit: Vec::new(),
+        audit_log_group: String::new(),
     }
 }
+
+const FLOW_LOG_GROUP: &str = "/aws/vpc/flow-logs";
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -1110,7 +1432,7 @@ struct OutEvent {
     message: String,
 }
 
-fn make_event(log_stream: &str, batch: Vec<(i64, String)>, n: usize) -> SimEvent {
+fn make_event(log_stream: &str, log_group: &str, batch: Vec<(i64, String)>, n: usize) -> SimEvent {
     let log_events = batch
         .into_iter()
         .enumerate()
@@ -1124,7 +1446,7 @@ fn make_event(log_stream: &str, batch: Vec<(i64, String)>, n: usize) -> SimEvent
     let payload = OutPayload {
         message_type: "DATA_MESSAGE",
         owner: ACCOUNT,
-        log_group: "/aws/vpc/flow-logs",
+        log_group,
         log_stream,
         subscription_filters: ["natmeter"],
         log_events,
