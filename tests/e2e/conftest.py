@@ -4,8 +4,10 @@ and the simulator's events plus ground truth.
 Environment:
     NATMETER_BIN    the CLI (default target/debug/natmeter, relative to the repository root)
     BOOTSTRAP_BIN   the Lambda binary (default target/debug/bootstrap)
-Artifacts (bootstrap stdout/stderr, LocalStack log, simulations, measurements.json) go to
-tests/e2e/out/, which is wiped at the start of each session.
+    NATMETER_E2E_MOTO_VENV  the venv with moto's server, the DynamoDB emulator (run.sh exports it;
+                    default <repo>/.venv-moto)
+Artifacts (bootstrap stdout/stderr, LocalStack and moto logs, simulations, measurements.json) go
+to tests/e2e/out/, which is wiped at the start of each session.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from lambda_events import decode_event  # noqa: E402
 from localstack_proc import LocalStack, LocalStackError, free_port  # noqa: E402
 from runtime_api import RuntimeApi  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
+from dynamodb_proc import DynamoDbError, MotoServer, create_inventory_table, dynamodb_client  # noqa: E402
 
 REPO = HERE.parent.parent
 OUT = HERE / "out"
@@ -135,7 +138,51 @@ def cw(localstack):
     return cloudwatch_client(localstack)
 
 
+@pytest.fixture(scope="session")
+def dynamodb_instance():
+    """The MotoServer object (session): moto's server on a free loopback port, started on first use,
+    always stopped; its log in tests/e2e/out/dynamodb.log."""
+    m = MotoServer(OUT / "dynamodb.log")
+    atexit.register(m.stop)  # also on KeyboardInterrupt / abnormal exit
+    try:
+        try:
+            m.start()
+        except DynamoDbError as e:
+            print(str(e), file=sys.stderr)
+            pytest.fail(f"the DynamoDB emulator (moto server) did not start: {e}", pytrace=False)
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb(dynamodb_instance) -> str:
+    """The DynamoDB emulator's endpoint URL, e.g. http://127.0.0.1:43122 (AWS_ENDPOINT_URL_DYNAMODB)."""
+    return dynamodb_instance.url
+
+
+@pytest.fixture(scope="session")
+def ddb(dynamodb):
+    """A boto3 DynamoDB client of the emulator (dummy credentials, us-east-1)."""
+    return dynamodb_client(dynamodb)
+
+
 # ---------------------------------------------------------------- per test -------------------
+
+@pytest.fixture
+def inventory_table(request, ddb) -> str:
+    """A fresh table with the function's schema (pk S HASH, sk S RANGE, PAY_PER_REQUEST, TTL on
+    expires_at), unique to this test (the emulator has no reset); deleted at teardown."""
+    name = f"natmeter-e2e-{_safe(request.node.name)[:60]}-{uuid.uuid4().hex[:8]}"
+    create_inventory_table(ddb, name)
+    try:
+        yield name
+    finally:
+        try:
+            ddb.delete_table(TableName=name)
+        except Exception:  # noqa: BLE001 - the emulator may be gone at the end of a failed session
+            pass
+
 
 @pytest.fixture
 def test_out(request) -> Path:

@@ -19,6 +19,13 @@ by a rule over the request (e.g. its attempt number for the same body):
                  no response
     delay        hold the request for `delay_s` (longer than any deadline used), then close the
                  connection without a response
+    ddb_throttle HTTP 400, Content-Type application/x-amz-json-1.0, body
+                 {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                  "message": "Rate of requests exceeds the allowed throughput."}: what DynamoDB
+                 (awsJson1_0) answers a throttled request; for the proxy in front of the DynamoDB
+                 emulator (test_inventory.py). `proxy.always("ddb_throttle")` throttles every
+                 request, `proxy.healthy()` passes them through again; a rule can throttle by
+                 `request.target` (X-Amz-Target, e.g. "DynamoDB_20120810.BatchWriteItem").
 
 With `emulate_cloudwatch=True`, a `pass` request is first checked the way the real CloudWatch
 checks PutMetricData input and LocalStack does not (API reference: PutMetricData, MetricDatum,
@@ -45,6 +52,7 @@ import datetime as dt
 import gzip
 import hashlib
 import http.client
+import json
 import socket
 import struct
 import threading
@@ -57,7 +65,9 @@ from typing import Callable, Optional
 
 import cbor2
 
-OUTCOMES = ("pass", "throttle", "throttle_qc", "500", "invalid", "reset", "delay")
+OUTCOMES = ("pass", "throttle", "throttle_qc", "500", "invalid", "reset", "delay", "ddb_throttle")
+DDB_THROTTLE_TYPE = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+DDB_THROTTLE_MESSAGE = "Rate of requests exceeds the allowed throughput."
 TWO_WEEKS_S = 14 * 24 * 3600
 TWO_HOURS_S = 2 * 3600
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
@@ -85,6 +95,21 @@ class ProxyRequest:
         return self.path.rsplit("/", 1)[-1]
 
     @property
+    def target(self) -> str:
+        """The X-Amz-Target header (awsJson protocols: "DynamoDB_20120810.Query"), else ""."""
+        return self.headers.get("x-amz-target", "")
+
+    @property
+    def ddb_operation(self) -> str:
+        """The DynamoDB operation of an awsJson1_0 request ("Query", "BatchWriteItem", ...), else ""."""
+        t = self.target
+        return t.split(".", 1)[1] if t.startswith("DynamoDB_") and "." in t else ""
+
+    def json_body(self):
+        """The decoded body as JSON (DynamoDB requests)."""
+        return json.loads(self.body) if self.body else {}
+
+    @property
     def forwarded_ok(self) -> bool:
         return self.outcome == "pass" and self.upstream_status == 200
 
@@ -108,7 +133,7 @@ class ProxyRequest:
 
     def summary(self) -> dict:
         return {"n": self.n, "t": round(self.t, 4), "t_done": None if self.t_done is None else round(self.t_done, 4),
-                "op": self.operation, "outcome": self.outcome, "attempt": self.attempt,
+                "op": self.ddb_operation or self.operation, "outcome": self.outcome, "attempt": self.attempt,
                 "sha256": self.body_sha256[:16], "raw_len": self.raw_len, "upstream_status": self.upstream_status,
                 "error": self.error}
 
@@ -286,6 +311,9 @@ class FaultProxy:
                     self._send(400, _cbor_error("InvalidParameterValue", "injected invalid parameter"), cbor_headers)
                 elif outcome == "reset":
                     self._drop(rst=True)
+                elif outcome == "ddb_throttle":
+                    self._send(400, json.dumps({"__type": DDB_THROTTLE_TYPE, "message": DDB_THROTTLE_MESSAGE}).encode(),
+                               {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": rid})
                 elif outcome == "delay":
                     proxy._stopping.wait(proxy.delay_s)
                     self._drop(rst=False)

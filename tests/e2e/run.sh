@@ -6,13 +6,17 @@
 #   tests/e2e/run.sh --setup-only          only create/update the venv
 #
 # Env: NATMETER_BIN (default target/debug/natmeter), BOOTSTRAP_BIN (default target/debug/bootstrap),
-#      NATMETER_E2E_VENV (default <repo>/.venv), PYTHON313 (a Python >= 3.13 interpreter to use).
+#      NATMETER_E2E_VENV (default <repo>/.venv), PYTHON313 (a Python >= 3.13 interpreter to use),
+#      NATMETER_E2E_MOTO_VENV (default <venv>-moto: moto's server, the DynamoDB emulator, in a venv
+#      of its own because localstack-core's moto-ext ships the same `moto` package).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 REQ="tests/e2e/requirements.txt"
 VENV="${NATMETER_E2E_VENV:-$ROOT/.venv}"
+MOTO_REQ="tests/e2e/requirements-moto.txt"
+MOTO_VENV="${NATMETER_E2E_MOTO_VENV:-$VENV-moto}"
 
 die() { echo "tests/e2e/run.sh: $*" >&2; exit 2; }
 
@@ -68,12 +72,42 @@ setup_venv() {
   echo "tests/e2e/run.sh: venv ready in $(( $(date +%s) - t0 )) s" >&2
 }
 
+# moto's server (the DynamoDB emulator of test_inventory.py) in a venv of its own: the same
+# interpreter finder, a stamp keyed on its requirements file.
+setup_moto_venv() {
+  local want stamp
+  want="$( (cat "$MOTO_REQ"; echo "python-major-minor=3.13") | sha256sum | cut -d' ' -f1)"
+  stamp="$MOTO_VENV/.natmeter-e2e-stamp"
+  if [ -x "$MOTO_VENV/bin/python" ] && is_py313 "$MOTO_VENV/bin/python" && [ -f "$stamp" ] \
+      && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  local py t0
+  py="$(find_python313)"
+  t0=$(date +%s)
+  if ! { [ -x "$MOTO_VENV/bin/python" ] && is_py313 "$MOTO_VENV/bin/python"; }; then
+    echo "tests/e2e/run.sh: creating $MOTO_VENV with $py ($("$py" --version 2>&1))" >&2
+    rm -rf "$MOTO_VENV"
+    "$py" -m venv "$MOTO_VENV"
+  fi
+  rm -f "$stamp"
+  echo "tests/e2e/run.sh: installing $MOTO_REQ into $MOTO_VENV (first time: under a minute, ~125 MB)" >&2
+  "$MOTO_VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$MOTO_REQ"
+  "$MOTO_VENV/bin/python" -c 'import moto.server, moto.dynamodb, flask, flask_cors' \
+    || die "the venv at $MOTO_VENV installed but cannot import moto.server/moto.dynamodb/flask"
+  echo "$want" > "$stamp"
+  echo "tests/e2e/run.sh: moto venv ready in $(( $(date +%s) - t0 )) s" >&2
+}
+
 if [ "${1:-}" = "--setup-only" ]; then
   setup_venv
+  setup_moto_venv
   exit 0
 fi
 
 setup_venv
+setup_moto_venv
+export NATMETER_E2E_MOTO_VENV="$MOTO_VENV"
 
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 NATMETER_BIN="$(abs "${NATMETER_BIN:-target/debug/natmeter}")"
