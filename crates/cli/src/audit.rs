@@ -105,11 +105,19 @@ fn read_file(file: &Path, body: &[u8], l: &mut Loaded, decoder: &mut Decoder) {
                 }
                 Err(e) => l.error(format!("{}: not a JSON array: {e}", file.display())),
             }
-        } else {
+        } else if serde_json::from_slice::<&RawValue>(body).is_ok() {
             doc(&file.display().to_string(), file, body, l, decoder);
+        } else {
+            // Not one document either: JSON lines whose first line is damaged. Read them line
+            // by line, so the damage costs that line only.
+            lines(file, body, l, decoder);
         }
         return;
     }
+    lines(file, body, l, decoder);
+}
+
+fn lines(file: &Path, body: &[u8], l: &mut Loaded, decoder: &mut Decoder) {
     for (n, line) in body.split(|&b| b == b'\n').enumerate() {
         let line = line.trim_ascii();
         if line.is_empty() {
@@ -130,16 +138,6 @@ fn read_file(file: &Path, body: &[u8], l: &mut Loaded, decoder: &mut Decoder) {
 
 /// One JSON document of an inventory file.
 fn doc(at: &str, file: &Path, json: &[u8], l: &mut Loaded, decoder: &mut Decoder) {
-    // The common case, an audit event per line, is read once (not peeked first).
-    if contains(json, b"audit.k8s.io/")
-        && !contains(json, b"\"awslogs\"")
-        && !contains(json, b"\"logEvents\"")
-    {
-        if let Err(e) = l.inventory.add_line(json) {
-            l.error(format!("{at}: {e}"));
-        }
-        return;
-    }
     let peek: Peek<'_> = match serde_json::from_slice(json) {
         Ok(p) => p,
         Err(e) => {
@@ -161,6 +159,12 @@ fn doc(at: &str, file: &Path, json: &[u8], l: &mut Loaded, decoder: &mut Decoder
     }
     if peek.message_type.is_some() {
         return payload(at, json, l);
+    }
+    if peek.kind == Some("Event") {
+        if let Err(e) = l.inventory.add_line(json) {
+            l.error(format!("{at}: {e}"));
+        }
+        return;
     }
     if matches!(peek.kind, Some("List" | "PodList")) {
         match l.inventory.add_snapshot(json) {
@@ -186,10 +190,6 @@ fn doc(at: &str, file: &Path, json: &[u8], l: &mut Loaded, decoder: &mut Decoder
             l.error(format!("{at} event {}: {e}", i + 1));
         }
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[derive(Deserialize)]

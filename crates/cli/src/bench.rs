@@ -806,9 +806,181 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         baseline: baseline_text,
     };
 
+    eprintln!("natmeter bench: names from a 2,000-pod inventory...");
+    let names = names_row(&a, &nat_sim, nat_event)?;
+
     print_tables(&a, &started, &host, &rows, &text_row, median_kb);
     print_gzip(&gzip);
+    print_names(&names);
     Ok(())
+}
+
+/// The 1 MB NAT batch attributed by address and through an inventory: seconds per batch.
+struct NamesRow {
+    pods: usize,
+    claims: usize,
+    decoded: usize,
+    by_address: f64,
+    named: f64,
+    resolved_share: f64,
+}
+
+/// An inventory of 2,000 pods, built from EKS-shaped status patches: the batch's every source
+/// held by a pod of one of 20 Deployments since an hour before the batch, each address held by
+/// two earlier pods before that (so a lookup searches a history, not a single claim), and the
+/// rest of the 2,000 pods on addresses the batch never shows.
+fn bench_inventory(
+    sim: &Simulation,
+    pods: usize,
+) -> anyhow::Result<(natmeter_core::inventory::Inventory, usize)> {
+    let mut inv = natmeter_core::inventory::Inventory::default();
+    let start = sim.truth.minutes.keys().next().copied().unwrap_or(0);
+    let stamp = |t: i64| {
+        let (d, s) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+        // Civil date from days since the epoch (Howard Hinnant's algorithm).
+        let z = d + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.250000Z",
+            s / 3600,
+            s % 3600 / 60,
+            s % 60
+        )
+    };
+    let patch = |t: i64, n: usize, ip: &str| {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"b-{n}-{t}","stage":"ResponseComplete","verb":"patch","user":{{"username":"system:node:ip-10-0-0-{}.ec2.internal"}},"objectRef":{{"resource":"pods","namespace":"team-{}","name":"app-{}-5f6d8c7b9-p{n}","apiVersion":"v1","subresource":"status"}},"responseStatus":{{"code":200}},"requestObject":{{"metadata":{{"uid":"uid-{n}"}},"status":{{"podIP":"{ip}","podIPs":[{{"ip":"{ip}"}}],"phase":"Running"}}}},"stageTimestamp":"{}"}}"#,
+            n % 8,
+            n % 5,
+            n % 20,
+            stamp(t)
+        )
+    };
+    let sources: Vec<String> = sim.truth.sources.iter().map(|s| s.source.clone()).collect();
+    let mut n = 0usize;
+    let mut claims = 0usize;
+    for ip in &sources {
+        for back in [3, 2, 1] {
+            inv.add_line(patch(start - back * 3600, n, ip).as_bytes())
+                .map_err(|e| anyhow::anyhow!("bench inventory: {e}"))?;
+            n += 1;
+            claims += 1;
+        }
+    }
+    while n < pods.max(n) {
+        let ip = format!("10.200.{}.{}", n / 250, n % 250);
+        inv.add_line(patch(start - 3600, n, &ip).as_bytes())
+            .map_err(|e| anyhow::anyhow!("bench inventory: {e}"))?;
+        n += 1;
+        claims += 1;
+    }
+    Ok((inv, claims))
+}
+
+fn names_row(a: &BenchArgs, sim: &Simulation, event: &SimEvent) -> anyhow::Result<NamesRow> {
+    let topo = sim.topology();
+    let (inventory, claims) = bench_inventory(sim, 2000)?;
+    let pods = inventory.pods();
+    let plain = Attributor::new(&topo, sim.format());
+    let named = Attributor::new(&topo, sim.format()).with_resolver(&inventory);
+    let slice = Duration::from_secs_f64(a.seconds / f64::from(ROUNDS));
+    let mut reader = Reader::default();
+    let bytes = event.json.as_bytes();
+    let (mut e1, mut e2) = (plain.results(), named.results());
+    let mut best = (f64::INFINITY, f64::INFINITY);
+    // Interleaved, as the in-process cases: the two must meet the same load.
+    for _ in 0..ROUNDS {
+        let t1 = time_per_run(slice, || {
+            plain.reset(&mut e1);
+            let _ = std::hint::black_box(plain.ingest(
+                Input::Event {
+                    bytes,
+                    origin: "bench",
+                },
+                &mut reader,
+                &mut e1,
+            ));
+        });
+        let t2 = time_per_run(slice, || {
+            named.reset(&mut e2);
+            let _ = std::hint::black_box(named.ingest(
+                Input::Event {
+                    bytes,
+                    origin: "bench",
+                },
+                &mut reader,
+                &mut e2,
+            ));
+        });
+        best = (best.0.min(t1), best.1.min(t2));
+    }
+    // The named run must have named: every counted byte a pod's, and the same bytes as plain.
+    named.reset(&mut e2);
+    named
+        .ingest(
+            Input::Event {
+                bytes,
+                origin: "bench",
+            },
+            &mut reader,
+            &mut e2,
+        )
+        .context("names bench: the engine refused the batch")?;
+    plain.reset(&mut e1);
+    plain
+        .ingest(
+            Input::Event {
+                bytes,
+                origin: "bench",
+            },
+            &mut reader,
+            &mut e1,
+        )
+        .context("names bench: the engine refused the batch")?;
+    let report = natmeter_core::report::Report::build_named(&e2, &topo, 0.045);
+    let id = report
+        .identity
+        .context("a named report has identity totals")?;
+    anyhow::ensure!(
+        report.totals.bytes == e1.ledger().total_bytes() && report.totals.bytes > 0,
+        "names bench: named and plain runs counted different bytes"
+    );
+    Ok(NamesRow {
+        pods,
+        claims,
+        decoded: event.decoded_bytes,
+        by_address: best.0,
+        named: best.1,
+        resolved_share: id.resolved_bytes as f64 / report.totals.bytes as f64,
+    })
+}
+
+fn print_names(r: &NamesRow) {
+    let mb = r.decoded as f64 / 1e6;
+    println!();
+    println!("| case | pods in inventory | claims | bytes named | by address MB/s | named MB/s | time added |");
+    println!("|---|--:|--:|--:|--:|--:|--:|");
+    println!(
+        "| 1 MB NAT-ENI batch, names from the EKS audit log | {} | {} | {:.0}% | {:.0} | {:.0} | {:+.1}% |",
+        r.pods,
+        r.claims,
+        r.resolved_share * 100.0,
+        mb / r.by_address,
+        mb / r.named,
+        (r.named / r.by_address - 1.0) * 100.0
+    );
+    println!();
+    println!(
+        "In process, warm, one thread, {ROUNDS} interleaved rounds (fastest kept). Target (issue 13): \
+         resolution adds at most 10% to the NAT batch time."
+    );
 }
 
 /// One batch inflated both ways: seconds per inflate.

@@ -428,7 +428,505 @@ fn metrics_model_json() {
             "RecordsCounted",
             "RecordsSkipped",
             "ParseErrors",
-            "IngestLag"
+            "IngestLag",
+            "NatNodeBytes",
+            "NatUnresolvedBytes"
         ]
+    );
+}
+
+// ---- Names from the EKS audit log: `natmeter simulate --cluster`, `report --inventory` ----
+
+/// A simulated cluster (workloads, churn, an audit log) of a few minutes.
+fn simulate_cluster() -> Sim {
+    let sim = simulate(&["--cluster", "--seed", "7", "--minutes", "3"]);
+    let t = truth(&sim);
+    let kinds: std::collections::BTreeSet<&str> = t["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    for k in ["Deployment", "CronJob", "StatefulSet", "Node", "Unresolved"] {
+        assert!(
+            kinds.contains(k),
+            "no {k} in {kinds:?}: the test would be vacuous"
+        );
+    }
+    sim
+}
+
+/// `report` with the events first and each inventory path after its own `--inventory` (it takes
+/// several values: a positional input after it would be read as an inventory).
+fn report_named(sim: &Sim, flags: &[&str], inventory: &[&Path]) -> Output {
+    let format = std::fs::read_to_string(sim.root.join("log-format.txt")).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("report")
+        .arg("--nat-gateways")
+        .arg(format!("@{}", sim.root.join("nat-gateways.json").display()))
+        .args(["--log-format", &format])
+        .args(flags)
+        .arg(sim.root.join("events"));
+    for p in inventory {
+        cmd.arg("--inventory").arg(p);
+    }
+    cmd.env_remove("AWS_REGION").output().unwrap()
+}
+
+/// The audit log's lines, in delivery order.
+fn audit_lines(sim: &Sim) -> Vec<String> {
+    std::fs::read_to_string(sim.root.join("audit.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// (namespace, kind, name, outbound, inbound, bytes) per row, in order.
+fn identity_rows(rows: &Value) -> Vec<Value> {
+    rows.as_array()
+        .unwrap_or_else(|| panic!("not an array: {rows}"))
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r["namespace"],
+                r["kind"],
+                r["name"],
+                r["outbound_bytes"],
+                r["inbound_bytes"],
+                r["bytes"]
+            ])
+        })
+        .collect()
+}
+
+/// The named report's workloads are the truth's identities, row for row; its totals, records,
+/// batches, gateways and destinations are the report's without an inventory; its identity
+/// totals add up; no inventory line was refused.
+fn assert_named_as_truth(sim: &Sim, out: &Output, what: &str) {
+    assert!(out.status.success(), "{what}: {}", stderr(out));
+    let r = json(out);
+    let t = truth(sim);
+    assert_eq!(
+        identity_rows(&r["workloads"]),
+        identity_rows(&t["identities"]),
+        "{what}: workloads\nstderr: {}",
+        stderr(out)
+    );
+    let plain = report(sim, &[], &["--output", "json"]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let p = json(&plain);
+    for k in [
+        "totals",
+        "records",
+        "batches",
+        "nat_gateways",
+        "destinations",
+    ] {
+        assert_eq!(r[k], p[k], "{what}: {k} as without --inventory");
+    }
+    for k in ["bytes", "outbound_bytes", "inbound_bytes", "packets"] {
+        assert_eq!(r["totals"][k], t["totals"][k], "{what}: totals.{k}");
+    }
+    let id = &r["identity"];
+    let sum: u64 = ["resolved_bytes", "node_bytes", "unresolved_bytes"]
+        .iter()
+        .map(|k| id[*k].as_u64().unwrap())
+        .sum();
+    assert_eq!(Some(sum), r["totals"]["bytes"].as_u64(), "{what}: {id}");
+    assert!(id["resolved_bytes"].as_u64().unwrap() > 0, "{what}: {id}");
+    let err = stderr(out);
+    assert!(err.contains(" 0 refused"), "{what}: {err}");
+    // Every source row says who held it.
+    for s in r["sources"].as_array().unwrap() {
+        assert!(
+            matches!(s["holder"].as_str(), Some("pod" | "node" | "unresolved")),
+            "{what}: {s}"
+        );
+        if s["holder"] == "pod" {
+            assert!(
+                s["namespace"].is_string() && s["workload"].is_string() && s["pod"].is_string(),
+                "{what}: {s}"
+            );
+        }
+    }
+}
+
+#[test]
+fn inventory_audit_jsonl_names_workloads_as_the_truth() {
+    let sim = simulate_cluster();
+    let out = report_named(
+        &sim,
+        &["--output", "json"],
+        &[&sim.root.join("audit.jsonl")],
+    );
+    assert_named_as_truth(&sim, &out, "audit.jsonl");
+}
+
+#[test]
+fn inventory_audit_events_directory_names_workloads_as_the_truth() {
+    let sim = simulate_cluster();
+    let dir = sim.root.join("audit-events");
+    assert!(std::fs::read_dir(&dir).unwrap().count() > 1);
+    let out = report_named(&sim, &["--output", "json"], &[&dir]);
+    assert_named_as_truth(&sim, &out, "audit-events/");
+}
+
+#[test]
+fn inventory_gzipped_audit_jsonl_names_workloads_as_the_truth() {
+    let sim = simulate_cluster();
+    let gz = sim.root.join("audit.jsonl.gz");
+    std::fs::write(
+        &gz,
+        gzip(&std::fs::read(sim.root.join("audit.jsonl")).unwrap()),
+    )
+    .unwrap();
+    let out = report_named(&sim, &["--output", "json"], &[&gz]);
+    assert_named_as_truth(&sim, &out, "audit.jsonl.gz");
+}
+
+/// `aws logs filter-log-events --log-group-name /aws/eks/sim/cluster > export.json`: one
+/// pretty-printed document whose `events[].message` are the audit lines.
+#[test]
+fn inventory_filter_log_events_export_names_workloads_as_the_truth() {
+    let sim = simulate_cluster();
+    let events: Vec<Value> = audit_lines(&sim)
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| {
+            serde_json::json!({
+                "logStreamName": "kube-apiserver-audit-521234da4c7717f9573371c0195d8b62",
+                "timestamp": 1_764_547_200_000_i64 + i as i64,
+                "message": message,
+                "ingestionTime": 1_764_547_260_000_i64 + i as i64,
+                "eventId": format!("3869381023549829{i:06}"),
+            })
+        })
+        .collect();
+    let export = serde_json::json!({"events": events, "searchedLogStreams": []});
+    let p = sim.root.join("filter-log-events.json");
+    std::fs::write(&p, serde_json::to_vec_pretty(&export).unwrap()).unwrap();
+    let out = report_named(&sim, &["--output", "json"], &[&p]);
+    assert_named_as_truth(&sim, &out, "filter-log-events export");
+}
+
+/// Logs Insights' results exported as JSON: `[{"@timestamp":…,"@message":…}]`.
+#[test]
+fn inventory_logs_insights_export_names_workloads_as_the_truth() {
+    let sim = simulate_cluster();
+    let rows: Vec<Value> = audit_lines(&sim)
+        .into_iter()
+        .map(|m| serde_json::json!({"@timestamp": "2025-12-01 00:03:12.351", "@message": m}))
+        .collect();
+    let p = sim.root.join("insights.json");
+    std::fs::write(&p, serde_json::to_vec_pretty(&rows).unwrap()).unwrap();
+    let out = report_named(&sim, &["--output", "json"], &[&p]);
+    assert_named_as_truth(&sim, &out, "Logs Insights export");
+}
+
+/// An S3 export of the log group: each line the event's time, a space, the message.
+#[test]
+fn inventory_s3_export_lines_name_workloads_as_the_truth() {
+    let sim = simulate_cluster();
+    let mut text = String::new();
+    for l in audit_lines(&sim) {
+        let v: Value = serde_json::from_str(&l).unwrap();
+        // `2025-12-01T00:03:12.345678Z` to milliseconds, as the export writes it.
+        let stamp = v["stageTimestamp"].as_str().unwrap();
+        text.push_str(&format!("{}Z {l}\n", &stamp[..23]));
+    }
+    assert!(text.starts_with("20"), "{}", &text[..40]);
+    let p = sim.root.join("000000.txt");
+    std::fs::write(&p, gzip(text.as_bytes())).unwrap();
+    let out = report_named(&sim, &["--output", "json"], &[&p]);
+    assert_named_as_truth(&sim, &out, "S3 export");
+}
+
+#[test]
+fn csv_by_namespace_sums_the_truth_per_namespace() {
+    let sim = simulate_cluster();
+    let out = report_named(
+        &sim,
+        &["--output", "csv", "--by", "namespace"],
+        &[&sim.root.join("audit.jsonl")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("namespace,outbound_bytes,inbound_bytes,bytes,cost_usd")
+    );
+    let mut got = std::collections::BTreeMap::new();
+    let mut order = Vec::new();
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f.len(), 5, "{l}");
+        let n = |i: usize| f[i].parse::<u64>().unwrap();
+        assert_eq!(n(1) + n(2), n(3), "{l}");
+        assert!(
+            got.insert(f[0].to_string(), (n(1), n(2), n(3))).is_none(),
+            "{l}"
+        );
+        order.push(n(3));
+    }
+    assert!(
+        order.windows(2).all(|w| w[0] >= w[1]),
+        "largest first: {csv}"
+    );
+    let mut want = std::collections::BTreeMap::new();
+    for i in truth(&sim)["identities"].as_array().unwrap() {
+        let ns = match i["kind"].as_str().unwrap() {
+            "Node" => "(nodes)".to_string(),
+            "Unresolved" => "(unresolved)".to_string(),
+            _ => i["namespace"].as_str().unwrap().to_string(),
+        };
+        let e: &mut (u64, u64, u64) = want.entry(ns).or_default();
+        e.0 += i["outbound_bytes"].as_u64().unwrap();
+        e.1 += i["inbound_bytes"].as_u64().unwrap();
+        e.2 += i["bytes"].as_u64().unwrap();
+    }
+    assert!(want.len() >= 4, "{want:?}");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn by_anything_but_ip_without_inventory_exits_2() {
+    let sim = simulate(&["--seed", "3", "--minutes", "1"]);
+    for by in ["workload", "namespace", "pod"] {
+        let out = report(&sim, &[], &["--by", by]);
+        assert_eq!(out.status.code(), Some(2), "--by {by}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--inventory"), "{}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+    let out = report(&sim, &[], &["--by", "ip", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_matches_truth(&out, &sim);
+}
+
+/// Lines that are no inventory are named (file and line) on stderr and counted; every other
+/// line, and the other files, are still read.
+#[test]
+fn inventory_lines_that_are_not_audit_events_are_named_and_the_rest_read() {
+    let sim = simulate_cluster();
+    let lines = audit_lines(&sim);
+    let junk = sim.root.join("junk.jsonl");
+    std::fs::write(
+        &junk,
+        format!(
+            "{}\nthis is not json\n{{\"hello\":\"world\"}}\n{}\n",
+            lines[0],
+            &lines[1][..60]
+        ),
+    )
+    .unwrap();
+    // A whole file that is no inventory: a flow log's subscription event.
+    let mut flows: Vec<PathBuf> = std::fs::read_dir(sim.root.join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    flows.sort();
+    let audit = sim.root.join("audit.jsonl");
+    let out = report_named(&sim, &["--output", "json"], &[&junk, &flows[0], &audit]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let flow = flows[0].display().to_string();
+    assert!(
+        err.lines().any(|l| l.contains(&flow)
+            && l.contains("a subscription batch of log group \"/aws/vpc/flow-logs\"")
+            && l.contains("not an EKS audit stream")),
+        "{err}"
+    );
+    let name = junk.display().to_string();
+    for line in [2, 3, 4] {
+        assert!(
+            err.contains(&format!("{name} line {line}:")),
+            "line {line}: {err}"
+        );
+    }
+    assert!(!err.contains(&format!("{name} line 1:")), "{err}");
+    assert!(err.contains(" 4 refused"), "{err}");
+    let r = json(&out);
+    let t = truth(&sim);
+    assert_eq!(
+        identity_rows(&r["workloads"]),
+        identity_rows(&t["identities"])
+    );
+}
+
+/// An audit log whose first line is damaged (a truncated download, a line cut by whatever
+/// split the log) is still a JSON-lines file: the damaged line is named and every other line of
+/// the file is read.
+#[test]
+fn an_inventory_file_with_a_damaged_first_line_still_reads_the_rest() {
+    let sim = simulate_cluster();
+    let lines = audit_lines(&sim);
+    let p = sim.root.join("damaged.jsonl");
+    // The first line cut short, then the whole audit log: all of it names as the truth.
+    std::fs::write(&p, format!("{}\n{}\n", &lines[0][..50], lines.join("\n"))).unwrap();
+    let out = report_named(&sim, &["--output", "json"], &[&p]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{} line 1:", p.display())),
+        "the damaged line is named: {err}"
+    );
+    assert!(err.contains(" 1 refused"), "{err}");
+    let r = json(&out);
+    let t = truth(&sim);
+    assert_eq!(
+        identity_rows(&r["workloads"]),
+        identity_rows(&t["identities"]),
+        "{err}"
+    );
+}
+
+/// `kubectl get pods -A -o json`: warned about (names for the whole report, not at each
+/// record's time), and its pods name their addresses.
+#[test]
+fn a_kubectl_snapshot_warns_and_names_its_pods() {
+    let sim = simulate_cluster();
+    let t = truth(&sim);
+    // The two busiest pod addresses (10.0.128.0/17 is the simulator's pod range).
+    let pods: Vec<(String, u64, u64)> = t["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["source"].as_str().unwrap().starts_with("10.0.1"))
+        .filter(|s| {
+            let third: u8 = s["source"]
+                .as_str()
+                .unwrap()
+                .split('.')
+                .nth(2)
+                .unwrap()
+                .parse()
+                .unwrap();
+            third >= 128
+        })
+        .take(2)
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_string(),
+                s["outbound_bytes"].as_u64().unwrap(),
+                s["inbound_bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(pods.len(), 2);
+    let snapshot = serde_json::json!({
+        "apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
+        "items": [
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "snap-7d4b9c8f6d-x2x9k", "namespace": "snapshot", "uid": "u-snap-a",
+                          "labels": {"pod-template-hash": "7d4b9c8f6d"},
+                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "snap-7d4b9c8f6d", "uid": "rs-snap", "controller": true, "blockOwnerDeletion": true}]},
+             "spec": {"nodeName": "ip-10-0-64-10.ec2.internal", "containers": [{"name": "c", "image": "x"}]},
+             "status": {"phase": "Running", "podIP": pods[0].0, "podIPs": [{"ip": pods[0].0}]}},
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "snap-lone", "namespace": "snapshot", "uid": "u-snap-b"},
+             "spec": {"nodeName": "ip-10-0-64-11.ec2.internal", "containers": [{"name": "c", "image": "x"}]},
+             "status": {"phase": "Running", "podIP": pods[1].0, "podIPs": [{"ip": pods[1].0}]}}
+        ]
+    });
+    let p = sim.root.join("pods.json");
+    std::fs::write(&p, serde_json::to_vec_pretty(&snapshot).unwrap()).unwrap();
+    let out = report_named(&sim, &["--output", "json"], &[&p]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "warning: {} is a kubectl snapshot (2 pods)",
+            p.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("not at each record's time"), "{err}");
+    let r = json(&out);
+    let row = |kind: &str, name: &str| -> Value {
+        r["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["kind"] == kind && w["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name} in {}", r["workloads"]))
+            .clone()
+    };
+    for ((kind, name, pod), (ip, out_b, in_b)) in [
+        ("Deployment", "snap", "snap-7d4b9c8f6d-x2x9k"),
+        ("Pod", "snap-lone", "snap-lone"),
+    ]
+    .into_iter()
+    .zip(&pods)
+    {
+        let w = row(kind, name);
+        assert_eq!(w["namespace"], "snapshot");
+        assert_eq!(
+            (
+                w["outbound_bytes"].as_u64(),
+                w["inbound_bytes"].as_u64(),
+                w["pods"].as_u64()
+            ),
+            (Some(*out_b), Some(*in_b), Some(1)),
+            "{w}: all of {ip}'s bytes, for the whole report"
+        );
+        let sources: Vec<&Value> = r["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["source"] == ip.as_str())
+            .collect();
+        assert_eq!(sources.len(), 1, "{sources:?}");
+        assert_eq!(sources[0]["pod"], pod);
+        assert_eq!(sources[0]["holder"], "pod");
+        assert_eq!(sources[0]["workload"], format!("{kind}/{name}"));
+    }
+    // Nothing else is named: the rest is unresolved.
+    let named: u64 = pods.iter().map(|p| p.1 + p.2).sum();
+    assert_eq!(r["identity"]["resolved_bytes"].as_u64(), Some(named));
+    assert_eq!(
+        r["workloads"].as_array().unwrap().len(),
+        3,
+        "{}",
+        r["workloads"]
+    );
+    assert_eq!(
+        r["totals"],
+        json(&report(&sim, &[], &["--output", "json"]))["totals"]
+    );
+}
+
+#[test]
+fn the_table_with_inventory_leads_with_workloads() {
+    let sim = simulate_cluster();
+    let out = report_named(&sim, &[], &[&sim.root.join("audit.jsonl")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.starts_with("NAT Gateway processed bytes by workload"),
+        "{table}"
+    );
+    let t = truth(&sim);
+    let top = t["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] != "Node" && i["kind"] != "Unresolved")
+        .unwrap();
+    let label = format!(
+        "{}/{}/{}",
+        top["namespace"].as_str().unwrap(),
+        top["kind"].as_str().unwrap(),
+        top["name"].as_str().unwrap()
+    );
+    assert!(table.contains(&label), "{label}: {table}");
+    assert!(table.contains("TOTAL"), "{table}");
+    // Without --inventory it stays the table by source.
+    let plain = report(&sim, &[], &[]);
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    assert!(
+        !plain.starts_with("NAT Gateway processed bytes by workload"),
+        "{plain}"
     );
 }

@@ -16,7 +16,7 @@ use flowlog::{Field, Format, Record, RecordError};
 use serde::Serialize;
 
 use crate::attribution::{attribute, Capabilities, Context, Outcome, SkipReason};
-use crate::identity::{ByAddress, Resolver, Sighting};
+use crate::identity::{Answers, ByAddress, Resolver, Sighting};
 use crate::ledger::Ledger;
 use crate::sources::subscription::stream_eni;
 use crate::sources::{each_line, DecodeError, Input, Location, Read, Reader, Records};
@@ -135,6 +135,8 @@ pub enum BatchKind {
 #[derive(Debug, Default, Clone)]
 pub struct Results {
     ledger: Ledger,
+    /// The resolver's answers with their spans, for the ids of this ledger's sources.
+    answers: Answers,
     batches: BatchStats,
     records: RecordStats,
     observed: Observations,
@@ -276,6 +278,7 @@ impl<'t> Attributor<'t> {
     /// Lambda containers).
     pub fn reset(&self, r: &mut Results) {
         r.ledger.clear();
+        r.answers.clear();
         r.batches = BatchStats::default();
         r.records = RecordStats::default();
         r.observed = Observations::default();
@@ -398,14 +401,14 @@ impl<'t> Attributor<'t> {
                 let source = match self.resolver {
                     None => ByAddress.resolve_address(t.source, sources),
                     Some(r) => {
-                        let seen = Sighting {
+                        let seen = || Sighting {
                             address: t.source,
                             time: t.time,
                             gateway: t.gateway,
                             account: rec.get(Field::AccountId).or(owner),
                             vpc: rec.get(Field::VpcId),
                         };
-                        r.resolve(&seen, sources)
+                        into.answers.resolve(r, t.source, t.time, seen, sources)
                     }
                 };
                 into.ledger.add(&t, source);

@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -23,19 +24,32 @@ pub enum Identity {
     /// The address the NAT gateway saw: a pod, or its node under the VPC CNI's default SNAT
     /// (no inventory: nothing says which).
     Address(IpAddr),
-    /// A pod that held the address at the record's time (boxed: rare to build, and it keeps the
-    /// common variant small).
-    Pod(Box<PodSource>),
+    /// A pod that held the address at the record's time.
+    Pod(PodSource),
     /// A node: its own address, a hostNetwork pod's, or every pod's under SNAT.
-    Node { address: IpAddr, name: String },
+    Node { address: IpAddr, name: Arc<str> },
     /// An inventory was asked and no claim covers the address at that time: shown, never guessed.
     Unresolved(IpAddr),
 }
 
-/// A pod as a source: the address it held, who it is and what runs it.
+/// A pod as a source: the address it held, and the pod (shared: a warm function rebuilds its
+/// sources for every batch, and a pod's names are built once by the inventory, not per batch).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PodSource {
     pub address: IpAddr,
+    pub name: Arc<PodName>,
+}
+
+impl std::ops::Deref for PodSource {
+    type Target = PodName;
+    fn deref(&self) -> &PodName {
+        &self.name
+    }
+}
+
+/// Who a pod is and what runs it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PodName {
     pub namespace: String,
     /// The workload's kind and name: `Deployment`/`web`, `CronJob`/`report`, `Pod`/`<pod>`.
     pub kind: String,
@@ -44,6 +58,14 @@ pub struct PodSource {
     pub node: Option<String>,
     /// Tells apart two pods of one name (a StatefulSet's pod recreated).
     pub uid: String,
+}
+
+/// By uid alone, which names one pod (equal pods have equal uids, so this agrees with `Eq`):
+/// interning a pod's source hashes a few bytes, not every name.
+impl std::hash::Hash for PodName {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.uid.hash(h);
+    }
 }
 
 /// The workload a source counts under in the by-workload views (docs/contracts.md §1): nodes are
@@ -77,9 +99,9 @@ impl Identity {
         Some(match self {
             Identity::Address(_) => return None,
             Identity::Pod(p) => WorkloadKey {
-                namespace: &p.namespace,
-                kind: &p.kind,
-                name: &p.workload,
+                namespace: &p.name.namespace,
+                kind: &p.name.kind,
+                name: &p.name.workload,
             },
             Identity::Node { name, .. } => WorkloadKey {
                 namespace: "",
@@ -127,8 +149,10 @@ pub struct Sources {
     /// derived hash (which feeds the hasher the enum tag and then the address byte by byte).
     v4: FxHashMap<u32, SourceId>,
     v6: FxHashMap<u128, SourceId>,
-    /// Every other identity, by value (merging, and the first sighting of a resolver's key).
+    /// Every other identity, by value (merging, and the first sighting of a resolver's key);
+    /// brought up to date lazily: entries of `all` from `indexed` on are not in it yet.
     named: FxHashMap<Identity, SourceId>,
+    indexed: usize,
     /// A resolver's own key for an identity (see [`Sources::keyed`]): the per-record lookup,
     /// which must neither build nor hash an identity's strings.
     keyed: FxHashMap<(u128, u32), SourceId>,
@@ -153,10 +177,13 @@ impl Sources {
     pub fn intern(&mut self, identity: &Identity) -> SourceId {
         match identity {
             Identity::Address(ip) => self.address(*ip),
-            other => match self.named.get(other) {
-                Some(&id) => id,
-                None => self.push_named(other.clone()),
-            },
+            other => {
+                self.catch_up();
+                match self.named.get(other) {
+                    Some(&id) => id,
+                    None => self.push_named(other.clone()),
+                }
+            }
         }
     }
 
@@ -164,6 +191,33 @@ impl Sources {
         let id = SourceId(self.all.len() as u32);
         self.named.insert(identity.clone(), id);
         self.all.push(identity);
+        self.indexed = self.all.len();
+        id
+    }
+
+    /// Indexes the identities [`Sources::keyed_unique`] pushed without indexing.
+    fn catch_up(&mut self) {
+        while self.indexed < self.all.len() {
+            let i = self.indexed;
+            if !matches!(self.all[i], Identity::Address(_)) {
+                self.named.insert(self.all[i].clone(), SourceId(i as u32));
+            }
+            self.indexed += 1;
+        }
+    }
+
+    /// [`Sources::keyed`] for a key that no other key and no [`Sources::intern`] ever make the
+    /// identity of (a pod's address and index: its uid is its own). The identity is pushed
+    /// without hashing it, which a warm function does for every source of every batch; it is
+    /// indexed only if an [`Sources::intern`] (a merge) needs it.
+    #[inline]
+    pub fn keyed_unique(&mut self, key: (u128, u32), make: impl FnOnce() -> Identity) -> SourceId {
+        if let Some(&id) = self.keyed.get(&key) {
+            return id;
+        }
+        let id = SourceId(self.all.len() as u32);
+        self.all.push(make());
+        self.keyed.insert(key, id);
         id
     }
 
@@ -178,10 +232,13 @@ impl Sources {
         let identity = make();
         let id = match identity {
             Identity::Address(ip) => self.address(ip),
-            other => match self.named.get(&other) {
-                Some(&id) => id,
-                None => self.push_named(other),
-            },
+            other => {
+                self.catch_up();
+                match self.named.get(&other) {
+                    Some(&id) => id,
+                    None => self.push_named(other),
+                }
+            }
         };
         self.keyed.insert(key, id);
         id
@@ -207,6 +264,7 @@ impl Sources {
         self.v4.clear();
         self.v6.clear();
         self.named.clear();
+        self.indexed = 0;
         self.keyed.clear();
     }
 }
@@ -235,6 +293,72 @@ pub trait Resolver: Send + Sync {
     /// allocate for an identity already in `into` (tests/no_alloc_per_record.rs holds the
     /// default to it).
     fn resolve(&self, seen: &Sighting<'_>, into: &mut Sources) -> SourceId;
+
+    /// [`Resolver::resolve`], and the times `[from, until)` (Unix seconds) over which the same
+    /// address gets the same answer whatever else a sighting says: the engine then answers
+    /// those sightings itself, without asking. The default is an empty span: ask every time
+    /// (a resolver reading the account or VPC, say).
+    fn resolve_span(&self, seen: &Sighting<'_>, into: &mut Sources) -> (SourceId, i64, i64) {
+        (self.resolve(seen, into), seen.time, seen.time)
+    }
+}
+
+/// The engine's memory of [`Resolver::resolve_span`]'s answers: per address, the last answer
+/// and its span. A batch's records of one source come in runs with close times, so most
+/// sightings are answered here with one lookup, as the default resolver answers all of them.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    v4: FxHashMap<u32, (i64, i64, SourceId)>,
+    v6: FxHashMap<u128, (i64, i64, SourceId)>,
+}
+
+impl Answers {
+    /// The id of the source at `address` and `time`: remembered, or asked of `resolver` with
+    /// the sighting `seen` builds (only then: reading the account and VPC fields costs).
+    #[inline]
+    pub fn resolve<'s>(
+        &mut self,
+        resolver: &dyn Resolver,
+        address: IpAddr,
+        time: i64,
+        seen: impl FnOnce() -> Sighting<'s>,
+        into: &mut Sources,
+    ) -> SourceId {
+        use std::collections::hash_map::Entry;
+        let ask = |slot: &mut (i64, i64, SourceId), into: &mut Sources| {
+            let (id, from, until) = resolver.resolve_span(&seen(), into);
+            *slot = (from, until, id);
+            id
+        };
+        match address {
+            IpAddr::V4(a) => match self.v4.entry(u32::from(a)) {
+                Entry::Occupied(mut e) => {
+                    let (from, until, id) = *e.get();
+                    if from <= time && time < until {
+                        return id;
+                    }
+                    ask(e.get_mut(), into)
+                }
+                Entry::Vacant(e) => ask(e.insert((0, 0, SourceId(0))), into),
+            },
+            IpAddr::V6(a) => match self.v6.entry(u128::from(a)) {
+                Entry::Occupied(mut e) => {
+                    let (from, until, id) = *e.get();
+                    if from <= time && time < until {
+                        return id;
+                    }
+                    ask(e.get_mut(), into)
+                }
+                Entry::Vacant(e) => ask(e.insert((0, 0, SourceId(0))), into),
+            },
+        }
+    }
+
+    /// Forgets every answer (their ids name entries of a [`Sources`] being cleared).
+    pub fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+    }
 }
 
 /// Today's resolver: the address is the identity.

@@ -22,12 +22,13 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::identity::{Identity, PodSource, Resolver, Sighting, SourceId, Sources};
+use crate::identity::{Identity, PodName, PodSource, Resolver, Sighting, SourceId, Sources};
 
 /// Microseconds since the Unix epoch: audit timestamps have microseconds, and two claims of one
 /// address within a second must keep their order.
@@ -58,6 +59,24 @@ pub struct Pod {
     host_network: bool,
     /// The earliest end (final deletion, terminal phase), when one was seen.
     ended: Option<Micros>,
+    /// The names as a source carries them, built at the first resolution after the last change
+    /// (the inventory does not change while it resolves).
+    named: OnceLock<Arc<PodName>>,
+}
+
+impl Pod {
+    fn named(&self) -> &Arc<PodName> {
+        self.named.get_or_init(|| {
+            Arc::new(PodName {
+                namespace: self.namespace.clone(),
+                kind: self.workload.kind.clone(),
+                workload: self.workload.name.clone(),
+                pod: self.name.clone(),
+                node: self.node.clone(),
+                uid: self.uid.clone(),
+            })
+        })
+    }
 }
 
 /// Who holds an address at a time.
@@ -124,6 +143,8 @@ pub enum AuditError {
 
 #[derive(Deserialize)]
 struct RawEvent<'a> {
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "auditID", default)]
     audit_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -290,6 +311,14 @@ fn parse_event(line: &[u8]) -> Result<Option<(Option<String>, Fact)>, AuditError
 }
 
 fn fact(ev: RawEvent<'_>) -> Result<Option<Fact>, AuditError> {
+    // Any JSON object reads as an event with every field missing: without this, a wrapper (an
+    // export's `{"events":[…]}`) would pass as an event about nothing.
+    if ev.kind.as_deref() != Some("Event") {
+        return Err(AuditError::Json(format!(
+            "kind is {:?}, not \"Event\"",
+            ev.kind.as_deref().unwrap_or("missing")
+        )));
+    }
     if ev.stage.as_deref().is_some_and(|s| s != "ResponseComplete") {
         return Ok(None);
     }
@@ -455,29 +484,37 @@ const UNRESOLVED: u32 = NODE_BIT | HOST_NETWORK_BIT;
 /// per (address, holder) in a run; each record after that costs two hash lookups.
 impl Resolver for Inventory {
     fn resolve(&self, seen: &Sighting<'_>, into: &mut Sources) -> SourceId {
-        let address = seen.address;
-        let (bits, v6) = match address {
-            IpAddr::V4(a) => (u128::from(u32::from(a)), 0),
-            IpAddr::V6(a) => (u128::from(a), V6_BIT),
-        };
-        match self.holder(address, seen.time) {
-            None => into.keyed((bits, UNRESOLVED | v6), || Identity::Unresolved(address)),
-            Some((k, Holder::Node(name))) => into.keyed((bits, k | v6), || Identity::Node {
+        intern(seen.address, self.holder(seen.address, seen.time), into)
+    }
+
+    /// The answer holds while the claim in force and the pod's end stay on the same side of the
+    /// record's second (see [`Inventory::holder_span`]): a batch's records of one pod are then
+    /// named with one lookup in the engine.
+    fn resolve_span(&self, seen: &Sighting<'_>, into: &mut Sources) -> (SourceId, i64, i64) {
+        let (holder, from, until) = self.holder_span(seen.address, seen.time);
+        (intern(seen.address, holder, into), from, until)
+    }
+}
+
+/// The interned identity of `address` held by `holder` (built once per run and holder).
+fn intern(address: IpAddr, holder: Option<(u32, Holder<'_>)>, into: &mut Sources) -> SourceId {
+    let (bits, v6) = match address {
+        IpAddr::V4(a) => (u128::from(u32::from(a)), 0),
+        IpAddr::V6(a) => (u128::from(a), V6_BIT),
+    };
+    match holder {
+        // An address's unresolved key and a pod's (address, index) name one identity each.
+        None => into.keyed_unique((bits, UNRESOLVED | v6), || Identity::Unresolved(address)),
+        Some((k, Holder::Node(name))) => into.keyed((bits, k | v6), || Identity::Node {
+            address,
+            name: Arc::from(name),
+        }),
+        Some((k, Holder::Pod(p))) => into.keyed_unique((bits, k | v6), || {
+            Identity::Pod(PodSource {
                 address,
-                name: name.to_string(),
-            }),
-            Some((k, Holder::Pod(p))) => into.keyed((bits, k | v6), || {
-                Identity::Pod(Box::new(PodSource {
-                    address,
-                    namespace: p.namespace.clone(),
-                    kind: p.workload.kind.clone(),
-                    workload: p.workload.name.clone(),
-                    pod: p.name.clone(),
-                    node: p.node.clone(),
-                    uid: p.uid.clone(),
-                }))
-            }),
-        }
+                name: Arc::clone(p.named()),
+            })
+        }),
     }
 }
 
@@ -653,6 +690,8 @@ impl Inventory {
         };
         if let Some(&i) = self.by_uid.get(&*key) {
             let pod = &mut self.pods[i as usize];
+            // Whatever changes below, the names are built again when next resolved.
+            pod.named = OnceLock::new();
             if pod.name.is_empty() && !r.name.is_empty() {
                 pod.name.clone_from(&r.name);
                 if !pod.owner_known {
@@ -675,6 +714,7 @@ impl Inventory {
             owner_known: false,
             host_network: false,
             ended: None,
+            named: OnceLock::new(),
         });
         self.by_uid.insert(key.into_owned(), i);
         i
@@ -744,6 +784,54 @@ impl Inventory {
                 Some((p, Holder::Pod(pod)))
             }
             Owner::Node(n) => Some((n | NODE_BIT, Holder::Node(&self.nodes[n as usize]))),
+        }
+    }
+
+    /// [`Inventory::holder`] at `time`, and the seconds `[from, until)` over which `ip` has that
+    /// same answer: bounded by the claim in force (from the second it was made), the next claim
+    /// (up to the second before it is made) and the pod's end (up to its second).
+    fn holder_span(&self, ip: IpAddr, time: i64) -> (Option<(u32, Holder<'_>)>, i64, i64) {
+        const S: i64 = 1_000_000;
+        let Some(v) = self.claims.get(&ip) else {
+            return (None, i64::MIN, i64::MAX);
+        };
+        let second = time.saturating_mul(S);
+        let last = second.saturating_add(S - 1);
+        let at = v.partition_point(|c| c.from <= last);
+        // A record of second T sees the next claim once T*S + S-1 >= its start, i.e. from the
+        // second its start falls in.
+        let until_next = v.get(at).map_or(i64::MAX, |n| n.from.div_euclid(S));
+        let Some(claim) = at.checked_sub(1).map(|i| v[i]) else {
+            return (None, i64::MIN, until_next);
+        };
+        let from = claim.from.div_euclid(S);
+        match claim.owner {
+            Owner::Pod(p) => {
+                let pod = &self.pods[p as usize];
+                // Ended for the seconds T with end <= T*S, i.e. from the second after `end`
+                // begins (the ceiling of end/S).
+                let (ended_from, ended) = match pod.ended {
+                    Some(e) => ((e.saturating_add(S - 1)).div_euclid(S), e <= second),
+                    None => (i64::MAX, false),
+                };
+                if ended {
+                    return (None, ended_from.max(from), until_next);
+                }
+                let until = until_next.min(ended_from);
+                if let (true, Some(node)) = (pod.host_network, &pod.node) {
+                    return (
+                        Some((p | HOST_NETWORK_BIT, Holder::Node(node))),
+                        from,
+                        until,
+                    );
+                }
+                (Some((p, Holder::Pod(pod))), from, until)
+            }
+            Owner::Node(n) => (
+                Some((n | NODE_BIT, Holder::Node(&self.nodes[n as usize]))),
+                from,
+                until_next,
+            ),
         }
     }
 

@@ -504,7 +504,7 @@ impl DetailNames {
         let (namespace, workload) = workload_dimensions(source)?;
         let (pod, node) = match source {
             Identity::Pod(p) => (Some(p.pod.clone()), p.node.clone()),
-            Identity::Node { name, .. } => (None, Some(name.clone())),
+            Identity::Node { name, .. } => (None, Some(name.to_string())),
             _ => (None, None),
         };
         Some(DetailNames {

@@ -206,7 +206,7 @@ fn named_row(mut row: SourceRow, who: &Identity) -> SourceRow {
         }
         Identity::Node { name, .. } => {
             row.holder = Some("node");
-            row.node = Some(name.clone());
+            row.node = Some(name.to_string());
         }
         Identity::Unresolved(_) => row.holder = Some("unresolved"),
     }

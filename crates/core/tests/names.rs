@@ -688,3 +688,50 @@ fn stored_facts_read_back_as_the_events_they_came_from() {
     }
     assert!(stored.add_stored("{\"f\":\"nonsense\"}").is_err());
 }
+
+#[test]
+fn an_answers_span_holds_at_every_second_in_it() {
+    use natmeter_core::identity::{Resolver, Sighting, Sources};
+    let inv = inventory_of(&audit());
+    let mut sources = Sources::default();
+    let seen = |ip: &str, t: i64| Sighting {
+        address: ip.parse().unwrap(),
+        time: t,
+        gateway: 0,
+        account: None,
+        vpc: None,
+    };
+    let mut spans = 0;
+    for ip in ["10.0.1.23", "10.0.1.5", "10.0.9.9"] {
+        for t in T0 - 700..T0 + 600 {
+            let (id, from, until) = inv.resolve_span(&seen(ip, t), &mut sources);
+            assert!(
+                from <= t && t < until,
+                "{ip} at T0{:+}: span [{from}, {until})",
+                t - T0
+            );
+            assert_eq!(Resolver::resolve(&inv, &seen(ip, t), &mut sources), id);
+            // Every second of the span (within the scenario) has the same answer, and the
+            // seconds just outside it a different one.
+            for t2 in from.max(T0 - 800)..until.min(T0 + 700) {
+                assert_eq!(
+                    Resolver::resolve(&inv, &seen(ip, t2), &mut sources),
+                    id,
+                    "{ip} at T0{:+}",
+                    t2 - T0
+                );
+            }
+            for edge in [from.checked_sub(1), Some(until)].into_iter().flatten() {
+                if (T0 - 800..T0 + 700).contains(&edge) {
+                    assert_ne!(
+                        Resolver::resolve(&inv, &seen(ip, edge), &mut sources),
+                        id,
+                        "{ip}: span [{from}, {until}) is not the widest"
+                    );
+                }
+            }
+            spans += 1;
+        }
+    }
+    assert!(spans > 0);
+}
