@@ -1,7 +1,9 @@
 //! `bootstrap`: natmeter's Lambda function, triggered by a CloudWatch Logs subscription filter on
-//! a VPC flow-log group. It attributes NAT Gateway bytes to pod IPs and publishes metrics.
+//! a VPC flow-log group. It attributes NAT Gateway bytes to pod IPs (or, with an inventory, to
+//! pods, workloads and nodes named from the EKS audit log, whose batches it also stores) and
+//! publishes metrics.
 //!
-//! Set-up happens once in `main` (configuration, tracing, the CloudWatch client); the handler is
+//! Set-up happens once in `main` (configuration, tracing, the CloudWatch and DynamoDB clients); the handler is
 //! a thin shell over [`natmeter_lambda::Function`], whose policy is tested without the runtime.
 //! The end-to-end tests drive this binary through a Runtime API of their own (docs/testing.md §3.2).
 
