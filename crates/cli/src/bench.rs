@@ -569,22 +569,13 @@ struct TextRow {
     baseline: f64,
 }
 
-/// Today's date and time, UTC, without a calendar dependency (days to civil date: Howard
-/// Hinnant's `civil_from_days`).
+/// Today's date and time, UTC, without a calendar dependency.
 pub(crate) fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = natmeter_sim::civil(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
         rem / 3600,
@@ -835,25 +826,7 @@ fn bench_inventory(
 ) -> anyhow::Result<(natmeter_core::inventory::Inventory, usize)> {
     let mut inv = natmeter_core::inventory::Inventory::default();
     let start = sim.truth.minutes.keys().next().copied().unwrap_or(0);
-    let stamp = |t: i64| {
-        let (d, s) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-        // Civil date from days since the epoch (Howard Hinnant's algorithm).
-        let z = d + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        format!(
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.250000Z",
-            s / 3600,
-            s % 3600 / 60,
-            s % 60
-        )
-    };
+    let stamp = |t: i64| natmeter_sim::rfc3339(t * 1_000_000 + 250_000, true);
     let patch = |t: i64, n: usize, ip: &str| {
         format!(
             r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"b-{n}-{t}","stage":"ResponseComplete","verb":"patch","user":{{"username":"system:node:ip-10-0-0-{}.ec2.internal"}},"objectRef":{{"resource":"pods","namespace":"team-{}","name":"app-{}-5f6d8c7b9-p{n}","apiVersion":"v1","subresource":"status"}},"responseStatus":{{"code":200}},"requestObject":{{"metadata":{{"uid":"uid-{n}"}},"status":{{"podIP":"{ip}","podIPs":[{{"ip":"{ip}"}}],"phase":"Running"}}}},"stageTimestamp":"{}"}}"#,

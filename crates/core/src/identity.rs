@@ -303,6 +303,24 @@ pub trait Resolver: Send + Sync {
     }
 }
 
+/// The answer in `map` for `key` at `time` when its span covers it, else `ask`'s (which
+/// overwrites the slot: one answer per address, the latest).
+#[inline]
+fn remembered<K: std::hash::Hash + Eq>(
+    map: &mut FxHashMap<K, (i64, i64, SourceId)>,
+    key: K,
+    time: i64,
+    ask: impl FnOnce(&mut (i64, i64, SourceId)) -> SourceId,
+) -> SourceId {
+    // An empty span never matches: a new slot is always asked.
+    let slot = map.entry(key).or_insert((0, 0, SourceId(0)));
+    let (from, until, id) = *slot;
+    if from <= time && time < until {
+        return id;
+    }
+    ask(slot)
+}
+
 /// The engine's memory of [`Resolver::resolve_span`]'s answers: per address, the last answer
 /// and its span. A batch's records of one source come in runs with close times, so most
 /// sightings are answered here with one lookup, as the default resolver answers all of them.
@@ -324,33 +342,14 @@ impl Answers {
         seen: impl FnOnce() -> Sighting<'s>,
         into: &mut Sources,
     ) -> SourceId {
-        use std::collections::hash_map::Entry;
         let ask = |slot: &mut (i64, i64, SourceId), into: &mut Sources| {
             let (id, from, until) = resolver.resolve_span(&seen(), into);
             *slot = (from, until, id);
             id
         };
         match address {
-            IpAddr::V4(a) => match self.v4.entry(u32::from(a)) {
-                Entry::Occupied(mut e) => {
-                    let (from, until, id) = *e.get();
-                    if from <= time && time < until {
-                        return id;
-                    }
-                    ask(e.get_mut(), into)
-                }
-                Entry::Vacant(e) => ask(e.insert((0, 0, SourceId(0))), into),
-            },
-            IpAddr::V6(a) => match self.v6.entry(u128::from(a)) {
-                Entry::Occupied(mut e) => {
-                    let (from, until, id) = *e.get();
-                    if from <= time && time < until {
-                        return id;
-                    }
-                    ask(e.get_mut(), into)
-                }
-                Entry::Vacant(e) => ask(e.insert((0, 0, SourceId(0))), into),
-            },
+            IpAddr::V4(a) => remembered(&mut self.v4, u32::from(a), time, |s| ask(s, into)),
+            IpAddr::V6(a) => remembered(&mut self.v6, u128::from(a), time, |s| ask(s, into)),
         }
     }
 

@@ -149,8 +149,8 @@ fn uuid(rng: &mut ChaCha8Rng) -> String {
     )
 }
 
-/// Days since the epoch to a civil date (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, i64, i64) {
+/// Days since the epoch to a civil date (year, month, day; Howard Hinnant's algorithm).
+pub fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -164,7 +164,7 @@ fn civil(days: i64) -> (i64, i64, i64) {
 }
 
 /// `2025-12-01T00:03:12.345678Z`, or without the fraction (object timestamps have seconds).
-pub(crate) fn rfc3339(us: i64, micros: bool) -> String {
+pub fn rfc3339(us: i64, micros: bool) -> String {
     let secs = us.div_euclid(SEC);
     let (y, mo, d) = civil(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);

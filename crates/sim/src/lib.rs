@@ -32,7 +32,7 @@ use natmeter_core::topology::{Connectivity, NatGateway, Topology, DEFAULT_PRIVAT
 mod cluster;
 
 use cluster::Ident;
-pub use cluster::{AuditLine, ClusterConfig};
+pub use cluster::{civil, rfc3339, AuditLine, ClusterConfig};
 
 /// What the flow log covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
