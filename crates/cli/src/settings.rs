@@ -28,6 +28,11 @@ pub struct EngineArgs {
     /// NAT processing price, USD per GB (2^30 bytes); overrides the region's list price.
     #[arg(long, env = "NATMETER_PRICE_PER_GB", value_name = "USD")]
     pub price_per_gb: Option<String>,
+    /// The VPC's subnets with their AZ ids, as the JSON list of NATMETER_SUBNETS
+    /// (`[{"cidr":"10.0.32.0/19","az_id":"use1-az1"}]`) or @FILE holding it: prices the
+    /// cross-AZ surcharge of sources using a NAT gateway in another AZ (gateways need `az_id`).
+    #[arg(long, env = "NATMETER_SUBNETS", value_name = "JSON|@FILE")]
+    pub subnets: Option<String>,
 }
 
 pub type Settings = Config;
@@ -62,6 +67,14 @@ impl EngineArgs {
         vars.insert("AWS_REGION", self.region.clone());
         if let Some(p) = &self.price_per_gb {
             vars.insert("NATMETER_PRICE_PER_GB", p.clone());
+        }
+        if let Some(spec) = &self.subnets {
+            let json = match spec.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("--subnets: cannot read {path}"))?,
+                None => spec.clone(),
+            };
+            vars.insert("NATMETER_SUBNETS", json);
         }
         Ok(vars)
     }

@@ -121,8 +121,13 @@ impl Config {
             get("NATMETER_PRIVATE_CIDRS").unwrap_or_else(|| DEFAULT_PRIVATE_CIDRS.to_string());
         let cidrs = Topology::cidrs_from_list(&cidrs_value)
             .map_err(|e| err("NATMETER_PRIVATE_CIDRS", &cidrs_value, e.0))?;
-        let topology = Topology::new(gateways, cidrs)
+        let mut topology = Topology::new(gateways, cidrs)
             .map_err(|e| err("NATMETER_NAT_GATEWAYS", &gateways_json, e.0))?;
+        if let Some(json) = get("NATMETER_SUBNETS") {
+            let subnets = Topology::subnets_from_json(&json)
+                .map_err(|e| err("NATMETER_SUBNETS", &json, e.0))?;
+            topology = topology.with_subnets(subnets);
+        }
         let namespace = get("NATMETER_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
         // CloudWatch: 1-255 printable ASCII, pattern [^:].*, and AWS/ is reserved.
         let valid_namespace = |ns: &str| {

@@ -77,6 +77,8 @@ pub const RECORDS_COUNTED: &str = "RecordsCounted";
 pub const RECORDS_SKIPPED: &str = "RecordsSkipped";
 pub const PARSE_ERRORS: &str = "ParseErrors";
 pub const INGEST_LAG: &str = "IngestLag";
+pub const NAT_CROSS_AZ_BYTES: &str = "NatCrossAzBytes";
+pub const NAT_CROSS_AZ_COST: &str = "NatCrossAzCost";
 pub const NAT_NODE_BYTES: &str = "NatNodeBytes";
 pub const NAT_UNRESOLVED_BYTES: &str = "NatUnresolvedBytes";
 
@@ -118,6 +120,18 @@ pub const METRICS: &[MetricSpec] = &[
         unit: Unit::Seconds,
         dimension_sets: &[&[]],
     },
+    // With subnets only: bytes between a source and a gateway in different AZs, and their
+    // inter-AZ transfer price.
+    MetricSpec {
+        name: NAT_CROSS_AZ_BYTES,
+        unit: Unit::Bytes,
+        dimension_sets: &[&[], &["NatGatewayId"]],
+    },
+    MetricSpec {
+        name: NAT_CROSS_AZ_COST,
+        unit: Unit::None,
+        dimension_sets: &[&[], &["NatGatewayId"]],
+    },
     // With an inventory only: how much went through nodes (what SNAT hides) and how much no
     // name covered.
     MetricSpec {
@@ -143,6 +157,7 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     "NATMETER_EMF_NAMESPACE",
     "NATMETER_MAX_SOURCES",
     "NATMETER_MIN_SOURCE_SHARE",
+    "NATMETER_SUBNETS",
     "NATMETER_INVENTORY_TABLE",
     "NATMETER_INVENTORY_RETENTION_HOURS",
 ];
@@ -306,6 +321,9 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
     };
     let mut by_ns: BTreeMap<(i64, String), Sum> = BTreeMap::new();
     let mut by_wl: BTreeMap<(i64, String, String), Sum> = BTreeMap::new();
+    let mut cross_all: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut cross_gw: BTreeMap<(i64, u16), u64> = BTreeMap::new();
+    let mut source_az: Vec<Option<Option<&str>>> = vec![None; ledger.sources().len()];
     let mut node_bytes: BTreeMap<i64, u64> = BTreeMap::new();
     let mut unresolved_bytes: BTreeMap<i64, u64> = BTreeMap::new();
     for (k, t) in ledger.iter() {
@@ -328,6 +346,24 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
                 .entry((k.minute, ns, wl))
                 .or_default()
                 .add(t.bytes, t.packets);
+        }
+        if topo.has_subnets() {
+            let at = *source_az[k.source.index()]
+                .get_or_insert_with(|| topo.az_of(ledger.source(k.source).address()));
+            let to = topo
+                .gateways()
+                .get(usize::from(k.gateway))
+                .and_then(|g| g.az_id.as_deref());
+            // Zeros too, per minute and gateway: a dashboard shows "no cross-AZ", not "no data".
+            let b = if matches!((at, to), (Some(a), Some(b)) if a != b) {
+                t.bytes
+            } else {
+                0
+            };
+            let e = cross_all.entry(k.minute).or_default();
+            *e = e.saturating_add(b);
+            let e = cross_gw.entry((k.minute, k.gateway)).or_default();
+            *e = e.saturating_add(b);
         }
         if named {
             let (node, unresolved) = match ledger.source(k.source) {
@@ -416,6 +452,26 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
             *m,
             *s,
         );
+    }
+    for (dims, m, b) in cross_all.iter().map(|(m, b)| (vec![], *m, *b)).chain(
+        cross_gw
+            .iter()
+            .map(|((m, g), b)| (vec![("NatGatewayId", gw_id(*g))], *m, *b)),
+    ) {
+        out.push(Datum {
+            metric: NAT_CROSS_AZ_BYTES,
+            unit: Unit::Bytes,
+            dimensions: dims.clone(),
+            timestamp: m,
+            value: b as f64,
+        });
+        out.push(Datum {
+            metric: NAT_CROSS_AZ_COST,
+            unit: Unit::None,
+            dimensions: dims,
+            timestamp: m,
+            value: cost(b, crate::price::INTER_AZ_USD_PER_GB),
+        });
     }
     for (metric, per) in [
         (NAT_NODE_BYTES, &node_bytes),

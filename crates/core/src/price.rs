@@ -41,6 +41,11 @@ pub const PRICES: &[Price] = &[
     },
 ];
 
+/// Inter-AZ data transfer within a region, USD per GB (2^30 bytes), charged on a byte that
+/// crosses between a source and a NAT gateway in different AZs, in either direction.
+pub const INTER_AZ_USD_PER_GB: f64 = 0.01;
+pub const INTER_AZ_SOURCE: &str = "AWS EC2 On-Demand pricing, 'Data Transfer within the same AWS Region': $0.01/GB in each direction between Availability Zones (us-east-1 list price; natmeter charges the one direction a byte crosses)";
+
 /// Looks up a region's price, unless an override is given.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PriceTable;

@@ -22,6 +22,12 @@ pub struct Totals {
     pub inbound_bytes: u64,
     pub packets: u64,
     pub cost_usd: f64,
+    /// With subnets configured: the bytes between a source and a NAT gateway in different AZs,
+    /// and their inter-AZ transfer price (on top of `cost_usd`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_az_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_az_cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -51,6 +57,10 @@ pub struct SourceRow {
     pub bytes: u64,
     pub packets: u64,
     pub cost_usd: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_az_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_az_cost_usd: Option<f64>,
     pub destinations: Vec<DestinationBytes>,
 }
 
@@ -116,6 +126,10 @@ pub struct GatewayRow {
     pub inbound_bytes: u64,
     pub bytes: u64,
     pub cost_usd: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_az_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_az_cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -147,6 +161,8 @@ struct Acc {
     outbound: u64,
     inbound: u64,
     packets: u64,
+    /// Bytes between AZs (subnets configured).
+    cross_az: u64,
     /// Bytes by interned destination ([`Ledger::destination`]): a handful per source, so a short
     /// list, named only at the end (a `String` per ledger entry and a map keyed by it were most
     /// of the time of a report over many minutes and sources).
@@ -292,16 +308,39 @@ impl Report {
         // source's distinct text).
         let mut sources: FxHashMap<SourceId, Acc> = FxHashMap::default();
         let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
+        // Each source's AZ, looked up once per source (not per ledger entry).
+        let mut az: Vec<Option<Option<&str>>> = vec![None; ledger.sources().len()];
         for (k, t) in ledger.iter() {
             total.add(k.direction, t.bytes, t.packets);
             total.add_destination(k.destination, t.bytes);
+            let crossing = topo.has_subnets() && {
+                let at = *az[k.source.index()]
+                    .get_or_insert_with(|| topo.az_of(ledger.source(k.source).address()));
+                let to = topo
+                    .gateways()
+                    .get(usize::from(k.gateway))
+                    .and_then(|g| g.az_id.as_deref());
+                matches!((at, to), (Some(a), Some(b)) if a != b)
+            };
             let s = sources.entry(k.source).or_default();
             s.add(k.direction, t.bytes, t.packets);
             s.add_destination(k.destination, t.bytes);
+            if crossing {
+                total.cross_az = total.cross_az.saturating_add(t.bytes);
+                s.cross_az = s.cross_az.saturating_add(t.bytes);
+            }
             if let Some(g) = gateways.get_mut(usize::from(k.gateway)) {
                 g.add(k.direction, t.bytes, t.packets);
+                if crossing {
+                    g.cross_az = g.cross_az.saturating_add(t.bytes);
+                }
             }
         }
+        let cross = |a: &Acc| topo.has_subnets().then_some(a.cross_az);
+        let cross_cost = |a: &Acc| {
+            topo.has_subnets()
+                .then(|| cost(a.cross_az, crate::price::INTER_AZ_USD_PER_GB))
+        };
         let (workloads, identity) = if named {
             let (w, i) = workloads(ledger, &sources, price_per_gb_usd);
             (Some(w), Some(i))
@@ -324,6 +363,8 @@ impl Report {
                     bytes: a.bytes(),
                     packets: a.packets,
                     cost_usd: cost(a.bytes(), price_per_gb_usd),
+                    cross_az_bytes: cross(&a),
+                    cross_az_cost_usd: cross_cost(&a),
                     destinations: by_bytes(ledger, a.destinations),
                 };
                 (named_row(row, who), who)
@@ -348,6 +389,8 @@ impl Report {
                 inbound_bytes: a.inbound,
                 bytes: a.bytes(),
                 cost_usd: cost(a.bytes(), price_per_gb_usd),
+                cross_az_bytes: cross(a),
+                cross_az_cost_usd: cross_cost(a),
             })
             .collect();
         Report {
@@ -359,6 +402,8 @@ impl Report {
                 inbound_bytes: total.inbound,
                 packets: total.packets,
                 cost_usd: cost(total.bytes(), price_per_gb_usd),
+                cross_az_bytes: cross(&total),
+                cross_az_cost_usd: cross_cost(&total),
             },
             batches: results.batches(),
             records: results.records(),
@@ -601,12 +646,24 @@ impl Report {
             t.packets,
             t.cost_usd
         );
+        if let (Some(b), Some(c)) = (t.cross_az_bytes, t.cross_az_cost_usd) {
+            let _ = writeln!(
+                s,
+                "CROSS-AZ  {} between a source and a NAT gateway in different AZs: ${c:.4} inter-AZ transfer (${}/GB) on top of NAT processing",
+                human(b),
+                crate::price::INTER_AZ_USD_PER_GB
+            );
+        }
         if !self.nat_gateways.is_empty() {
             let _ = writeln!(s, "\nBy NAT gateway:");
             for g in &self.nat_gateways {
+                let cross = match (g.cross_az_bytes, g.cross_az_cost_usd) {
+                    (Some(b), Some(c)) => format!("  cross-AZ {} ${c:.4}", human(b)),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     s,
-                    "  {:<24} {:<24} {:>11}  ${:.4}",
+                    "  {:<24} {:<24} {:>11}  ${:.4}{cross}",
                     g.nat_gateway,
                     g.eni,
                     human(g.bytes),

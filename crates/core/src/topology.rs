@@ -54,6 +54,17 @@ pub struct TopologyError(pub String);
 pub struct Topology {
     gateways: Vec<NatGateway>,
     private: Vec<IpNet>,
+    /// The VPC's subnets and their AZs (`NATMETER_SUBNETS`), longest prefix first: where a
+    /// source is, for the cross-AZ surcharge. Empty when not configured.
+    subnets: Vec<(IpNet, String)>,
+}
+
+/// One subnet of `NATMETER_SUBNETS` / `--subnets`: `{"cidr":"10.0.32.0/19","az_id":"use1-az1"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet {
+    pub cidr: String,
+    pub az_id: String,
 }
 
 impl Topology {
@@ -102,7 +113,72 @@ impl Topology {
                 )));
             }
         }
-        Ok(Topology { gateways, private })
+        Ok(Topology {
+            gateways,
+            private,
+            subnets: Vec::new(),
+        })
+    }
+
+    /// Parses `NATMETER_SUBNETS`: a JSON list of subnets with their AZ ids.
+    pub fn subnets_from_json(json: &str) -> Result<Vec<(IpNet, String)>, TopologyError> {
+        let list: Vec<Subnet> = serde_json::from_str(json).map_err(|e| {
+            TopologyError(format!(
+                "not a JSON list of subnets like [{{\"cidr\":\"10.0.32.0/19\",\"az_id\":\"use1-az1\"}}]: {e}"
+            ))
+        })?;
+        list.into_iter()
+            .map(|s| {
+                let net = s
+                    .cidr
+                    .parse::<IpNet>()
+                    .map_err(|_| TopologyError(format!("subnet {:?} is not a CIDR", s.cidr)))?;
+                if s.az_id.is_empty()
+                    || !s
+                        .az_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(TopologyError(format!(
+                        "subnet {}: az_id {:?} is not an AZ id like use1-az1",
+                        s.cidr, s.az_id
+                    )));
+                }
+                Ok((net.trunc(), s.az_id))
+            })
+            .collect()
+    }
+
+    /// The same topology knowing the VPC's subnets (longest prefix wins).
+    pub fn with_subnets(mut self, mut subnets: Vec<(IpNet, String)>) -> Topology {
+        subnets.sort_by(|a, b| {
+            b.0.prefix_len()
+                .cmp(&a.0.prefix_len())
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        self.subnets = subnets;
+        self
+    }
+
+    /// Whether subnets were configured (cross-AZ is then known where both ends' AZs are).
+    pub fn has_subnets(&self) -> bool {
+        !self.subnets.is_empty()
+    }
+
+    /// The AZ id of the subnet holding `ip`.
+    pub fn az_of(&self, ip: IpAddr) -> Option<&str> {
+        self.subnets
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map(|(_, az)| az.as_str())
+    }
+
+    /// Whether `source`'s traffic through gateway `gw` crosses AZs: `None` when either AZ is
+    /// unknown (the source outside every subnet, or the gateway without `az_id`).
+    pub fn crosses_az(&self, source: IpAddr, gw: usize) -> Option<bool> {
+        let from = self.az_of(source)?;
+        let to = self.gateways.get(gw)?.az_id.as_deref()?;
+        Some(from != to)
     }
 
     /// Parses the `NATMETER_NAT_GATEWAYS` JSON list.
@@ -191,6 +267,50 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subnets_place_addresses_in_azs() {
+        let gws = Topology::gateways_from_json(
+            r#"[{"id":"nat-a","eni":"eni-0a","private_ips":["10.0.0.5"],"az_id":"use1-az1"},{"id":"nat-b","eni":"eni-0b","private_ips":["10.0.32.5"]}]"#,
+        )
+        .unwrap();
+        let subnets = Topology::subnets_from_json(
+            r#"[{"cidr":"10.0.0.0/16","az_id":"use1-az9"},{"cidr":"10.0.32.0/19","az_id":"use1-az2"},{"cidr":"10.0.0.0/19","az_id":"use1-az1"}]"#,
+        )
+        .unwrap();
+        let t = Topology::new(
+            gws,
+            Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).unwrap(),
+        )
+        .unwrap()
+        .with_subnets(subnets);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Longest prefix first, whatever the order given.
+        assert_eq!(t.az_of(ip("10.0.33.7")), Some("use1-az2"));
+        assert_eq!(t.az_of(ip("10.0.1.7")), Some("use1-az1"));
+        assert_eq!(t.az_of(ip("10.0.200.7")), Some("use1-az9"));
+        assert_eq!(t.az_of(ip("192.168.0.1")), None);
+        assert_eq!(t.crosses_az(ip("10.0.33.7"), 0), Some(true));
+        assert_eq!(t.crosses_az(ip("10.0.1.7"), 0), Some(false));
+        assert_eq!(
+            t.crosses_az(ip("10.0.1.7"), 1),
+            None,
+            "gateway without az_id"
+        );
+        assert_eq!(
+            t.crosses_az(ip("192.168.0.1"), 0),
+            None,
+            "outside every subnet"
+        );
+        for bad in [
+            r#"[{"cidr":"10.0.0.0/33","az_id":"use1-az1"}]"#,
+            r#"[{"cidr":"10.0.0.0/16","az_id":""}]"#,
+            r#"[{"cidr":"10.0.0.0/16","az":"use1-az1"}]"#,
+            r#"{"cidr":"10.0.0.0/16"}"#,
+        ] {
+            assert!(Topology::subnets_from_json(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn json_and_flags() {
