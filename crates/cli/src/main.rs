@@ -311,6 +311,7 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         &serde_json::to_vec_pretty(&sim.gateways)?,
     )?;
     write(a.out.join("log-format.txt"), sim.log_format.as_bytes())?;
+    write(a.out.join("subnets.json"), sim.subnets_json().as_bytes())?;
     write(
         a.out.join("truth.json"),
         &serde_json::to_vec_pretty(&sim.truth)?,
@@ -325,7 +326,7 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
     }
     let decoded: usize = sim.events.iter().map(|e| e.decoded_bytes).sum();
     eprintln!(
-        "natmeter: wrote {} events ({:.1} MB decoded), nat-gateways.json, log-format.txt and truth.json to {}",
+        "natmeter: wrote {} events ({:.1} MB decoded), nat-gateways.json, log-format.txt, subnets.json and truth.json to {}",
         sim.events.len(),
         decoded as f64 / 1e6,
         a.out.display()

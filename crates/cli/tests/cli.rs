@@ -429,6 +429,8 @@ fn metrics_model_json() {
             "RecordsSkipped",
             "ParseErrors",
             "IngestLag",
+            "NatCrossAzBytes",
+            "NatCrossAzCost",
             "NatNodeBytes",
             "NatUnresolvedBytes"
         ]
@@ -929,4 +931,52 @@ fn the_table_with_inventory_leads_with_workloads() {
         !plain.starts_with("NAT Gateway processed bytes by workload"),
         "{plain}"
     );
+}
+
+// ---- The cross-AZ surcharge: `natmeter simulate` writes subnets.json, `report --subnets` ----
+
+/// Nodes in three AZs and two gateways: use1-az4's nodes reach use1-az1's gateway. The report
+/// with the simulator's subnets.json says as many cross-AZ bytes as the simulator's own plan
+/// (`Simulation::cross_az_truth`, the same run as a library), and the table shows them.
+#[test]
+fn report_with_simulated_subnets_prices_the_cross_az_bytes() {
+    let sim = simulate(&[
+        "--seed",
+        "5",
+        "--nat-gateways",
+        "2",
+        "--nodes",
+        "6",
+        "--minutes",
+        "2",
+    ]);
+    let lib = natmeter_sim::simulate(&natmeter_sim::SimConfig {
+        seed: 5,
+        nat_gateways: 2,
+        nodes: 6,
+        minutes: 2,
+        ..natmeter_sim::SimConfig::default()
+    });
+    let t = truth(&sim);
+    assert_eq!(t["totals"]["bytes"], lib.truth.totals.bytes, "same run");
+    let want = lib.cross_az_truth().bytes;
+    assert!(want > 0 && want < lib.truth.totals.bytes, "{want}");
+    let subnets = format!("@{}", sim.root.join("subnets.json").display());
+    let out = report(&sim, &[], &["--output", "json", "--subnets", &subnets]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["totals"]["cross_az_bytes"], want);
+    let cost = r["totals"]["cross_az_cost_usd"].as_f64().unwrap();
+    let expected = want as f64 / (1u64 << 30) as f64 * natmeter_core::price::INTER_AZ_USD_PER_GB;
+    assert!(
+        (cost - expected).abs() <= 1e-12 * expected.max(1.0),
+        "{cost}"
+    );
+    let out = report(&sim, &[], &["--subnets", &subnets]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("CROSS-AZ"), "{table}");
+    // Without --subnets nothing is said about AZs.
+    let out = report(&sim, &[], &["--output", "json"]);
+    assert!(json(&out)["totals"].get("cross_az_bytes").is_none());
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use flowlog::Format;
 
-use natmeter_core::topology::{Connectivity, NatGateway, Topology, DEFAULT_PRIVATE_CIDRS};
+use natmeter_core::topology::{Connectivity, NatGateway, Subnet, Topology, DEFAULT_PRIVATE_CIDRS};
 
 mod cluster;
 
@@ -211,6 +211,20 @@ pub struct Truth {
     pub identities: Vec<TruthIdentity>,
 }
 
+/// The cross-AZ share of the NAT bytes (the inter-AZ surcharge), from the simulator's own
+/// address plan: a conversation's bytes cross when its VPC-side address (the pod's, or the
+/// node's own under SNAT) is in a node subnet of [`Simulation::subnets`] whose AZ differs from
+/// the gateway's `az_id`. Addresses outside every subnet (a cluster's unknown instances) never
+/// cross. Not part of truth.json; see [`Simulation::cross_az_truth`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthCrossAz {
+    pub bytes: u64,
+    /// Per NAT-processed source address (every source of the truth, 0 when none crosses).
+    pub by_source: BTreeMap<String, u64>,
+    /// Per gateway id (every simulated gateway).
+    pub by_gateway: BTreeMap<String, u64>,
+}
+
 /// One Lambda event file.
 #[derive(Debug, Clone)]
 pub struct SimEvent {
@@ -231,6 +245,8 @@ pub struct Simulation {
     /// tie); empty without one.
     pub audit: Vec<AuditLine>,
     audit_log_group: String,
+    subnets: Vec<Subnet>,
+    cross_az: TruthCrossAz,
 }
 
 struct Node {
@@ -240,6 +256,9 @@ struct Node {
     instance: String,
     subnet: String,
     az: usize,
+    /// Its address (and its pods') is in [`Simulation::subnets`]; false for a cluster's
+    /// instances outside it, whose AZ the subnets do not tell.
+    listed: bool,
 }
 
 struct Pod {
@@ -378,6 +397,9 @@ struct Builder<'c> {
     destinations: BTreeMap<String, u64>,
     /// With a cluster: (outbound, inbound) bytes per owner.
     identities: BTreeMap<Ident, (u64, u64)>,
+    /// Cross-AZ bytes per source and per gateway.
+    cross_sources: BTreeMap<IpAddr, u64>,
+    cross_gateways: Vec<u64>,
 }
 
 impl Builder<'_> {
@@ -412,9 +434,15 @@ impl Builder<'_> {
         packets: u64,
         minute: i64,
         identity: Option<&Ident>,
+        cross_az: bool,
     ) {
         let r = &mut self.truth.records;
         r.counted += 1;
+        let crossed = self.cross_sources.entry(local).or_default();
+        if cross_az {
+            *crossed += bytes;
+            self.cross_gateways[gw] += bytes;
+        }
         debug_assert!(identity.is_some() || self.cfg.cluster.is_none());
         if let Some(id) = identity {
             let acc = self.identities.entry(id.clone()).or_default();
@@ -450,6 +478,22 @@ impl Simulation {
         let private =
             Topology::cidrs_from_list(DEFAULT_PRIVATE_CIDRS).expect("the default CIDRs parse");
         Topology::new(self.gateways.clone(), private).expect("simulated gateways are valid")
+    }
+
+    /// The subnets every simulated VPC address lives in, with their AZ ids (see
+    /// [`Simulation::cross_az_truth`] for what is left out).
+    pub fn subnets(&self) -> &[Subnet] {
+        &self.subnets
+    }
+
+    /// [`Simulation::subnets`] as `NATMETER_SUBNETS` / `natmeter report --subnets` take them.
+    pub fn subnets_json(&self) -> String {
+        serde_json::to_string(&self.subnets).expect("serializing plain structs cannot fail")
+    }
+
+    /// The cross-AZ bytes a correct engine must report given [`Simulation::subnets`].
+    pub fn cross_az_truth(&self) -> &TruthCrossAz {
+        &self.cross_az
     }
 
     /// The format the events are written in.
@@ -610,6 +654,7 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
             instance: hex_id(&mut rng, "i-"),
             subnet: hex_id(&mut rng, "subnet-"),
             az: k % AZS.len(),
+            listed: true,
         })
         .collect();
     let pods: Vec<Pod> = (0..cfg.pods.clamp(1, MAX_PODS))
@@ -654,6 +699,8 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
         gateways: vec![(0, 0); g_count],
         destinations: BTreeMap::new(),
         identities: BTreeMap::new(),
+        cross_sources: BTreeMap::new(),
+        cross_gateways: vec![0; g_count],
     };
     let start = cfg.start - cfg.start.rem_euclid(60);
     let mut nodes = nodes;
@@ -672,11 +719,17 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
                     instance: hex_id(&mut orng, "i-"),
                     subnet: hex_id(&mut orng, "subnet-"),
                     az: i % AZS.len(),
+                    listed: false,
                 });
             }
         }
         cl
     });
+    let pod_nodes: Vec<(Ipv4Addr, usize)> = match &cluster {
+        None => pods.iter().map(|p| (p.ip, p.node)).collect(),
+        Some(cl) => cl.tenancies.iter().map(|t| (t.ip, t.node)).collect(),
+    };
+    let subnets = subnets_of(&gateways, &nodes, &pod_nodes);
     let env = Env {
         gateways: &gateways,
         nat_subnets: &nat_subnets,
@@ -798,7 +851,40 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
     let mut sim = finish(b, gateways, log_format, cfg);
     sim.audit = audit;
     sim.audit_log_group = audit_log_group;
+    sim.subnets = subnets;
     sim
+}
+
+/// The address plan as subnets: each listed node's address and its pods' (a pod's address is
+/// in its node's subnet, so in its AZ) and each gateway's private IPs, as /32s since the plan
+/// interleaves AZs within every /24. A cluster's instances outside it are left out.
+fn subnets_of(
+    gateways: &[NatGateway],
+    nodes: &[Node],
+    pod_nodes: &[(Ipv4Addr, usize)],
+) -> Vec<Subnet> {
+    let mut by_ip: BTreeMap<IpAddr, &'static str> = BTreeMap::new();
+    for (g, gw) in gateways.iter().enumerate() {
+        for ip in &gw.private_ips {
+            by_ip.insert(*ip, AZS[g % AZS.len()]);
+        }
+    }
+    for n in nodes.iter().filter(|n| n.listed) {
+        by_ip.insert(n.ip.into(), AZS[n.az]);
+    }
+    for &(ip, node) in pod_nodes {
+        let n = &nodes[node];
+        if n.listed {
+            by_ip.insert(ip.into(), AZS[n.az]);
+        }
+    }
+    by_ip
+        .into_iter()
+        .map(|(ip, az)| Subnet {
+            cidr: format!("{ip}/32"),
+            az_id: az.to_string(),
+        })
+        .collect()
 }
 
 /// Microseconds to the first whole second at or after them.
@@ -1035,6 +1121,7 @@ fn nat_conversation(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, c: NatConv<'_>) {
                     rec.packets.unwrap_or(0),
                     c.minute,
                     c.identity,
+                    c.node.listed && AZS[c.node.az] != c.az,
                 ),
                 None => b.truth.records.public_side += 1,
             }
@@ -1353,6 +1440,18 @@ fn finish(
             .then_with(|| (&a.namespace, &a.kind, &a.name).cmp(&(&b.namespace, &b.kind, &b.name)))
     });
     b.truth.identities = identities;
+    let cross_az = TruthCrossAz {
+        bytes: b.cross_gateways.iter().sum(),
+        by_source: std::mem::take(&mut b.cross_sources)
+            .into_iter()
+            .map(|(ip, n)| (ip.to_string(), n))
+            .collect(),
+        by_gateway: gateways
+            .iter()
+            .zip(&b.cross_gateways)
+            .map(|(g, n)| (g.id.clone(), *n))
+            .collect(),
+    };
 
     let mut events = Vec::new();
     let streams = std::mem::take(&mut b.streams);
@@ -1409,6 +1508,8 @@ fn finish(
         truth: b.truth,
         audit: Vec::new(),
         audit_log_group: String::new(),
+        subnets: Vec::new(),
+        cross_az,
     }
 }
 

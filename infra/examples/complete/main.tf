@@ -67,6 +67,13 @@ module "natmeter" {
   # (one NAT gateway per AZ, in the order of local.azs).
   nat_gateway_keys = local.azs
 
+  # The private subnets and their AZ IDs: natmeter then prices the bytes of a
+  # source that reaches a NAT gateway in another AZ at the inter-AZ rate
+  # (module README, "Cross-AZ data transfer"). With one NAT gateway per AZ this
+  # stays near zero unless a route table points across zones; it is what a
+  # single_nat_gateway VPC pays on top of NAT processing.
+  subnets = [for s in module.vpc.private_subnet_objects : { cidr = s.cidr_block, az_id = s.availability_zone_id }]
+
   daily_cost_alarm_usd = var.daily_cost_alarm_usd
   alarm_emails         = var.alarm_email == null ? [] : [var.alarm_email]
 

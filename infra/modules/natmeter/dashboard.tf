@@ -20,7 +20,9 @@
 #
 # Layout: a 24-column grid; widgets are placed row by row, y grows downwards.
 # With the EKS inventory, a block of workload widgets (below) follows the
-# source widgets and moves the rest down by local.inv_dy.
+# source widgets and moves the rest down by local.inv_dy; with subnets
+# (cross-AZ pricing), a row of cross-AZ widgets follows the NAT cost by gateway
+# and moves everything below it down by local.xaz_dy.
 
 locals {
   ns         = local.metric_namespace
@@ -650,6 +652,69 @@ locals {
   ] : w if local.inventory_enabled]
 }
 
+# Cross-AZ data transfer, only with var.subnets (NATMETER_SUBNETS): a row of
+# xaz_dy rows right below the NAT cost by gateway, at xaz_y; every widget at or
+# below that row (the inventory block and the alarm widget included) moves
+# down by as much. The function prices a byte between a source and its NAT
+# gateway in another AZ at the inter-AZ rate, once per crossing byte, on top
+# of NAT processing (NatCrossAzBytes, NatCrossAzCost; by [] and NatGatewayId).
+locals {
+  xaz_y  = 13
+  xaz_dy = local.cross_az_enabled ? 6 : 0
+
+  cross_az_by_gateway_metrics = [
+    for id in var.nat_gateway_ids : [local.ns, "NatCrossAzCost", "NatGatewayId", id, { label = id }]
+  ]
+
+  cross_az_widgets = [for w in [
+    {
+      type   = "metric"
+      x      = 0
+      y      = local.xaz_y
+      width  = 12
+      height = 6
+      properties = {
+        title    = "Cross-AZ surcharge by NAT gateway: sources in another AZ than their gateway, at the inter-AZ rate (USD per hour)"
+        view     = "timeSeries"
+        stacked  = true
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        stat     = "Sum"
+        metrics  = local.cross_az_by_gateway_metrics
+      }
+    },
+    {
+      type   = "metric"
+      x      = 12
+      y      = local.xaz_y
+      width  = 12
+      height = 6
+      properties = {
+        title    = "NAT processing cost and the cross-AZ surcharge on top (USD per hour); cross-AZ bytes, % of NAT bytes on the right"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 3600
+        stat     = "Sum"
+        metrics = [
+          [local.ns, "NatCost", { id = "proc", label = "NAT processing, USD" }],
+          [local.ns, "NatCrossAzCost", { id = "xazcost", label = "cross-AZ surcharge, USD" }],
+          [local.ns, "NatCrossAzBytes", { id = "xazbytes", visible = false }],
+          [local.ns, "NatBytes", { id = "natbytes", visible = false }],
+          [{ id = "xazshare", expression = "100 * FILL(xazbytes, 0) / natbytes", label = "cross-AZ bytes, % of NAT bytes", yAxis = "right" }],
+        ]
+      }
+    },
+  ] : w if local.cross_az_enabled]
+
+  # Every widget from xaz_y down, moved below the cross-AZ row (by 0 without it).
+  dashboard_widgets_placed = [
+    for w in concat(local.dashboard_widgets, local.inventory_widgets, local.alarm_widget) :
+    merge(w, { y = w.y >= local.xaz_y ? w.y + local.xaz_dy : w.y })
+  ]
+}
+
 resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = var.name
   dashboard_body = jsonencode({
@@ -657,6 +722,11 @@ resource "aws_cloudwatch_dashboard" "this" {
     # month" have their own ranges. inherit: every graph keeps its period.
     start          = "-P7D"
     periodOverride = "inherit"
-    widgets        = concat(local.dashboard_widgets, local.inventory_widgets, local.alarm_widget)
+    # In reading order: the cross-AZ row between what sits above and below it.
+    widgets = concat(
+      [for w in local.dashboard_widgets_placed : w if w.y < local.xaz_y],
+      local.cross_az_widgets,
+      [for w in local.dashboard_widgets_placed : w if w.y >= local.xaz_y],
+    )
   })
 }

@@ -46,6 +46,9 @@ locals {
   # count every datum twice (the function refuses that configuration).
   emf_namespace = var.sink == "both" ? "${local.metric_namespace}/emf" : null
 
+  # Cross-AZ pricing (NATMETER_SUBNETS, NatCrossAz* metrics and widgets).
+  cross_az_enabled = length(var.subnets) > 0
+
   alarm_prefix = var.alarm_name_prefix == null ? "${var.name}-" : var.alarm_name_prefix
 
   # Format of the dedicated NAT flow logs (create_nat_flow_logs): the 14 default
@@ -96,6 +99,9 @@ locals {
       NATMETER_INVENTORY_TABLE           = aws_dynamodb_table.inventory[0].name
       NATMETER_INVENTORY_RETENTION_HOURS = tostring(var.inventory_retention_hours)
     } : {},
+    # Cross-AZ pricing (var.subnets): set only when subnets are given. The
+    # gateways' az_id (NATMETER_NAT_GATEWAYS) comes from their subnets above.
+    local.cross_az_enabled ? { NATMETER_SUBNETS = jsonencode(var.subnets) } : {},
   )
 
   # Subscription filter pattern: pass only the records of the NAT gateway ENIs.
@@ -181,7 +187,7 @@ resource "aws_lambda_function" "this" {
       # Lambda rejects more than 4 KB of environment variables (keys and values);
       # the JSON encoding slightly overestimates them.
       condition     = length(jsonencode(local.function_environment)) <= 4096
-      error_message = "The function's environment (flow log format and NAT gateways with their private IPs) exceeds Lambda's 4 KB limit: meter fewer NAT gateways per module instance."
+      error_message = "The function's environment (flow log format, NAT gateways with their private IPs, and subnets) exceeds Lambda's 4 KB limit: list fewer subnets (only those whose traffic reaches the NAT gateways, or wider CIDRs per AZ), or meter fewer NAT gateways per module instance."
     }
 
     precondition {

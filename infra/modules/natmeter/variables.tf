@@ -210,6 +210,32 @@ variable "private_cidrs" {
   }
 }
 
+variable "subnets" {
+  description = "The VPC's subnets with their Availability Zone IDs, [{ cidr = \"10.0.32.0/19\", az_id = \"use1-az1\" }, ...] (NATMETER_SUBNETS). Given, the function finds the AZ of each source and prices the bytes between a source and a NAT gateway in another AZ at the inter-AZ data transfer rate ($0.01/GB in us-east-1, once per crossing byte), as NatCrossAzBytes and NatCrossAzCost, and the dashboard shows them. The gateways' own AZ IDs are looked up from their subnets. Sources outside every subnet (and every byte when this is empty) are not priced for crossing. Empty (the default): no cross-AZ pricing. The entries count against Lambda's 4 KB environment (about 45 bytes each)."
+  type = list(object({
+    cidr  = string
+    az_id = string
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for s in var.subnets : can(cidrhost(s.cidr, 0))])
+    error_message = "Every entry of subnets must have a cidr that is a CIDR block such as 10.0.32.0/19."
+  }
+
+  validation {
+    # AZ IDs, not names: use1-az1 is the same zone in every account, us-east-1a
+    # is not. Local Zones have a middle part (usw2-lax1-az1).
+    condition     = alltrue([for s in var.subnets : can(regex("^[a-z]{2,5}[0-9]+(-[a-z]+[0-9]+)?-az[0-9]+$", s.az_id))])
+    error_message = "Every entry of subnets must have an az_id that is an Availability Zone ID such as use1-az1 (aws_subnet's availability_zone_id, not the zone name us-east-1a)."
+  }
+
+  validation {
+    condition     = length(distinct([for s in var.subnets : s.cidr])) == length(var.subnets)
+    error_message = "Variable subnets must not list a cidr twice."
+  }
+}
+
 variable "sink" {
   description = "Where the function sends metrics (NATMETER_SINK): cloudwatch (PutMetricData into metric_namespace), emf (Embedded Metric Format lines on stdout, which CloudWatch Logs turns into metrics in metric_namespace) or both. With both, the EMF copy goes to its own namespace, \"<metric_namespace>/emf\" (NATMETER_EMF_NAMESPACE), because CloudWatch turns EMF lines into metrics too and one namespace would count every datum twice; the dashboard and the alarms read metric_namespace only."
   type        = string
