@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap;
 
 use crate::attribution::{Destination, Direction, Traversal};
 use crate::identity::{Identity, SourceId, Sources};
+use crate::topology::Topology;
 
 /// The aggregation key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,6 +147,24 @@ impl Ledger {
     #[inline]
     pub fn sources(&self) -> &Sources {
         &self.sources
+    }
+
+    /// A test of whether an entry's bytes cross AZs (docs/contracts.md §1.1.2), looking each
+    /// source's AZ up once: a report walks many entries (minutes, destinations) per source.
+    pub fn crosses_az<'a>(&'a self, topo: &'a Topology) -> impl FnMut(&Key) -> bool + 'a {
+        let mut az: Vec<Option<Option<&'a str>>> = vec![None; self.sources.len()];
+        move |k: &Key| {
+            if !topo.has_subnets() {
+                return false;
+            }
+            let at = *az[k.source.index()]
+                .get_or_insert_with(|| topo.az_of(self.sources.get(k.source).address()));
+            let to = topo
+                .gateways()
+                .get(usize::from(k.gateway))
+                .and_then(|g| g.az_id.as_deref());
+            matches!((at, to), (Some(a), Some(b)) if a != b)
+        }
     }
 
     pub fn sources_mut(&mut self) -> &mut Sources {

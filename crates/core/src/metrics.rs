@@ -323,7 +323,7 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
     let mut by_wl: BTreeMap<(i64, String, String), Sum> = BTreeMap::new();
     let mut cross_all: BTreeMap<i64, u64> = BTreeMap::new();
     let mut cross_gw: BTreeMap<(i64, u16), u64> = BTreeMap::new();
-    let mut source_az: Vec<Option<Option<&str>>> = vec![None; ledger.sources().len()];
+    let mut crosses_az = ledger.crosses_az(topo);
     let mut node_bytes: BTreeMap<i64, u64> = BTreeMap::new();
     let mut unresolved_bytes: BTreeMap<i64, u64> = BTreeMap::new();
     for (k, t) in ledger.iter() {
@@ -348,18 +348,8 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
                 .add(t.bytes, t.packets);
         }
         if topo.has_subnets() {
-            let at = *source_az[k.source.index()]
-                .get_or_insert_with(|| topo.az_of(ledger.source(k.source).address()));
-            let to = topo
-                .gateways()
-                .get(usize::from(k.gateway))
-                .and_then(|g| g.az_id.as_deref());
             // Zeros too, per minute and gateway: a dashboard shows "no cross-AZ", not "no data".
-            let b = if matches!((at, to), (Some(a), Some(b)) if a != b) {
-                t.bytes
-            } else {
-                0
-            };
+            let b = if crosses_az(&k) { t.bytes } else { 0 };
             let e = cross_all.entry(k.minute).or_default();
             *e = e.saturating_add(b);
             let e = cross_gw.entry((k.minute, k.gateway)).or_default();

@@ -309,19 +309,11 @@ impl Report {
         let mut sources: FxHashMap<SourceId, Acc> = FxHashMap::default();
         let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
         // Each source's AZ, looked up once per source (not per ledger entry).
-        let mut az: Vec<Option<Option<&str>>> = vec![None; ledger.sources().len()];
+        let mut crosses_az = ledger.crosses_az(topo);
         for (k, t) in ledger.iter() {
             total.add(k.direction, t.bytes, t.packets);
             total.add_destination(k.destination, t.bytes);
-            let crossing = topo.has_subnets() && {
-                let at = *az[k.source.index()]
-                    .get_or_insert_with(|| topo.az_of(ledger.source(k.source).address()));
-                let to = topo
-                    .gateways()
-                    .get(usize::from(k.gateway))
-                    .and_then(|g| g.az_id.as_deref());
-                matches!((at, to), (Some(a), Some(b)) if a != b)
-            };
+            let crossing = crosses_az(&k);
             let s = sources.entry(k.source).or_default();
             s.add(k.direction, t.bytes, t.packets);
             s.add_destination(k.destination, t.bytes);
