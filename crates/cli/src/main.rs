@@ -159,6 +159,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("natmeter: error: {e:#}");
             ExitCode::from(2)
@@ -335,21 +336,44 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
 }
 
 fn print_metrics(a: MetricsArgs) -> anyhow::Result<()> {
+    // writeln!, not println!: a reader that goes away (`| head`) is an error to end on quietly
+    // (see `main`), where println! panics.
+    let mut out = std::io::stdout().lock();
     if a.json {
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&metrics::model_json(&a.namespace))?
-        );
+        )?;
         return Ok(());
     }
-    println!("namespace {}", a.namespace);
+    writeln!(out, "namespace {}", a.namespace)?;
     for m in metrics::METRICS {
         let sets: Vec<String> = m
             .dimension_sets
             .iter()
             .map(|s| format!("[{}]", s.join(", ")))
             .collect();
-        println!("{:<16} {:<8} {}", m.name, m.unit.as_str(), sets.join(" "));
+        writeln!(
+            out,
+            "{:<16} {:<8} {}",
+            m.name,
+            m.unit.as_str(),
+            sets.join(" ")
+        )?;
     }
     Ok(())
+}
+
+/// Whether an error is stdout's reader having gone away (`natmeter report ... | head`): the
+/// output was not wanted any more, which is not a failure to report.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                == Some(BrokenPipe)
+    })
 }

@@ -980,3 +980,30 @@ fn report_with_simulated_subnets_prices_the_cross_az_bytes() {
     let out = report(&sim, &[], &["--output", "json"]);
     assert!(json(&out)["totals"].get("cross_az_bytes").is_none());
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // `natmeter report ... | head`: the reader closes its end before the report is written.
+    let sim = simulate(&["--seed", "3", "--pods", "300", "--minutes", "3"]);
+    let format = std::fs::read_to_string(sim.root.join("log-format.txt")).unwrap();
+    for output in ["json", "table", "csv"] {
+        let mut child = Command::new(BIN)
+            .arg("report")
+            .arg("--nat-gateways")
+            .arg(format!("@{}", sim.root.join("nat-gateways.json").display()))
+            .args(["--log-format", &format, "--output", output])
+            .arg(sim.root.join("events"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{output}: {:?} {err}", out.status);
+        assert!(
+            !err.contains("panicked") && !err.contains("error"),
+            "{output}: {err}"
+        );
+    }
+}
