@@ -195,7 +195,7 @@ impl Sources {
         id
     }
 
-    /// Indexes the identities [`Sources::keyed_unique`] pushed without indexing.
+    /// Indexes the identities [`Sources::keyed`] pushed without indexing.
     fn catch_up(&mut self) {
         while self.indexed < self.all.len() {
             let i = self.indexed;
@@ -206,40 +206,19 @@ impl Sources {
         }
     }
 
-    /// [`Sources::keyed`] for a key that no other key and no [`Sources::intern`] ever make the
-    /// identity of (a pod's address and index: its uid is its own). The identity is pushed
-    /// without hashing it, which a warm function does for every source of every batch; it is
-    /// indexed only if an [`Sources::intern`] (a merge) needs it.
-    #[inline]
-    pub fn keyed_unique(&mut self, key: (u128, u32), make: impl FnOnce() -> Identity) -> SourceId {
-        if let Some(&id) = self.keyed.get(&key) {
-            return id;
-        }
-        let id = SourceId(self.all.len() as u32);
-        self.all.push(make());
-        self.keyed.insert(key, id);
-        id
-    }
-
-    /// The id of the identity a resolver knows by `key`, built by `make` the first time only.
-    /// The key is the resolver's (an address's bits and a holder's index): it must name one
-    /// identity for as long as this table lives, which [`Sources::clear`] ends.
+    /// The id of the identity a resolver knows by `key` (an address's bits and a holder's
+    /// index), built by `make` the first time only. The key must name one identity, and no
+    /// other key and no [`Sources::intern`] may make that identity, for as long as this table
+    /// lives ([`Sources::clear`] ends it). The identity is pushed without hashing it, which a
+    /// warm function does for every source of every batch; it is indexed only if an
+    /// [`Sources::intern`] (a merge) needs it.
     #[inline]
     pub fn keyed(&mut self, key: (u128, u32), make: impl FnOnce() -> Identity) -> SourceId {
         if let Some(&id) = self.keyed.get(&key) {
             return id;
         }
-        let identity = make();
-        let id = match identity {
-            Identity::Address(ip) => self.address(ip),
-            other => {
-                self.catch_up();
-                match self.named.get(&other) {
-                    Some(&id) => id,
-                    None => self.push_named(other),
-                }
-            }
-        };
+        let id = SourceId(self.all.len() as u32);
+        self.all.push(make());
         self.keyed.insert(key, id);
         id
     }

@@ -282,6 +282,30 @@ struct RawPodStatus<'a> {
     addresses: Option<Vec<RawAddress<'a>>>,
 }
 
+impl RawPodStatus<'_> {
+    /// `podIP` and `podIPs`, each address once.
+    fn addresses(&self) -> Vec<IpAddr> {
+        let mut ips: Vec<IpAddr> = Vec::new();
+        let listed = self.pod_ips.iter().flatten().map(|p| &*p.ip);
+        for ip in self.pod_ip.as_deref().into_iter().chain(listed) {
+            if let Ok(ip) = ip.parse() {
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+        }
+        ips
+    }
+
+    fn host(&self) -> Option<IpAddr> {
+        self.host_ip.as_deref().and_then(|h| h.parse().ok())
+    }
+
+    fn terminal(&self) -> bool {
+        matches!(self.phase.as_deref(), Some("Succeeded" | "Failed"))
+    }
+}
+
 #[derive(Deserialize)]
 struct RawIp<'a> {
     #[serde(borrow)]
@@ -381,22 +405,13 @@ fn fact(ev: RawEvent<'_>) -> Result<Option<Fact>, AuditError> {
     };
     if sub == "status" {
         let status = request.status.unwrap_or_default();
-        let mut pod_ips: Vec<IpAddr> = Vec::new();
-        let listed = status.pod_ips.iter().flatten().map(|p| &*p.ip);
-        for ip in status.pod_ip.as_deref().into_iter().chain(listed) {
-            if let Ok(ip) = ip.parse() {
-                if !pod_ips.contains(&ip) {
-                    pod_ips.push(ip);
-                }
-            }
-        }
         return Ok(Some(Fact::Status {
             time,
             pod,
             node: node_user,
-            pod_ips,
-            host_ip: status.host_ip.and_then(|h| h.parse().ok()),
-            terminal: matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")),
+            pod_ips: status.addresses(),
+            host_ip: status.host(),
+            terminal: status.terminal(),
         }));
     }
     // A create's or delete's response is the Pod (a delete of a gone pod answers a Status).
@@ -469,22 +484,27 @@ fn controller(kind: &str, name: &str, template_hash: Option<&str>) -> (String, S
     }
 }
 
-/// A node's holder index (see [`Inventory::holder`]) has this bit; a hostNetwork pod's (its
-/// node, known by the pod) has [`HOST_NETWORK_BIT`]. Indexes stay below both.
+/// A node's holder index (see [`Inventory::holder_span`]) has this bit; a pod's does not.
+/// Indexes stay below it and the next two bits.
 const NODE_BIT: u32 = 1 << 31;
-const HOST_NETWORK_BIT: u32 = 1 << 30;
+/// With [`NODE_BIT`]: no holder (see [`UNRESOLVED`]).
+const NO_HOLDER_BIT: u32 = 1 << 30;
 /// In a [`Sources::keyed`] key: the address is IPv6 (its 128 bits would otherwise collide with
 /// an IPv4 address's 32).
 const V6_BIT: u32 = 1 << 29;
-/// The key of an address no claim covers (both holder bits: no holder has them).
-const UNRESOLVED: u32 = NODE_BIT | HOST_NETWORK_BIT;
+/// The key of an address no claim covers.
+const UNRESOLVED: u32 = NODE_BIT | NO_HOLDER_BIT;
 
 /// The inventory is a resolver: a source is the pod or node holding the address at the record's
 /// own time (docs/attribution.md §4.2), else `Unresolved`. The identity's strings are built once
 /// per (address, holder) in a run; each record after that costs two hash lookups.
 impl Resolver for Inventory {
     fn resolve(&self, seen: &Sighting<'_>, into: &mut Sources) -> SourceId {
-        intern(seen.address, self.holder(seen.address, seen.time), into)
+        intern(
+            seen.address,
+            self.holder_span(seen.address, seen.time).0,
+            into,
+        )
     }
 
     /// The answer holds while the claim in force and the pod's end stay on the same side of the
@@ -504,12 +524,12 @@ fn intern(address: IpAddr, holder: Option<(u32, Holder<'_>)>, into: &mut Sources
     };
     match holder {
         // An address's unresolved key and a pod's (address, index) name one identity each.
-        None => into.keyed_unique((bits, UNRESOLVED | v6), || Identity::Unresolved(address)),
+        None => into.keyed((bits, UNRESOLVED | v6), || Identity::Unresolved(address)),
         Some((k, Holder::Node(name))) => into.keyed((bits, k | v6), || Identity::Node {
             address,
             name: Arc::from(name),
         }),
-        Some((k, Holder::Pod(p))) => into.keyed_unique((bits, k | v6), || {
+        Some((k, Holder::Pod(p))) => into.keyed((bits, k | v6), || {
             Identity::Pod(PodSource {
                 address,
                 name: Arc::clone(p.named()),
@@ -656,6 +676,11 @@ impl Inventory {
             } => {
                 let p = self.pod(&pod);
                 if let Some(o) = object {
+                    // Every node a pod names is a node of the table: a hostNetwork pod resolves
+                    // to it, under the node's own key.
+                    if let Some(n) = &o.node {
+                        self.node(n);
+                    }
                     let pod = &mut self.pods[p as usize];
                     if !pod.owner_known {
                         pod.owner_known = true;
@@ -757,38 +782,12 @@ impl Inventory {
     /// the address over within it, the later claim's (the earlier holder was by then gone:
     /// the VPC CNI releases an address only after the pod's sandbox is torn down).
     pub fn resolve(&self, ip: IpAddr, time: i64) -> Option<Holder<'_>> {
-        self.holder(ip, time).map(|(_, h)| h)
+        self.holder_span(ip, time).0.map(|(_, h)| h)
     }
 
-    /// [`Inventory::resolve`], with the holder's index in this inventory (a pod's, or a node's
-    /// with [`NODE_BIT`] set; a hostNetwork pod is its node, but under its pod's index).
-    fn holder(&self, ip: IpAddr, time: i64) -> Option<(u32, Holder<'_>)> {
-        let second = time.saturating_mul(1_000_000);
-        let last = second.saturating_add(999_999);
-        let v = self.claims.get(&ip)?;
-        let at = v.partition_point(|c| c.from <= last);
-        // The claim in force: the last one from before the second ends. Neighbouring claims
-        // always have different owners, so the next one (from after it) is what ended it.
-        let claim = v.get(at.checked_sub(1)?)?;
-        match claim.owner {
-            Owner::Pod(p) => {
-                let pod = &self.pods[p as usize];
-                // Ended (final deletion, terminal phase) by the second's start: the address is no
-                // longer the pod's, whatever later status patches still report.
-                if pod.ended.is_some_and(|e| e <= second) {
-                    return None;
-                }
-                if let (true, Some(node)) = (pod.host_network, &pod.node) {
-                    return Some((p | HOST_NETWORK_BIT, Holder::Node(node)));
-                }
-                Some((p, Holder::Pod(pod)))
-            }
-            Owner::Node(n) => Some((n | NODE_BIT, Holder::Node(&self.nodes[n as usize]))),
-        }
-    }
-
-    /// [`Inventory::holder`] at `time`, and the seconds `[from, until)` over which `ip` has that
-    /// same answer: bounded by the claim in force (from the second it was made), the next claim
+    /// Who held `ip` at `time`, with the holder's index in this inventory (a pod's, or a node's
+    /// with [`NODE_BIT`] set; a hostNetwork pod is its node, under the node's index), and the
+    /// seconds `[from, until)` over which `ip` has that same answer: bounded by the claim in force (from the second it was made), the next claim
     /// (up to the second before it is made) and the pod's end (up to its second).
     fn holder_span(&self, ip: IpAddr, time: i64) -> (Option<(u32, Holder<'_>)>, i64, i64) {
         const S: i64 = 1_000_000;
@@ -818,12 +817,12 @@ impl Inventory {
                     return (None, ended_from.max(from), until_next);
                 }
                 let until = until_next.min(ended_from);
-                if let (true, Some(node)) = (pod.host_network, &pod.node) {
-                    return (
-                        Some((p | HOST_NETWORK_BIT, Holder::Node(node))),
-                        from,
-                        until,
-                    );
+                if let (true, Some(&n)) = (
+                    pod.host_network,
+                    pod.node.as_ref().and_then(|n| self.by_node.get(n)),
+                ) {
+                    let node = Holder::Node(&self.nodes[n as usize]);
+                    return (Some((n | NODE_BIT, node)), from, until);
                 }
                 (Some((p, Holder::Pod(pod))), from, until)
             }
@@ -860,36 +859,25 @@ impl Inventory {
             };
             let status = item.status.take().unwrap_or_default();
             let object = pod_object(item, &pod);
-            let host_ip = status.host_ip.as_deref().and_then(|h| h.parse().ok());
-            let terminal = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
-            let p = self.pod(&pod);
             let node = object.as_ref().and_then(|o| o.node.clone());
             self.add(Fact::Object {
                 time: Micros::MIN,
-                pod,
+                pod: pod.clone(),
                 object,
                 final_delete: false,
             });
             n += 1;
-            // A finished pod's address is free for others: it names nothing.
-            if terminal {
-                continue;
-            }
-            let node_id = node.as_deref().map(|name| self.node(name));
-            if let (Some(ip), Some(nid)) = (host_ip, node_id) {
-                self.claim(ip, Micros::MIN, Owner::Node(nid));
-            }
-            let listed = status.pod_ips.iter().flatten().map(|p| &*p.ip);
-            for ip in status.pod_ip.as_deref().into_iter().chain(listed) {
-                let Ok(ip) = ip.parse::<IpAddr>() else {
-                    continue;
-                };
-                match node_id {
-                    Some(nid) if Some(ip) == host_ip => {
-                        self.claim(ip, Micros::MIN, Owner::Node(nid))
-                    }
-                    _ => self.claim(ip, Micros::MIN, Owner::Pod(p)),
-                }
+            // A running pod's addresses are claimed as by a status patch from the beginning of
+            // time; a finished pod's address is free for others: it names nothing.
+            if !status.terminal() {
+                self.add(Fact::Status {
+                    time: Micros::MIN,
+                    pod,
+                    node,
+                    pod_ips: status.addresses(),
+                    host_ip: status.host(),
+                    terminal: false,
+                });
             }
         }
         self.stats.events += n as u64;

@@ -14,6 +14,7 @@ use crate::attribution::{Direction, SkipReason};
 use crate::engine::Results;
 use crate::identity::{Identity, SourceId};
 use crate::price::cost;
+use crate::report::IdentityTotals;
 use crate::topology::Topology;
 
 pub const DEFAULT_NAMESPACE: &str = "NatMeter";
@@ -324,8 +325,7 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
     let mut cross_all: BTreeMap<i64, u64> = BTreeMap::new();
     let mut cross_gw: BTreeMap<(i64, u16), u64> = BTreeMap::new();
     let mut crosses_az = ledger.crosses_az(topo);
-    let mut node_bytes: BTreeMap<i64, u64> = BTreeMap::new();
-    let mut unresolved_bytes: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut identity: BTreeMap<i64, IdentityTotals> = BTreeMap::new();
     for (k, t) in ledger.iter() {
         if let Some((n, w)) = &names[k.source.index()] {
             let ns = if kept_ns.contains(&n.as_str()) {
@@ -356,15 +356,10 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
             *e = e.saturating_add(b);
         }
         if named {
-            let (node, unresolved) = match ledger.source(k.source) {
-                Identity::Node { .. } => (t.bytes, 0),
-                Identity::Unresolved(_) | Identity::Address(_) => (0, t.bytes),
-                Identity::Pod(_) => (0, 0),
-            };
-            let e = node_bytes.entry(k.minute).or_default();
-            *e = e.saturating_add(node);
-            let e = unresolved_bytes.entry(k.minute).or_default();
-            *e = e.saturating_add(unresolved);
+            identity
+                .entry(k.minute)
+                .or_default()
+                .add(ledger.source(k.source), t.bytes);
         }
         all.entry(k.minute).or_default().add(t.bytes, t.packets);
         by_gw
@@ -463,17 +458,17 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
             value: cost(b, crate::price::INTER_AZ_USD_PER_GB),
         });
     }
-    for (metric, per) in [
-        (NAT_NODE_BYTES, &node_bytes),
-        (NAT_UNRESOLVED_BYTES, &unresolved_bytes),
-    ] {
-        for (m, b) in per {
+    for (m, i) in &identity {
+        for (metric, b) in [
+            (NAT_NODE_BYTES, i.node_bytes),
+            (NAT_UNRESOLVED_BYTES, i.unresolved_bytes),
+        ] {
             out.push(Datum {
                 metric,
                 unit: Unit::Bytes,
                 dimensions: vec![],
                 timestamp: *m,
-                value: *b as f64,
+                value: b as f64,
             });
         }
     }

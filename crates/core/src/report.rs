@@ -90,6 +90,29 @@ pub struct IdentityTotals {
     pub unresolved_bytes: u64,
 }
 
+impl IdentityTotals {
+    /// Counts `bytes` of `who` under what named it (an address without an inventory behind it
+    /// is unresolved).
+    pub fn add(&mut self, who: &Identity, bytes: u64) {
+        let bucket = match who {
+            Identity::Pod(_) => &mut self.resolved_bytes,
+            Identity::Node { .. } => &mut self.node_bytes,
+            Identity::Unresolved(_) | Identity::Address(_) => &mut self.unresolved_bytes,
+        };
+        *bucket = bucket.saturating_add(bytes);
+    }
+
+    /// The totals of a run's results.
+    pub fn of(results: &Results) -> IdentityTotals {
+        let ledger = results.ledger();
+        let mut t = IdentityTotals::default();
+        for (k, v) in ledger.iter() {
+            t.add(ledger.source(k.source), v.bytes);
+        }
+        t
+    }
+}
+
 /// What the table and CSV group rows by (`natmeter report --by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum By {
@@ -239,12 +262,7 @@ fn workloads(
     let mut totals = IdentityTotals::default();
     for (&id, a) in sources {
         let who = ledger.source(id);
-        let bucket = match who {
-            Identity::Pod(_) => &mut totals.resolved_bytes,
-            Identity::Node { .. } => &mut totals.node_bytes,
-            Identity::Unresolved(_) | Identity::Address(_) => &mut totals.unresolved_bytes,
-        };
-        *bucket = bucket.saturating_add(a.bytes());
+        totals.add(who, a.bytes());
         // Without a name (no inventory behind this source), the address stands as unresolved.
         let key = who.workload().unwrap_or(WorkloadKey {
             namespace: "",

@@ -23,6 +23,7 @@ use natmeter_cloudwatch::publish::{Publication, PublishError};
 use natmeter_cloudwatch::put::Sender;
 use natmeter_core::config::Config;
 use natmeter_core::engine::{Attributor, BatchKind, Results};
+use natmeter_core::inventory::AUDIT_STREAM_PREFIX;
 use natmeter_core::price::cost;
 use natmeter_core::sources::subscription::{event_data, DecodeError};
 use natmeter_core::sources::{Input, Reader};
@@ -148,10 +149,13 @@ impl<S: Sender> Function<S> {
 
         // With an inventory: an EKS audit batch is stored, not metered; a flow batch is named
         // from a cache of the table, refreshed first (a failure fails the invocation, so the
-        // retry names it rather than publishing it unnamed).
+        // retry names it rather than publishing it unnamed). Only a refresh needs to know the
+        // batch's kind beforehand (an audit batch must not wait on, or fail for, reading the
+        // table), so only then is its head peeked; otherwise the reader's own peek refuses an
+        // audit stream as foreign, below, and no batch's head is inflated twice.
         let names = match &self.names {
             Some(n) => {
-                if n.is_audit(&data) {
+                if n.due(inv.now).await && n.is_audit(&data) {
                     return n.store(&data, inv).await;
                 }
                 Some(n.fresh(inv).await?)
@@ -174,6 +178,15 @@ impl<S: Sender> Function<S> {
             res
         };
         let kind = kind.map_err(bad_event)?;
+        if let (Some(n), BatchKind::SkippedNotNat) = (&self.names, kind) {
+            let stream = engine.observed().log_stream.as_deref().unwrap_or_default();
+            if stream.starts_with(AUDIT_STREAM_PREFIX) {
+                // The cache is released first: storing adds the batch's facts to it.
+                drop(attributor);
+                drop(names);
+                return n.store(&data, inv).await;
+            }
+        }
         if engine.records().parse_errors > 0 {
             for s in &engine.observed().parse_error_samples {
                 tracing::warn!(request_id = %request_id, location = %s.location, error = %s.error, "flow-log record skipped");
@@ -300,7 +313,7 @@ impl Summary<'_> {
             "datums_sent": sent,
         });
         if self.named {
-            let i = names::identity_totals(self.engine);
+            let i = natmeter_core::report::IdentityTotals::of(self.engine);
             tracing::info!(
                 request_id = %self.request_id,
                 resolved_bytes = i.resolved_bytes,

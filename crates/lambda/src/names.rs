@@ -10,10 +10,7 @@
 
 use std::sync::Mutex;
 
-use natmeter_core::engine::Results;
-use natmeter_core::identity::Identity;
 use natmeter_core::inventory::{is_audit_batch, Inventory, StoredFact, AUDIT_STREAM_PREFIX};
-use natmeter_core::report::IdentityTotals;
 use natmeter_core::sources::{Decoder, Payload};
 use natmeter_dynamodb::{hour_of_micros, Table};
 use serde_json::{json, Value};
@@ -27,6 +24,14 @@ pub const REFRESH_SECS: i64 = 60;
 pub const LATENESS_SECS: i64 = 1800;
 /// Audit messages that were not audit events, logged one by one before only counting.
 const LOGGED_ERRORS: usize = 5;
+
+/// A cold container reads at once; a warm one after [`REFRESH_SECS`].
+fn due(refreshed_at: Option<i64>, now: i64) -> bool {
+    match refreshed_at {
+        Some(t) => now - t >= REFRESH_SECS,
+        None => true,
+    }
+}
 
 struct Cache {
     inventory: Inventory,
@@ -72,12 +77,19 @@ impl Names {
             .is_some_and(|s| s.starts_with(AUDIT_STREAM_PREFIX))
     }
 
+    /// Whether [`Names::fresh`] would read the table now.
+    pub async fn due(&self, now: i64) -> bool {
+        due(self.cache.lock().await.refreshed_at, now)
+    }
+
     /// The cache, after reading what the table gained since it was last read.
     pub async fn fresh(&self, inv: &Invocation<'_>) -> Result<Fresh<'_>, Failure> {
         let mut guard = self.cache.lock().await;
         let now = inv.now;
+        if !due(guard.refreshed_at, now) {
+            return Ok(Fresh { guard });
+        }
         let from = match guard.refreshed_at {
-            Some(t) if now - t < REFRESH_SECS => return Ok(Fresh { guard }),
             Some(t) => t - LATENESS_SECS,
             None => now - self.retention_secs,
         };
@@ -185,19 +197,4 @@ impl Names {
             "audit_errors": errors,
         }))
     }
-}
-
-/// Bytes by what named them.
-pub fn identity_totals(results: &Results) -> IdentityTotals {
-    let ledger = results.ledger();
-    let mut t = IdentityTotals::default();
-    for (k, v) in ledger.iter() {
-        let b = match ledger.source(k.source) {
-            Identity::Pod(_) => &mut t.resolved_bytes,
-            Identity::Node { .. } => &mut t.node_bytes,
-            Identity::Unresolved(_) | Identity::Address(_) => &mut t.unresolved_bytes,
-        };
-        *b = b.saturating_add(v.bytes);
-    }
-    t
 }
