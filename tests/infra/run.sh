@@ -4,6 +4,7 @@
 # checkov. No terraform binary is needed.
 #
 #   tests/infra/run.sh [pytest args]
+#   tests/infra/run.sh --setup-only     only create/update the venvs
 #
 # Creates .venv-infra (python-hcl2 + pytest) and .venv-infra/checkov (checkov,
 # kept apart because it pins bc-python-hcl2, which installs a package named
@@ -33,6 +34,9 @@ ensure_venv() {
 
 ensure_venv "$venv" "$here/requirements.txt"
 ensure_venv "$venv/checkov" "$here/requirements-checkov.txt"
+if [[ "${1:-}" == "--setup-only" ]]; then
+    exit 0
+fi
 
 cd "$root"
 export NATMETER_CHECKOV="${NATMETER_CHECKOV:-$venv/checkov/bin/checkov}"

@@ -62,6 +62,8 @@ def fake_world(ids: list[str]) -> dict:
         ("aws_partition", "current"): lambda i: {"partition": "aws"},
         ("aws_caller_identity", "current"): lambda i: {"account_id": "123456789012"},
         ("aws_nat_gateway", "this"): nat,
+        # discover_nat_gateways: only the VPC is read at plan time.
+        ("aws_vpc", "this"): lambda i: {"arn": "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-0a1b2c3d4e5f67890"},
         ("aws_subnet", "nat"): lambda i: {
             "availability_zone_id": f"use1-az{i + 1}",
             "arn": f"arn:aws:ec2:us-east-1:123456789012:subnet/subnet-{i + 1:017x}",

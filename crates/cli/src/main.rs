@@ -55,6 +55,32 @@ enum Command {
     Bench(bench::BenchArgs),
     /// What natmeter costs to run at a given scale, from the metric model on simulated traffic.
     Cost(cost::CostArgs),
+    /// Describe the NAT gateways and subnets from the EC2 API, as NATMETER_NAT_GATEWAYS and
+    /// NATMETER_SUBNETS take them.
+    Discover(DiscoverArgs),
+    /// Print the built-in price table: each region's NAT and inter-AZ rates, with their sources.
+    Prices(PricesArgs),
+}
+
+#[derive(clap::Args)]
+struct DiscoverArgs {
+    /// VPCs whose NAT gateways (and subnets) to describe.
+    #[arg(long = "vpc-id", value_name = "vpc-...")]
+    vpc_ids: Vec<String>,
+    /// NAT gateways to describe (with --vpc-id: those in both).
+    #[arg(long = "nat-gateway-id", value_name = "nat-...")]
+    nat_gateway_ids: Vec<String>,
+    /// The region (default: the SDK's, e.g. AWS_REGION). The endpoint is AWS_ENDPOINT_URL_EC2,
+    /// AWS_ENDPOINT_URL or EC2's own.
+    #[arg(long)]
+    region: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct PricesArgs {
+    /// Print the table as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -147,6 +173,94 @@ struct MetricsArgs {
     namespace: String,
 }
 
+fn discover(a: DiscoverArgs) -> anyhow::Result<()> {
+    if a.vpc_ids.is_empty() && a.nat_gateway_ids.is_empty() {
+        anyhow::bail!("discover: give --vpc-id or --nat-gateway-id (describing every NAT gateway of the account is not what a metered topology is)");
+    }
+    let scope = natmeter_ec2::Scope {
+        vpc_ids: a.vpc_ids,
+        nat_gateway_ids: a.nat_gateway_ids,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let d = rt.block_on(async {
+        let c = natmeter_ec2::client::Client::from_env(a.region.as_deref()).await?;
+        c.discover(&scope).await
+    })?;
+    for p in &d.passed_over {
+        eprintln!("natmeter: not metered: {p}");
+    }
+    let subnets: Vec<natmeter_core::topology::Subnet> = d
+        .subnets
+        .iter()
+        .map(|(cidr, az)| natmeter_core::topology::Subnet {
+            cidr: cidr.to_string(),
+            az_id: az.clone(),
+        })
+        .collect();
+    let out = serde_json::json!({
+        "nat_gateways": d.gateways,
+        "subnets": subnets,
+        "passed_over": d.passed_over,
+    });
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", serde_json::to_string_pretty(&out)?)?;
+    Ok(stdout.flush()?)
+}
+
+fn print_prices(a: PricesArgs) -> anyhow::Result<()> {
+    use natmeter_core::price::{INTER_AZ_SOURCE, PRICES};
+    let mut out = String::new();
+    if a.json {
+        let rows: Vec<_> = PRICES
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "region": p.region,
+                    "usage_type_bytes": p.usage_type("NatGateway-Bytes"),
+                    "usage_type_hours": p.usage_type("NatGateway-Hours"),
+                    "nat_usd_per_gb": p.usd_per_gb,
+                    "nat_usd_per_hour": p.usd_per_hour,
+                    "inter_az_usd_per_gb": p.inter_az_usd_per_gb,
+                    "source": p.source,
+                    "inter_az_source": INTER_AZ_SOURCE,
+                })
+            })
+            .collect();
+        out = serde_json::to_string_pretty(&rows)? + "\n";
+    } else {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            out,
+            "{:<16} {:<26} {:>9} {:>10} {:>10}",
+            "REGION", "USAGE TYPE", "$/GB", "$/HOUR", "INTER-AZ"
+        );
+        for p in PRICES {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<26} {:>9} {:>10} {:>10}",
+                p.region,
+                p.usage_type("NatGateway-Bytes"),
+                p.usd_per_gb,
+                p.usd_per_hour,
+                p.inter_az_usd_per_gb
+            );
+        }
+        if let Some(p) = PRICES.first() {
+            let _ = writeln!(
+                out,
+                "\nNAT rates: {}\nInter-AZ: {INTER_AZ_SOURCE}",
+                p.source
+            );
+        }
+        out.push_str("Any other region: --price-per-gb / NATMETER_PRICE_PER_GB.\n");
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    Ok(stdout.flush()?)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -156,6 +270,8 @@ fn main() -> ExitCode {
         Command::Emit(a) => emit::run(a),
         Command::Bench(a) => bench::run(a).map(|()| ExitCode::SUCCESS),
         Command::Cost(a) => cost::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Prices(a) => print_prices(a).map(|()| ExitCode::SUCCESS),
+        Command::Discover(a) => discover(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1007,3 +1007,47 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
         );
     }
 }
+
+/// The price table, printed, and a region of it priced: Frankfurt's sourced $0.052/GB.
+#[test]
+fn prices_are_listed_with_their_sources_and_used_by_region() {
+    let out = Command::new(BIN)
+        .args(["prices", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = json(&out);
+    let rows = rows.as_array().unwrap();
+    assert!(rows.len() >= 16, "{rows:?}");
+    let row = |r: &str| rows.iter().find(|x| x["region"] == r).unwrap().clone();
+    assert_eq!(row("eu-central-1")["nat_usd_per_gb"], 0.052);
+    assert_eq!(
+        row("eu-central-1")["usage_type_bytes"],
+        "EUC1-NatGateway-Bytes"
+    );
+    assert_eq!(row("us-east-1")["usage_type_hours"], "NatGateway-Hours");
+    for r in rows {
+        assert!(r["source"].as_str().unwrap().contains("pricing"), "{r}");
+        assert_eq!(r["inter_az_usd_per_gb"], 0.01, "{r}");
+    }
+    let table = Command::new(BIN).arg("prices").output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("sa-east-1") && table.contains("SAE1-NatGateway-Bytes"),
+        "{table}"
+    );
+
+    let sim = simulate(&["--seed", "5", "--pods", "20", "--minutes", "2"]);
+    let out = report(&sim, &[], &["--output", "json", "--region", "eu-central-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["price_per_gb_usd"], 0.052);
+    let bytes = truth(&sim)["totals"]["bytes"].as_u64().unwrap();
+    let want = bytes as f64 / (1u64 << 30) as f64 * 0.052;
+    let got = r["totals"]["cost_usd"].as_f64().unwrap();
+    assert!((got - want).abs() <= want * 1e-9, "{got} vs {want}");
+    // A region outside the table still has to be priced explicitly.
+    let out = report(&sim, &[], &["--region", "mars-north-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("mars-north-1"), "{}", stderr(&out));
+}

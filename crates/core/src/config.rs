@@ -79,7 +79,25 @@ pub struct Config {
     pub min_source_share: f64,
     /// Names from the EKS audit log, kept in a DynamoDB table (docs/attribution.md §4.2).
     pub inventory: Option<InventoryConfig>,
+    /// What to describe from the EC2 API at start-up (docs/topology.md §2); `None` when the
+    /// topology is all given.
+    pub discovery: Option<Discovery>,
 }
+
+/// `NATMETER_VPC_IDS`, `NATMETER_NAT_GATEWAY_IDS` and `NATMETER_REDISCOVER_SECONDS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub vpc_ids: Vec<String>,
+    pub nat_gateway_ids: Vec<String>,
+    /// The gateways come from the API (`NATMETER_NAT_GATEWAYS` unset; it overrides them).
+    pub gateways: bool,
+    /// The subnets come from the API (`NATMETER_SUBNETS` unset; it overrides them).
+    pub subnets: bool,
+    /// Least time between two re-describes prompted by an unknown ENI.
+    pub rediscover_seconds: u64,
+}
+
+pub const DEFAULT_REDISCOVER_SECONDS: u64 = 300;
 
 /// `NATMETER_INVENTORY_TABLE` and `NATMETER_INVENTORY_RETENTION_HOURS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,29 +123,83 @@ impl Config {
                 err("NATMETER_LOG_FORMAT", &v, format!("{e} (expected the flow log's format in AWS syntax, e.g. \"${{version}} ${{interface-id}} ${{srcaddr}} ...\")"))
             })?,
         };
-        let gateways_json = get("NATMETER_NAT_GATEWAYS").ok_or_else(|| {
-            err("NATMETER_NAT_GATEWAYS", "", "is required: a JSON list like [{\"id\":\"nat-0a1b2c\",\"eni\":\"eni-0352f8c82da6aa229\",\"private_ips\":[\"10.0.5.175\"]}]".into())
-        })?;
-        let gateways = Topology::gateways_from_json(&gateways_json)
-            .map_err(|e| err("NATMETER_NAT_GATEWAYS", &gateways_json, e.0))?;
-        if gateways.is_empty() {
-            return Err(err(
-                "NATMETER_NAT_GATEWAYS",
-                &gateways_json,
-                "lists no NAT gateway; give at least one".into(),
-            ));
-        }
+        let ids = |variable: &'static str, prefix: &str| -> Result<Vec<String>, ConfigError> {
+            let Some(v) = get(variable) else {
+                return Ok(Vec::new());
+            };
+            let list: Vec<String> = v
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect();
+            let valid = |id: &str| {
+                id.strip_prefix(prefix).is_some_and(|h| {
+                    !h.is_empty() && h.len() <= 32 && h.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+            };
+            match list.iter().find(|id| !valid(id)) {
+                Some(bad) => Err(err(
+                    variable,
+                    &v,
+                    format!("{bad:?} is not an id like {prefix}0a1b2c3d4e5f60718 (a comma-separated list of them is expected)"),
+                )),
+                None if list.is_empty() => Err(err(variable, &v, format!("lists no id; give ids like {prefix}0a1b2c3d4e5f60718, comma-separated, or unset it"))),
+                None => Ok(list),
+            }
+        };
+        let vpc_ids = ids("NATMETER_VPC_IDS", "vpc-")?;
+        let nat_gateway_ids = ids("NATMETER_NAT_GATEWAY_IDS", "nat-")?;
+        let discover = !vpc_ids.is_empty() || !nat_gateway_ids.is_empty();
+        let gateways = match get("NATMETER_NAT_GATEWAYS") {
+            None if discover => None,
+            None => return Err(err("NATMETER_NAT_GATEWAYS", "", "is required unless the gateways are discovered (NATMETER_VPC_IDS or NATMETER_NAT_GATEWAY_IDS): a JSON list like [{\"id\":\"nat-0a1b2c\",\"eni\":\"eni-0352f8c82da6aa229\",\"private_ips\":[\"10.0.5.175\"]}]".into())),
+            Some(json) => {
+                let gateways = Topology::gateways_from_json(&json)
+                    .map_err(|e| err("NATMETER_NAT_GATEWAYS", &json, e.0))?;
+                if gateways.is_empty() {
+                    return Err(err(
+                        "NATMETER_NAT_GATEWAYS",
+                        &json,
+                        "lists no NAT gateway; give at least one, or unset it and set NATMETER_VPC_IDS to discover them".into(),
+                    ));
+                }
+                Some((json, gateways))
+            }
+        };
         let cidrs_value =
             get("NATMETER_PRIVATE_CIDRS").unwrap_or_else(|| DEFAULT_PRIVATE_CIDRS.to_string());
         let cidrs = Topology::cidrs_from_list(&cidrs_value)
             .map_err(|e| err("NATMETER_PRIVATE_CIDRS", &cidrs_value, e.0))?;
-        let mut topology = Topology::new(gateways, cidrs)
-            .map_err(|e| err("NATMETER_NAT_GATEWAYS", &gateways_json, e.0))?;
-        if let Some(json) = get("NATMETER_SUBNETS") {
-            let subnets = Topology::subnets_from_json(&json)
-                .map_err(|e| err("NATMETER_SUBNETS", &json, e.0))?;
+        let mut topology = match &gateways {
+            Some((json, g)) => Topology::new(g.clone(), cidrs)
+                .map_err(|e| err("NATMETER_NAT_GATEWAYS", json, e.0))?,
+            // Filled in by discovery at start-up.
+            None => Topology::new(Vec::new(), cidrs).expect("an empty gateway list is valid"),
+        };
+        let subnets_given = get("NATMETER_SUBNETS");
+        if let Some(json) = &subnets_given {
+            let subnets = Topology::subnets_from_json(json)
+                .map_err(|e| err("NATMETER_SUBNETS", json, e.0))?;
             topology = topology.with_subnets(subnets);
         }
+        let rediscover_seconds = match get("NATMETER_REDISCOVER_SECONDS") {
+            None => DEFAULT_REDISCOVER_SECONDS,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 86_400)
+                .ok_or_else(|| err("NATMETER_REDISCOVER_SECONDS", &v, "expected whole seconds 0-86400: the least time between two re-describes of the NAT gateways, made when a batch comes from an ENI natmeter does not know".into()))?,
+        };
+        // Both given: nothing is left to describe.
+        let discover = discover && (gateways.is_none() || subnets_given.is_none());
+        let discovery = discover.then(|| Discovery {
+            vpc_ids,
+            nat_gateway_ids,
+            gateways: gateways.is_none(),
+            subnets: subnets_given.is_none(),
+            rediscover_seconds,
+        });
         let namespace = get("NATMETER_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
         // CloudWatch: 1-255 printable ASCII, pattern [^:].*, and AWS/ is reserved.
         let valid_namespace = |ns: &str| {
@@ -232,6 +304,7 @@ impl Config {
             }
         };
         Ok(Config {
+            discovery,
             inventory,
             min_source_share,
             format,
@@ -249,6 +322,73 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn discovery_settings() {
+        let region = ("AWS_REGION", "us-east-1");
+        let c = cfg(&[region, ("NATMETER_VPC_IDS", "vpc-0a1b2c3d, vpc-0e0e")]).unwrap();
+        let d = c.discovery.unwrap();
+        assert_eq!(d.vpc_ids, ["vpc-0a1b2c3d", "vpc-0e0e"]);
+        assert!(d.gateways && d.subnets);
+        assert_eq!(d.rediscover_seconds, DEFAULT_REDISCOVER_SECONDS);
+        assert!(c.topology.gateways().is_empty());
+        // NATMETER_NAT_GATEWAYS overrides the gateways; the subnets are still described.
+        let c = cfg(&[
+            region,
+            ("NATMETER_NAT_GATEWAY_IDS", "nat-04e77a5e9c34432f9"),
+            ("NATMETER_NAT_GATEWAYS", GW),
+            ("NATMETER_REDISCOVER_SECONDS", "0"),
+        ])
+        .unwrap();
+        let d = c.discovery.unwrap();
+        assert_eq!(d.nat_gateway_ids, ["nat-04e77a5e9c34432f9"]);
+        assert!(!d.gateways && d.subnets);
+        assert_eq!(d.rediscover_seconds, 0);
+        assert_eq!(c.topology.gateways().len(), 1);
+        // Everything given: nothing to describe.
+        let c = cfg(&[
+            region,
+            ("NATMETER_VPC_IDS", "vpc-0a1b"),
+            ("NATMETER_NAT_GATEWAYS", GW),
+            (
+                "NATMETER_SUBNETS",
+                r#"[{"cidr":"10.0.0.0/16","az_id":"use1-az1"}]"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.discovery, None);
+        for (vars, variable, says) in [
+            (&[region][..], "NATMETER_NAT_GATEWAYS", "NATMETER_VPC_IDS"),
+            (
+                &[region, ("NATMETER_VPC_IDS", "vpc-zz")][..],
+                "NATMETER_VPC_IDS",
+                "vpc-zz",
+            ),
+            (
+                &[region, ("NATMETER_VPC_IDS", " , ")][..],
+                "NATMETER_VPC_IDS",
+                "lists no id",
+            ),
+            (
+                &[region, ("NATMETER_NAT_GATEWAY_IDS", "eni-0a1b")][..],
+                "NATMETER_NAT_GATEWAY_IDS",
+                "eni-0a1b",
+            ),
+            (
+                &[
+                    region,
+                    ("NATMETER_VPC_IDS", "vpc-0a"),
+                    ("NATMETER_REDISCOVER_SECONDS", "-1"),
+                ][..],
+                "NATMETER_REDISCOVER_SECONDS",
+                "0-86400",
+            ),
+        ] {
+            let e = cfg(vars).unwrap_err();
+            assert_eq!(e.variable, variable, "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+    }
 
     #[test]
     fn inventory_settings() {

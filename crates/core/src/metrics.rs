@@ -161,6 +161,9 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     "NATMETER_SUBNETS",
     "NATMETER_INVENTORY_TABLE",
     "NATMETER_INVENTORY_RETENTION_HOURS",
+    "NATMETER_VPC_IDS",
+    "NATMETER_NAT_GATEWAY_IDS",
+    "NATMETER_REDISCOVER_SECONDS",
 ];
 
 /// The fields of a source detail line, and the member that marks it.
@@ -327,6 +330,8 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
     let mut crosses_az = ledger.crosses_az(topo);
     let mut identity: BTreeMap<i64, IdentityTotals> = BTreeMap::new();
     for (k, t) in ledger.iter() {
+        // A regional gateway's ENIs are one NatGatewayId series (docs/topology.md §2).
+        let gw = topo.canonical_gateway(usize::from(k.gateway)) as u16;
         if let Some((n, w)) = &names[k.source.index()] {
             let ns = if kept_ns.contains(&n.as_str()) {
                 n.clone()
@@ -352,7 +357,7 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
             let b = if crosses_az(&k) { t.bytes } else { 0 };
             let e = cross_all.entry(k.minute).or_default();
             *e = e.saturating_add(b);
-            let e = cross_gw.entry((k.minute, k.gateway)).or_default();
+            let e = cross_gw.entry((k.minute, gw)).or_default();
             *e = e.saturating_add(b);
         }
         if named {
@@ -363,11 +368,11 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
         }
         all.entry(k.minute).or_default().add(t.bytes, t.packets);
         by_gw
-            .entry((k.minute, k.gateway))
+            .entry((k.minute, gw))
             .or_default()
             .add(t.bytes, t.packets);
         by_gw_dir
-            .entry((k.minute, k.gateway, k.direction))
+            .entry((k.minute, gw, k.direction))
             .or_default()
             .add(t.bytes, t.packets);
         by_dest

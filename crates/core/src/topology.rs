@@ -160,6 +160,31 @@ impl Topology {
         self
     }
 
+    /// The same private ranges and subnets with other gateways (discovered ones, docs/topology.md
+    /// §2), validated as [`Topology::new`] validates them.
+    pub fn with_gateways(&self, gateways: Vec<NatGateway>) -> Result<Topology, TopologyError> {
+        let mut t = Topology::new(gateways, self.private.clone())?;
+        t.subnets = self.subnets.clone();
+        Ok(t)
+    }
+
+    /// The configured subnets, longest prefix first.
+    pub fn subnets(&self) -> &[(IpNet, String)] {
+        &self.subnets
+    }
+
+    /// The first gateway entry with gateway `gw`'s id: a regional gateway is one entry per ENI
+    /// (each with its AZ), reported and published as one gateway.
+    pub fn canonical_gateway(&self, gw: usize) -> usize {
+        match self.gateways.get(gw) {
+            Some(g) => self.gateways[..gw]
+                .iter()
+                .position(|o| o.id == g.id)
+                .unwrap_or(gw),
+            None => gw,
+        }
+    }
+
     /// Whether subnets were configured (cross-AZ is then known where both ends' AZs are).
     pub fn has_subnets(&self) -> bool {
         !self.subnets.is_empty()

@@ -6,6 +6,7 @@
 //! It owns the function's per-container memory (recent batches and partial deliveries, in
 //! [`recent`]); it must never hold results across invocations or read the environment itself.
 
+pub mod discovery;
 pub mod names;
 pub mod recent;
 
@@ -17,7 +18,7 @@ mod testdata;
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use natmeter_cloudwatch::publish::{Publication, PublishError};
 use natmeter_cloudwatch::put::Sender;
@@ -25,7 +26,7 @@ use natmeter_core::config::Config;
 use natmeter_core::engine::{Attributor, BatchKind, Results};
 use natmeter_core::inventory::AUDIT_STREAM_PREFIX;
 use natmeter_core::price::cost;
-use natmeter_core::sources::subscription::{event_data, DecodeError};
+use natmeter_core::sources::subscription::{event_data, stream_eni, DecodeError};
 use natmeter_core::sources::{Input, Reader};
 use serde_json::{json, Value};
 
@@ -54,7 +55,11 @@ impl From<Failure> for lambda_runtime::Diagnostic {
 
 /// The function of one container: configuration, the metric sender, and what it remembers.
 pub struct Function<S> {
-    cfg: Config,
+    /// The configuration, its topology as last described when discovery is on (replaced, never
+    /// edited, so an invocation keeps the one it started with).
+    cfg: RwLock<Arc<Config>>,
+    /// NAT gateways and subnets from the EC2 API (`NATMETER_VPC_IDS`...).
+    discovery: Option<discovery::Discoverer>,
     sender: Option<S>,
     /// Decode buffers kept across invocations of a warm container (no re-allocation).
     scratch: Mutex<Reader>,
@@ -83,7 +88,8 @@ impl<S: Sender> Function<S> {
     /// `sender` is required when the configuration includes PutMetricData.
     pub fn new(cfg: Config, sender: Option<S>, panic_on: Option<String>) -> Function<S> {
         Function {
-            cfg,
+            cfg: RwLock::new(Arc::new(cfg)),
+            discovery: None,
             sender,
             scratch: Mutex::new(Reader::default()),
             recent: Mutex::new(RecentBatches::new(RECENT_BATCHES, PARTIAL_BATCHES)),
@@ -103,8 +109,17 @@ impl<S: Sender> Function<S> {
         self
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
+    /// The same function describing its topology with `d`: `initial` is the configuration
+    /// the cold start's describe produced ([`discovery::Discoverer::initial`]).
+    pub fn with_discovery(mut self, d: discovery::Discoverer, initial: Config) -> Function<S> {
+        self.cfg = RwLock::new(Arc::new(initial));
+        self.discovery = Some(d);
+        self
+    }
+
+    /// The configuration in force (its topology as last described).
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.cfg.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn sender(&self) -> Option<&S> {
@@ -125,7 +140,7 @@ impl<S: Sender> Function<S> {
         out: &mut dyn Write,
     ) -> Result<Value, Failure> {
         let started = std::time::Instant::now();
-        let cfg = &self.cfg;
+        let mut cfg_now = self.config();
         let request_id = inv.request_id;
         if let Some(m) = &self.panic_on {
             if event.windows(m.len()).any(|w| w == m.as_bytes()) {
@@ -162,31 +177,59 @@ impl<S: Sender> Function<S> {
             }
             None => None,
         };
-        let mut attributor = Attributor::new(&cfg.topology, cfg.format.clone());
-        if let Some(n) = &names {
-            attributor = attributor.with_resolver(n.inventory());
-        }
-        let mut engine = attributor.results();
-        let kind = {
-            let mut reader = lock(&self.scratch);
-            let input = Input::Data {
-                data: &data,
-                origin: request_id,
-            };
-            let res = attributor.ingest(input, &mut reader, &mut engine);
-            reader.release_above(4 << 20);
-            res
-        };
-        let kind = kind.map_err(bad_event)?;
-        if let (Some(n), BatchKind::SkippedNotNat) = (&self.names, kind) {
-            let stream = engine.observed().log_stream.as_deref().unwrap_or_default();
-            if stream.starts_with(AUDIT_STREAM_PREFIX) {
-                // The cache is released first: storing adds the batch's facts to it.
-                drop(attributor);
-                drop(names);
-                return n.store(&data, inv).await;
+        // At most twice: again when the batch's unknown ENI turned out to be a NAT ENI.
+        let (engine, kind) = loop {
+            let cfg = &*cfg_now;
+            let mut attributor = Attributor::new(&cfg.topology, cfg.format.clone());
+            if let Some(n) = &names {
+                attributor = attributor.with_resolver(n.inventory());
             }
-        }
+            let mut engine = attributor.results();
+            let kind = {
+                let mut reader = lock(&self.scratch);
+                let input = Input::Data {
+                    data: &data,
+                    origin: request_id,
+                };
+                let res = attributor.ingest(input, &mut reader, &mut engine);
+                reader.release_above(4 << 20);
+                res
+            };
+            let kind = kind.map_err(bad_event)?;
+            if kind != BatchKind::SkippedNotNat {
+                break (engine, kind);
+            }
+            let stream = engine.observed().log_stream.clone().unwrap_or_default();
+            if let Some(n) = &self.names {
+                if stream.starts_with(AUDIT_STREAM_PREFIX) {
+                    // The cache is released first: storing adds the batch's facts to it.
+                    drop(attributor);
+                    drop(names);
+                    return n.store(&data, inv).await;
+                }
+            }
+            let (Some(d), Some(eni)) = (&self.discovery, stream_eni(&stream)) else {
+                break (engine, kind);
+            };
+            let found = d.on_unknown(cfg, eni, inv.now).await.map_err(|message| {
+                tracing::error!(request_id = %request_id, log_stream = %stream, error = %message, "could not tell whether the batch's ENI is a NAT ENI; failing the invocation so Lambda retries it");
+                Failure {
+                    kind: "natmeter.DiscoveryUnavailable",
+                    message,
+                }
+            })?;
+            let Some(new_cfg) = found else {
+                break (engine, kind);
+            };
+            let new_cfg: Arc<Config> = Arc::from(new_cfg);
+            *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&new_cfg);
+            let known = new_cfg.topology.gateway_by_eni(eni).is_some();
+            cfg_now = new_cfg;
+            if !known {
+                break (engine, kind);
+            }
+        };
+        let cfg = &*cfg_now;
         if engine.records().parse_errors > 0 {
             for s in &engine.observed().parse_error_samples {
                 tracing::warn!(request_id = %request_id, location = %s.location, error = %s.error, "flow-log record skipped");

@@ -83,7 +83,28 @@ async fn main() -> Result<(), Error> {
         None => None,
     };
     let inventory = cfg.inventory.clone();
+    let discovery = match cfg.discovery.clone() {
+        None => None,
+        Some(settings) => {
+            let ec2 = match natmeter_ec2::client::Client::from_env(None).await {
+                Ok(c) => c,
+                Err(e) => start_up_failed(&e.to_string()),
+            };
+            let describe: natmeter_lambda::discovery::Describe = Box::new(move |scope| {
+                let ec2 = ec2.clone();
+                Box::pin(async move { ec2.discover(&scope).await })
+            });
+            let d = natmeter_lambda::discovery::Discoverer::new(settings, describe);
+            match d.initial(&cfg, (now_ms() / 1000) as i64).await {
+                Ok(described) => Some((d, described)),
+                Err(e) => start_up_failed(&e),
+            }
+        }
+    };
     let mut function = Function::new(cfg, client, std::env::var("NATMETER_TEST_PANIC_ON").ok());
+    if let Some((d, described)) = discovery {
+        function = function.with_discovery(d, described);
+    }
     if let Some(i) = inventory {
         let table = natmeter_dynamodb::Table::new(
             natmeter_dynamodb::client().await,
@@ -98,6 +119,14 @@ async fn main() -> Result<(), Error> {
         async move { handle(&function, ev).await }
     }))
     .await
+}
+
+/// The topology could not be described at start-up: Lambda reports the exit as an init error and
+/// retries the events; nothing is metered against a guessed topology.
+fn start_up_failed(e: &str) -> ! {
+    tracing::error!(error = %e, "NAT gateways could not be described from the EC2 API (NATMETER_VPC_IDS / NATMETER_NAT_GATEWAY_IDS); the function needs ec2:DescribeNatGateways and ec2:DescribeSubnets");
+    eprintln!("natmeter: discovery failed: {e}");
+    std::process::exit(3);
 }
 
 async fn handle(

@@ -55,6 +55,20 @@ data "aws_iam_policy_document" "function" {
     resources = [aws_sqs_queue.failed_events.arn]
   }
 
+  # With discover_nat_gateways (docs/topology.md §2): the function describes
+  # the NAT gateways and subnets itself. Neither action supports resource-level
+  # permissions or condition keys (the Service Authorization Reference lists no
+  # resource type for them), so the resource is "*"; both are read-only.
+  dynamic "statement" {
+    for_each = var.discover_nat_gateways ? [1] : []
+
+    content {
+      sid       = "DescribeNatTopology"
+      actions   = ["ec2:DescribeNatGateways", "ec2:DescribeSubnets"]
+      resources = ["*"]
+    }
+  }
+
   # With eks_cluster_log_group_name: the items of its own inventory table
   # (inventory.tf), written as audit events arrive and read back on a cold
   # start. No other table, no index, no stream.

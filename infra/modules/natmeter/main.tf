@@ -11,14 +11,23 @@ data "aws_caller_identity" "current" {}
 # every plan and hold no state worth keeping, so a reordered nat_gateway_ids
 # changes nothing real. Everything with state (the dedicated flow logs, the
 # per-gateway alarms) is keyed by local.nat_keys instead.
+#
+# With discover_nat_gateways the function describes the gateways itself
+# (docs/topology.md §2): nothing about them is read at plan time (a regional
+# gateway has no subnet, and its ENIs change), and the Region comes from the VPC.
 data "aws_nat_gateway" "this" {
-  count = length(var.nat_gateway_ids)
+  count = var.discover_nat_gateways ? 0 : length(var.nat_gateway_ids)
   id    = var.nat_gateway_ids[count.index]
 }
 
 data "aws_subnet" "nat" {
-  count = length(var.nat_gateway_ids)
+  count = var.discover_nat_gateways ? 0 : length(var.nat_gateway_ids)
   id    = data.aws_nat_gateway.this[count.index].subnet_id
+}
+
+data "aws_vpc" "this" {
+  count = var.vpc_id == null ? 0 : 1
+  id    = var.vpc_id
 }
 
 locals {
@@ -29,7 +38,8 @@ locals {
   # is deprecated in provider 6, its replacement .region does not exist in
   # 5.x, and .id is on its way to deprecation as well: an ARN reads the same in
   # every provider version. Known at plan time whenever the gateway IDs are.
-  region = split(":", data.aws_subnet.nat[0].arn)[3]
+  # With discover_nat_gateways, the VPC's ARN (arn:PARTITION:ec2:REGION:ACCOUNT:vpc/ID).
+  region = split(":", var.discover_nat_gateways ? one(data.aws_vpc.this[*].arn) : data.aws_subnet.nat[0].arn)[3]
 
   # Keys of the per-gateway resources: nat_gateway_keys, or the gateway IDs.
   # Keys must be known at plan time (for_each); the values they lead to (IDs,
@@ -46,8 +56,9 @@ locals {
   # count every datum twice (the function refuses that configuration).
   emf_namespace = var.sink == "both" ? "${local.metric_namespace}/emf" : null
 
-  # Cross-AZ pricing (NATMETER_SUBNETS, NatCrossAz* metrics and widgets).
-  cross_az_enabled = length(var.subnets) > 0
+  # Cross-AZ pricing (NATMETER_SUBNETS, NatCrossAz* metrics and widgets): with
+  # discover_nat_gateways the function describes the subnets itself.
+  cross_az_enabled = length(var.subnets) > 0 || var.discover_nat_gateways
 
   alarm_prefix = var.alarm_name_prefix == null ? "${var.name}-" : var.alarm_name_prefix
 
@@ -84,12 +95,18 @@ locals {
   function_environment = merge(
     {
       NATMETER_LOG_FORMAT       = local.log_format
-      NATMETER_NAT_GATEWAYS     = jsonencode(local.nat_gateways)
       NATMETER_PRIVATE_CIDRS    = join(",", var.private_cidrs)
       NATMETER_NAMESPACE        = local.metric_namespace
       NATMETER_SINK             = var.sink
       NATMETER_MAX_SOURCES      = tostring(var.max_sources)
       NATMETER_MIN_SOURCE_SHARE = tostring(var.min_source_share)
+    },
+    # The gateways: frozen at plan time, or described by the function itself.
+    var.discover_nat_gateways ? {
+      NATMETER_NAT_GATEWAY_IDS = join(",", var.nat_gateway_ids)
+      NATMETER_VPC_IDS         = var.vpc_id == null ? "" : var.vpc_id
+      } : {
+      NATMETER_NAT_GATEWAYS = jsonencode(local.nat_gateways)
     },
     local.emf_namespace == null ? {} : { NATMETER_EMF_NAMESPACE = local.emf_namespace },
     # Unset means: the built-in price table, by AWS_REGION.
@@ -101,7 +118,7 @@ locals {
     } : {},
     # Cross-AZ pricing (var.subnets): set only when subnets are given. The
     # gateways' az_id (NATMETER_NAT_GATEWAYS) comes from their subnets above.
-    local.cross_az_enabled ? { NATMETER_SUBNETS = jsonencode(var.subnets) } : {},
+    length(var.subnets) > 0 ? { NATMETER_SUBNETS = jsonencode(var.subnets) } : {},
   )
 
   # Subscription filter pattern: pass only the records of the NAT gateway ENIs.
@@ -125,7 +142,9 @@ locals {
   nat_enis               = [for ng in data.aws_nat_gateway.this : ng.network_interface_id]
   nat_eni_filter_pattern = join(" ", [for eni in local.nat_enis : format("?\"%s\"", eni)])
   filter_pattern_fits    = contains(local.log_format_fields, "interface-id") && length(local.nat_eni_filter_pattern) <= 1024
-  filter_pattern         = var.create_nat_flow_logs ? "" : (local.filter_pattern_fits ? local.nat_eni_filter_pattern : "")
+  # With discover_nat_gateways the ENIs are not known at plan time (a regional
+  # gateway gains one per AZ it expands into): every record, "".
+  filter_pattern = (var.create_nat_flow_logs || var.discover_nat_gateways) ? "" : (local.filter_pattern_fits ? local.nat_eni_filter_pattern : "")
 
   function_log_group_name = "/aws/lambda/${var.name}"
   subscription_name       = "${var.name}-nat-enis"
@@ -188,6 +207,11 @@ resource "aws_lambda_function" "this" {
       # the JSON encoding slightly overestimates them.
       condition     = length(jsonencode(local.function_environment)) <= 4096
       error_message = "The function's environment (flow log format, NAT gateways with their private IPs, and subnets) exceeds Lambda's 4 KB limit: list fewer subnets (only those whose traffic reaches the NAT gateways, or wider CIDRs per AZ), or meter fewer NAT gateways per module instance."
+    }
+
+    precondition {
+      condition     = !var.discover_nat_gateways || (var.vpc_id != null && !var.create_nat_flow_logs)
+      error_message = "With discover_nat_gateways, set vpc_id (the VPC of the NAT gateways) and leave create_nat_flow_logs false (its flow logs are created per ENI, which discovery does not know at plan time: meter a VPC flow log through flow_log_group_name)."
     }
 
     precondition {

@@ -44,7 +44,7 @@ output "log_format" {
 }
 
 output "nat_gateways" {
-  description = "The NAT gateways as configured in the function (NATMETER_NAT_GATEWAYS): id, ENI, private IPs and Availability Zone ID of each."
+  description = "The NAT gateways as configured in the function (NATMETER_NAT_GATEWAYS): id, ENI, private IPs and Availability Zone ID of each. Empty with discover_nat_gateways: the function describes them itself (natmeter discover prints what it sees)."
   value       = local.nat_gateways
 }
 

@@ -111,6 +111,23 @@ variable "nat_gateway_keys" {
   }
 }
 
+variable "discover_nat_gateways" {
+  description = "Let the function describe the NAT gateways of nat_gateway_ids itself (ec2:DescribeNatGateways, ec2:DescribeSubnets) at cold start and again when a batch comes from an ENI it does not know, instead of freezing their ENIs and IPs into its environment at plan time. Needed for regional NAT gateways (availability_mode = \"regional\"), whose ENIs are not known at plan time and change as they expand into new AZs; useful for gateways that gain secondary IPs. Requires vpc_id. The subscription filter then passes every record (\"\"): the function skips other ENIs' batches by their log stream name. The function also describes the VPC's subnets, for cross-AZ pricing, unless subnets is given. Not with create_nat_flow_logs (its flow logs are per ENI)."
+  type        = bool
+  default     = false
+}
+
+variable "vpc_id" {
+  description = "The VPC of the NAT gateways (vpc-...), required with discover_nat_gateways: the function describes the gateways of nat_gateway_ids in it (NATMETER_VPC_IDS, NATMETER_NAT_GATEWAY_IDS) and its subnets, and the module takes the Region from it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vpc_id == null || can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id))
+    error_message = "Variable vpc_id must be null or a VPC ID such as vpc-0a1b2c3d4e5f67890."
+  }
+}
+
 variable "flow_log_group_name" {
   description = "Name of an existing CloudWatch Logs group that receives VPC flow logs covering the NAT gateway ENIs (for example the VPC-wide flow log of terraform-aws-modules/vpc). Leave null when create_nat_flow_logs is true. The module adds a subscription filter to it: a log group takes at most two, so the group must have at most one already."
   type        = string
