@@ -206,6 +206,10 @@ def lambda_env(api: RuntimeApi, extra: dict[str, str], home: Path) -> dict[str, 
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_EC2_METADATA_DISABLED": "true",
         "RUST_BACKTRACE": "1",
+        # The function reads https://ip-ranges.amazonaws.com/ip-ranges.json at cold start by
+        # default; these machines reach no AWS endpoint. Tests of the ranges serve a file on
+        # loopback (test_ip_ranges.py) and set the URL themselves.
+        "NATMETER_IP_RANGES_URL": "",
     }
     env.update({k: str(v) for k, v in extra.items() if v is not None})
     for k, v in extra.items():

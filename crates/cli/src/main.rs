@@ -117,6 +117,11 @@ struct ReportArgs {
     /// or ip (the default without).
     #[arg(long, value_name = "workload|namespace|pod|ip")]
     by: Option<natmeter_core::report::By>,
+    /// AWS's ip-ranges.json (https://ip-ranges.amazonaws.com/ip-ranges.json, optionally .gz):
+    /// names each remote by service and region, fills in the service where the record has
+    /// none, and counts as avoidable only S3 and DynamoDB in --region.
+    #[arg(long, value_name = "FILE")]
+    ip_ranges: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -160,6 +165,11 @@ struct SimulateArgs {
     /// audit.jsonl, audit-events/ (its subscription events) and the truth by workload.
     #[arg(long)]
     cluster: bool,
+    /// AWS destinations in two regions, some without pkt-*-aws-service: a third of the S3
+    /// traffic to eu-west-1, a quarter of the S3 and DynamoDB records with `-`; the truth by
+    /// service and region is aws-truth.json (ip-ranges.json names the remotes either way).
+    #[arg(long)]
+    aws_regions: bool,
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
@@ -295,6 +305,7 @@ pub(crate) fn run_inputs(
     cfg: &settings::Settings,
     threads: Option<usize>,
     resolver: Option<&dyn natmeter_core::identity::Resolver>,
+    ranges: Option<&natmeter_core::ipranges::IpRanges>,
 ) -> Option<natmeter_core::engine::Results> {
     let files = input::expand(inputs);
     let threads =
@@ -316,6 +327,9 @@ pub(crate) fn run_inputs(
     if let Some(r) = resolver {
         attributor = attributor.with_resolver(r);
     }
+    if let Some(r) = ranges {
+        attributor = attributor.with_ranges(r);
+    }
     let (engine, errors, readable) = input::process_all(&files, &attributor, now(), threads, &tick);
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -332,6 +346,27 @@ pub(crate) fn run_inputs(
 
 fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.engine.settings()?;
+    let ranges = match &a.ip_ranges {
+        None => None,
+        Some(p) => {
+            let raw = std::fs::read(p)
+                .with_context(|| format!("--ip-ranges: reading {}", p.display()))?;
+            let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+                natmeter_core::sources::gzip::gunzip(&raw, 256 << 20)
+                    .map_err(|e| anyhow::anyhow!("--ip-ranges {}: {e}", p.display()))?
+            } else {
+                raw
+            };
+            let r = natmeter_core::ipranges::IpRanges::from_json(&bytes)
+                .map_err(|e| anyhow::anyhow!("--ip-ranges {}: {e}", p.display()))?;
+            let (v4, v6) = r.ranges();
+            eprintln!(
+                "natmeter: ip-ranges: {} prefixes ({} IPv4 and {} IPv6 ranges), created {}",
+                r.prefixes, v4, v6, r.create_date
+            );
+            Some(r)
+        }
+    };
     let loaded = if a.inventory.is_empty() {
         if a.by.is_some_and(|b| b != By::Ip) {
             anyhow::bail!("--by workload, namespace or pod needs --inventory (the EKS audit events that name sources)");
@@ -360,12 +395,17 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let resolver = loaded
         .as_ref()
         .map(|l| &l.inventory as &dyn natmeter_core::identity::Resolver);
-    let Some(engine) = run_inputs(&a.inputs, &cfg, a.threads, resolver) else {
+    let Some(engine) = run_inputs(&a.inputs, &cfg, a.threads, resolver, ranges.as_ref()) else {
         return Ok(ExitCode::from(1));
     };
     let report = match loaded {
         Some(_) => Report::build_named(&engine, &cfg.topology, cfg.price_per_gb),
         None => Report::build(&engine, &cfg.topology, cfg.price_per_gb),
+    };
+    // With the ranges, destinations have regions: only the gateways' own is avoidable.
+    let report = match (&ranges, cfg.region.as_deref()) {
+        (Some(_), Some(region)) => report.with_avoidable(region),
+        _ => report,
     };
     let by = a.by.unwrap_or(if report.workloads.is_some() {
         By::Workload
@@ -410,6 +450,7 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
         batch_per_minute: false,
         private_nat: a.private_nat,
         cluster: a.cluster.then(natmeter_sim::ClusterConfig::default),
+        aws_regions: a.aws_regions,
     };
     if let Err(e) = cfg.check() {
         anyhow::bail!(e);
@@ -430,6 +471,14 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
     write(a.out.join("log-format.txt"), sim.log_format.as_bytes())?;
     write(a.out.join("subnets.json"), sim.subnets_json().as_bytes())?;
     write(
+        a.out.join("ip-ranges.json"),
+        natmeter_sim::Simulation::ip_ranges_json().as_bytes(),
+    )?;
+    write(
+        a.out.join("aws-truth.json"),
+        &serde_json::to_vec_pretty(sim.aws_truth())?,
+    )?;
+    write(
         a.out.join("truth.json"),
         &serde_json::to_vec_pretty(&sim.truth)?,
     )?;
@@ -443,7 +492,7 @@ fn run_simulate(a: SimulateArgs) -> anyhow::Result<()> {
     }
     let decoded: usize = sim.events.iter().map(|e| e.decoded_bytes).sum();
     eprintln!(
-        "natmeter: wrote {} events ({:.1} MB decoded), nat-gateways.json, log-format.txt, subnets.json and truth.json to {}",
+        "natmeter: wrote {} events ({:.1} MB decoded), nat-gateways.json, log-format.txt, subnets.json, ip-ranges.json, truth.json and aws-truth.json to {}",
         sim.events.len(),
         decoded as f64 / 1e6,
         a.out.display()

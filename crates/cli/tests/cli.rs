@@ -1051,3 +1051,92 @@ fn prices_are_listed_with_their_sources_and_used_by_region() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("mars-north-1"), "{}", stderr(&out));
 }
+
+/// AWS's ranges (`--ip-ranges`): every destination gets its region, records without
+/// pkt-*-aws-service get the ranges' service, and only S3 and DynamoDB in `--region` are
+/// avoidable; held to the simulator's own truth (`aws-truth.json`), and without the ranges the
+/// report is the field's view (`truth.json`) as before.
+#[test]
+fn ip_ranges_name_regions_and_avoidable_is_same_region_only() {
+    let sim = simulate(&[
+        "--seed",
+        "23",
+        "--pods",
+        "40",
+        "--minutes",
+        "4",
+        "--nat-gateways",
+        "2",
+        "--aws-regions",
+    ]);
+    let ranges = sim.root.join("ip-ranges.json");
+    let aws: Value =
+        serde_json::from_slice(&std::fs::read(sim.root.join("aws-truth.json")).unwrap()).unwrap();
+    // Without the ranges: the records' own field (a quarter of S3/DynamoDB says `-`: INTERNET).
+    let plain = report(&sim, &[], &["--output", "json"]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert_matches_truth(&plain, &sim);
+    assert!(json(&plain)["totals"].get("avoidable_bytes").is_none());
+
+    let flag = ranges.to_str().unwrap();
+    let out = report(&sim, &[], &["--output", "json", "--ip-ranges", flag]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["destinations"], aws["destinations"]);
+    assert_eq!(r["totals"]["avoidable_bytes"], aws["avoidable_bytes"]);
+    assert_eq!(
+        r["totals"]["bytes"],
+        truth(&sim)["totals"]["bytes"],
+        "the ranges move no byte"
+    );
+    let eu = aws["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == "S3" && d["region"] == "eu-west-1")
+        .expect("the simulator sends S3 traffic to eu-west-1")["bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(eu > 0 && eu < aws["avoidable_bytes"].as_u64().unwrap());
+    // Every source's destinations add up to its bytes, with regions.
+    for s in r["sources"].as_array().unwrap() {
+        let sum: u64 = s["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["bytes"].as_u64().unwrap())
+            .sum();
+        assert_eq!(Some(sum), s["bytes"].as_u64());
+    }
+    // In eu-west-1, only S3 there is avoidable.
+    let out = report(
+        &sim,
+        &[],
+        &[
+            "--output",
+            "json",
+            "--ip-ranges",
+            flag,
+            "--region",
+            "eu-west-1",
+        ],
+    );
+    assert_eq!(json(&out)["totals"]["avoidable_bytes"].as_u64(), Some(eu));
+    let table = report(&sim, &[], &["--ip-ranges", flag]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("AVOIDABLE") && table.contains("S3 eu-west-1"),
+        "{table}"
+    );
+    assert!(table.contains("another region"), "{table}");
+    // A file that is not AWS's is refused, naming it.
+    let bad = sim.root.join("bad-ranges.json");
+    std::fs::write(
+        &bad,
+        br#"{"prefixes":[{"ip_prefix":"1.2.3.0/99","region":"r","service":"S3"}]}"#,
+    )
+    .unwrap();
+    let out = report(&sim, &[], &["--ip-ranges", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("1.2.3.0/99"), "{}", stderr(&out));
+}

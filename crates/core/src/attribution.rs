@@ -118,6 +118,8 @@ pub struct Traversal<'a> {
     /// The party outside; `None` without pkt-* fields.
     pub remote: Option<IpAddr>,
     pub destination: Destination<'a>,
+    /// The remote's region by AWS's ranges (docs/attribution.md §5.1); `None` without them.
+    pub region: Option<&'a str>,
     pub bytes: u64,
     pub packets: u64,
     /// Start of the flow's minute, Unix seconds.
@@ -245,6 +247,7 @@ pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>,
         source,
         remote,
         destination,
+        region: None,
         bytes,
         packets: rec.packets()?.unwrap_or(0),
         minute: time - time.rem_euclid(60),

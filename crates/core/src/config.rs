@@ -82,7 +82,13 @@ pub struct Config {
     /// What to describe from the EC2 API at start-up (docs/topology.md §2); `None` when the
     /// topology is all given.
     pub discovery: Option<Discovery>,
+    /// Where the function reads AWS's ip-ranges.json at cold start (docs/attribution.md §5.1);
+    /// `None`: not read (`NATMETER_IP_RANGES_URL=""`).
+    pub ip_ranges_url: Option<String>,
 }
+
+/// AWS's published address ranges, the default of `NATMETER_IP_RANGES_URL`.
+pub const DEFAULT_IP_RANGES_URL: &str = "https://ip-ranges.amazonaws.com/ip-ranges.json";
 
 /// `NATMETER_VPC_IDS`, `NATMETER_NAT_GATEWAY_IDS` and `NATMETER_REDISCOVER_SECONDS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,7 +309,24 @@ impl Config {
                 })
             }
         };
+        let ip_ranges_url = match get("NATMETER_IP_RANGES_URL") {
+            None => Some(DEFAULT_IP_RANGES_URL.to_string()),
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => {
+                let t = v.trim();
+                let host = t
+                    .strip_prefix("https://")
+                    .or_else(|| t.strip_prefix("http://"))
+                    .and_then(|rest| rest.split('/').next())
+                    .filter(|h| !h.is_empty());
+                if host.is_none() || t.contains(char::is_whitespace) {
+                    return Err(err("NATMETER_IP_RANGES_URL", &v, format!("expected an http:// or https:// URL of an ip-ranges.json (default {DEFAULT_IP_RANGES_URL}), or \"\" to read none")));
+                }
+                Some(t.to_string())
+            }
+        };
         Ok(Config {
+            ip_ranges_url,
             discovery,
             inventory,
             min_source_share,
@@ -322,6 +345,37 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn ip_ranges_url() {
+        let base = [("NATMETER_NAT_GATEWAYS", GW), ("AWS_REGION", "us-east-1")];
+        assert_eq!(
+            cfg(&base).unwrap().ip_ranges_url.as_deref(),
+            Some(DEFAULT_IP_RANGES_URL)
+        );
+        let with = |v: &'static str| {
+            let mut vars = base.to_vec();
+            vars.push(("NATMETER_IP_RANGES_URL", v));
+            cfg(&vars)
+        };
+        assert_eq!(with("").unwrap().ip_ranges_url, None);
+        assert_eq!(
+            with("http://127.0.0.1:8080/r.json")
+                .unwrap()
+                .ip_ranges_url
+                .as_deref(),
+            Some("http://127.0.0.1:8080/r.json")
+        );
+        for bad in [
+            "ftp://x/r.json",
+            "https://",
+            "ip-ranges.json",
+            "https://a b/c",
+        ] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.variable, "NATMETER_IP_RANGES_URL", "{bad}");
+        }
+    }
 
     #[test]
     fn discovery_settings() {

@@ -16,7 +16,9 @@ use flowlog::{Field, Format, Record, RecordError};
 use serde::Serialize;
 
 use crate::attribution::{attribute, Capabilities, Context, Outcome, SkipReason};
+use crate::attribution::{Destination, Traversal};
 use crate::identity::{Answers, ByAddress, Resolver, Sighting};
+use crate::ipranges::IpRanges;
 use crate::ledger::Ledger;
 use crate::sources::subscription::stream_eni;
 use crate::sources::{each_line, DecodeError, Input, Location, Read, Reader, Records};
@@ -237,6 +239,9 @@ pub struct Attributor<'t> {
     /// `None`: the default, [`ByAddress`], called directly (no indirect call, and no reading of
     /// the fields only another resolver could use).
     resolver: Option<&'t dyn Resolver>,
+    /// AWS's address ranges: each counted record's remote named by service and region
+    /// (docs/attribution.md §5.1).
+    ranges: Option<&'t IpRanges>,
 }
 
 impl<'t> Attributor<'t> {
@@ -248,6 +253,15 @@ impl<'t> Attributor<'t> {
             caps: Capabilities::of(&format),
             format,
             resolver: None,
+            ranges: None,
+        }
+    }
+
+    /// The same attributor naming remotes by AWS's ranges.
+    pub fn with_ranges(self, ranges: &'t IpRanges) -> Attributor<'t> {
+        Attributor {
+            ranges: Some(ranges),
+            ..self
         }
     }
 
@@ -392,6 +406,10 @@ impl<'t> Attributor<'t> {
         }
         match attribute(&rec, ctx) {
             Ok(Outcome::Counted(t)) => {
+                let t = match (self.ranges, t.remote) {
+                    (Some(ranges), Some(remote)) => named_by_ranges(t, ranges, remote),
+                    _ => t,
+                };
                 into.records.counted += 1;
                 if let Some(end) = t.end {
                     into.observed.latest_end =
@@ -423,5 +441,27 @@ impl<'t> Attributor<'t> {
             }
             Err(e) => into.parse_error(e, at),
         }
+    }
+}
+
+/// `t` with its remote's region, and its service where the record named none (`-`, or a format
+/// without `pkt-*-aws-service`): the record's own service is kept when it has one.
+#[inline]
+fn named_by_ranges<'a>(
+    t: Traversal<'a>,
+    ranges: &'a IpRanges,
+    remote: std::net::IpAddr,
+) -> Traversal<'a> {
+    let Some(p) = ranges.lookup(remote) else {
+        return t;
+    };
+    let destination = match t.destination {
+        Destination::Internet | Destination::Unknown => Destination::Service(p.service),
+        other => other,
+    };
+    Traversal {
+        destination,
+        region: Some(p.region),
+        ..t
     }
 }

@@ -109,6 +109,9 @@ pub struct Ledger {
     /// Emptied tables, reused with their allocation (warm Lambda containers).
     spare: Vec<Table>,
     destinations: Vec<Box<str>>,
+    /// The region of each interned destination, where AWS's ranges name one (docs/attribution.md
+    /// §5.1): `S3` in us-east-1 and `S3` in eu-west-1 are two destinations.
+    regions: Vec<Option<Box<str>>>,
     /// Who the [`Key::source`] ids are.
     sources: Sources,
 }
@@ -121,6 +124,7 @@ impl Default for Ledger {
             last: None,
             spare: Vec::new(),
             destinations: vec!["INTERNET".into(), "UNKNOWN".into(), "PRIVATE".into()],
+            regions: vec![None, None, None],
             sources: Sources::default(),
         }
     }
@@ -132,11 +136,11 @@ impl Ledger {
     #[inline]
     pub fn add(&mut self, t: &Traversal<'_>, source: SourceId) {
         // Most traversals go to the internet: no string comparison for the fixed names.
-        let destination = match t.destination {
-            Destination::Internet => INTERNET,
-            Destination::Unknown => UNKNOWN,
-            Destination::Private => PRIVATE,
-            Destination::Service(name) => self.intern(name),
+        let destination = match (t.destination, t.region) {
+            (Destination::Internet, None) => INTERNET,
+            (Destination::Unknown, None) => UNKNOWN,
+            (Destination::Private, None) => PRIVATE,
+            (d, region) => self.intern_in(d.as_str(), region),
         };
         let cell = Cell::of(source, t.direction, destination);
         let table = self.table((t.minute, t.gateway as u16));
@@ -196,14 +200,21 @@ impl Ledger {
     }
 
     #[inline]
-    fn intern(&mut self, name: &str) -> u16 {
-        match name {
-            "INTERNET" => return INTERNET,
-            "UNKNOWN" => return UNKNOWN,
-            "PRIVATE" => return PRIVATE,
-            _ => {}
+    fn intern_in(&mut self, name: &str, region: Option<&str>) -> u16 {
+        if region.is_none() {
+            match name {
+                "INTERNET" => return INTERNET,
+                "UNKNOWN" => return UNKNOWN,
+                "PRIVATE" => return PRIVATE,
+                _ => {}
+            }
         }
-        if let Some(i) = self.destinations.iter().position(|d| &**d == name) {
+        let found = self
+            .destinations
+            .iter()
+            .zip(&self.regions)
+            .position(|(d, r)| &**d == name && r.as_deref() == region);
+        if let Some(i) = found {
             return i as u16;
         }
         // An open list, but not an unbounded one: past 60k names (hostile input), fold the rest.
@@ -211,12 +222,18 @@ impl Ledger {
             return UNKNOWN;
         }
         self.destinations.push(name.into());
+        self.regions.push(region.map(Into::into));
         (self.destinations.len() - 1) as u16
     }
 
     /// The name of interned destination `i`.
     pub fn destination(&self, i: u16) -> &str {
         &self.destinations[usize::from(i)]
+    }
+
+    /// The region of interned destination `i`, where AWS's ranges name one.
+    pub fn destination_region(&self, i: u16) -> Option<&str> {
+        self.regions[usize::from(i)].as_deref()
     }
 
     /// Entries in key order (deterministic output).
@@ -229,6 +246,7 @@ impl Ledger {
                 a.0.direction,
                 self.source(a.0.source),
                 self.destination(a.0.destination),
+                self.destination_region(a.0.destination),
             )
                 .cmp(&(
                     b.0.minute,
@@ -236,6 +254,7 @@ impl Ledger {
                     b.0.direction,
                     self.source(b.0.source),
                     self.destination(b.0.destination),
+                    self.destination_region(b.0.destination),
                 ))
         });
         v
@@ -266,7 +285,10 @@ impl Ledger {
         // Only the destination index can differ between two ledgers: re-intern each of the
         // other's names once, not once per entry.
         let map: Vec<u16> = (0..other.destinations.len())
-            .map(|i| self.intern(other.destination(i as u16)))
+            .map(|i| {
+                let i = i as u16;
+                self.intern_in(other.destination(i), other.destination_region(i))
+            })
             .collect();
         let sources: Vec<SourceId> = (0..other.sources.len())
             .map(|i| {

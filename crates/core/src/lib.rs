@@ -24,6 +24,7 @@ pub mod config;
 pub mod engine;
 pub mod identity;
 pub mod inventory;
+pub mod ipranges;
 pub mod ledger;
 pub mod metrics;
 pub mod price;

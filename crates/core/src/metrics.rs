@@ -164,6 +164,7 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     "NATMETER_VPC_IDS",
     "NATMETER_NAT_GATEWAY_IDS",
     "NATMETER_REDISCOVER_SECONDS",
+    "NATMETER_IP_RANGES_URL",
 ];
 
 /// The fields of a source detail line, and the member that marks it.
@@ -176,12 +177,19 @@ pub const DETAIL_FIELDS: &[&str] = &[
     NAT_BYTES,
     NAT_PACKETS,
     NAT_COST,
+    // With AWS's ranges, where known.
+    "DestinationRegion",
     // With an inventory, where known (DETAIL_NAME_FIELDS).
     "Namespace",
     "Workload",
     "Pod",
     "Node",
 ];
+
+/// The detail-line fields only some lines have: the destination's region (AWS's ranges), and
+/// the names (an inventory).
+pub const DETAIL_OPTIONAL_FIELDS: &[&str] =
+    &["DestinationRegion", "Namespace", "Workload", "Pod", "Node"];
 
 /// The detail-line fields only an inventory gives (`Pod` and `Node` only where known).
 pub const DETAIL_NAME_FIELDS: &[&str] = &["Namespace", "Workload", "Pod", "Node"];
@@ -228,7 +236,7 @@ pub fn model_json(namespace: &str) -> serde_json::Value {
         "source_detail_line": {
             "discriminator": { DETAIL_MARKER.0: DETAIL_MARKER.1 },
             "fields": DETAIL_FIELDS,
-            "optional_fields": DETAIL_NAME_FIELDS,
+            "optional_fields": DETAIL_OPTIONAL_FIELDS,
         },
         "config_variables": CONFIG_VARIABLES,
     })
@@ -529,6 +537,8 @@ pub struct SourceDetail {
     pub nat_gateway: String,
     pub direction: Direction,
     pub destination: String,
+    /// With AWS's ranges: the destination's region (`DestinationRegion`), where known.
+    pub region: Option<String>,
     pub bytes: u64,
     pub packets: u64,
     pub cost_usd: f64,
@@ -580,6 +590,10 @@ impl SourceDetail {
             self.packets,
             finite(self.cost_usd),
         );
+        if let Some(r) = &self.region {
+            s.pop();
+            let _ = write!(s, r#","DestinationRegion":{}}}"#, json_str(r));
+        }
         if let Some(n) = &self.names {
             s.pop();
             let _ = write!(
@@ -627,6 +641,7 @@ pub fn source_details(results: &Results, topo: &Topology, price_per_gb: f64) -> 
                 .map_or_else(String::new, |g| g.id.clone()),
             direction: k.direction,
             destination: ledger.destination(k.destination).to_string(),
+            region: ledger.destination_region(k.destination).map(str::to_string),
             bytes: t.bytes,
             packets: t.packets,
             cost_usd: cost(t.bytes, price_per_gb),

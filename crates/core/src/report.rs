@@ -28,13 +28,26 @@ pub struct Totals {
     pub cross_az_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cross_az_cost_usd: Option<f64>,
+    /// With AWS's ranges (`--ip-ranges`): the bytes to S3 and DynamoDB in the gateways' own
+    /// region, which gateway endpoints (free) would take off the NAT gateway, and their NAT
+    /// processing cost (docs/attribution.md §5.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avoidable_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avoidable_cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DestinationBytes {
     pub destination: String,
+    /// With AWS's ranges: the remote's region (`GLOBAL` for global services), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub bytes: u64,
 }
+
+/// The destinations a gateway endpoint takes off a NAT gateway, in the gateway's region only.
+pub const GATEWAY_ENDPOINT_SERVICES: [&str; 2] = ["S3", "DYNAMODB"];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SourceRow {
@@ -165,6 +178,9 @@ pub struct Diagnostic {
 pub struct Report {
     pub schema: &'static str,
     pub price_per_gb_usd: f64,
+    /// With AWS's ranges: the gateways' region, the one `avoidable_bytes` counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub totals: Totals,
     pub batches: BatchStats,
     pub records: RecordStats,
@@ -221,6 +237,7 @@ fn by_bytes(ledger: &Ledger, m: Vec<(u16, u64)>) -> Vec<DestinationBytes> {
         .into_iter()
         .map(|(d, bytes)| DestinationBytes {
             destination: ledger.destination(d).to_string(),
+            region: ledger.destination_region(d).map(str::to_string),
             bytes,
         })
         .collect();
@@ -228,6 +245,7 @@ fn by_bytes(ledger: &Ledger, m: Vec<(u16, u64)>) -> Vec<DestinationBytes> {
         b.bytes
             .cmp(&a.bytes)
             .then_with(|| a.destination.cmp(&b.destination))
+            .then_with(|| a.region.cmp(&b.region))
     });
     v
 }
@@ -312,6 +330,28 @@ impl Report {
     /// when no byte was counted).
     pub fn build_named(results: &Results, topo: &Topology, price_per_gb_usd: f64) -> Report {
         Report::build_with(results, topo, price_per_gb_usd, true)
+    }
+
+    /// Sets `avoidable_bytes` and `avoidable_cost_usd`: the bytes to S3 and DynamoDB in
+    /// `region` (the gateways' own), by the destinations' regions from AWS's ranges. S3 in
+    /// another region is not avoidable with a gateway endpoint, which serves its own region only.
+    pub fn with_avoidable(mut self, region: &str) -> Report {
+        let bytes = self
+            .destinations
+            .iter()
+            .filter(|d| {
+                GATEWAY_ENDPOINT_SERVICES.contains(&d.destination.as_str())
+                    && d.region.as_deref() == Some(region)
+            })
+            .fold(0u64, |a, d| a.saturating_add(d.bytes));
+        self.totals.avoidable_bytes = Some(bytes);
+        self.totals.avoidable_cost_usd = Some(cost(bytes, self.price_per_gb_usd));
+        self.region = Some(region.to_string());
+        self
+    }
+
+    fn is_home(&self, d: &DestinationBytes) -> bool {
+        d.region.is_some() && d.region == self.region
     }
 
     fn build_with(
@@ -406,6 +446,7 @@ impl Report {
         Report {
             schema: SCHEMA,
             price_per_gb_usd,
+            region: None,
             totals: Totals {
                 bytes: total.bytes(),
                 outbound_bytes: total.outbound,
@@ -414,6 +455,8 @@ impl Report {
                 cost_usd: cost(total.bytes(), price_per_gb_usd),
                 cross_az_bytes: cross(&total),
                 cross_az_cost_usd: cross_cost(&total),
+                avoidable_bytes: None,
+                avoidable_cost_usd: None,
             },
             batches: results.batches(),
             records: results.records(),
@@ -664,6 +707,13 @@ impl Report {
                 crate::price::INTER_AZ_USD_PER_GB
             );
         }
+        if let (Some(b), Some(c)) = (t.avoidable_bytes, t.avoidable_cost_usd) {
+            let _ = writeln!(
+                s,
+                "AVOIDABLE {} to S3 and DynamoDB in the gateways' region: ${c:.4} of NAT processing a gateway endpoint (free) would save",
+                human(b)
+            );
+        }
         if !self.nat_gateways.is_empty() {
             let _ = writeln!(s, "\nBy NAT gateway:");
             for g in &self.nat_gateways {
@@ -683,15 +733,29 @@ impl Report {
         }
         if !self.destinations.is_empty() {
             let _ = writeln!(s, "\nBy destination:");
+            // With regions (AWS's ranges), only the gateways' own region is avoidable; without
+            // them, S3 and DynamoDB in any region are shown as an upper bound.
+            let avoidable_known = t.avoidable_bytes.is_some();
             for d in &self.destinations {
-                let note = match d.destination.as_str() {
-                    "S3" | "DYNAMODB" => "  avoidable: a gateway endpoint is free",
-                    _ => "",
+                let endpoint = GATEWAY_ENDPOINT_SERVICES.contains(&d.destination.as_str());
+                let note = match (endpoint, avoidable_known, &d.region) {
+                    (false, _, _) => "",
+                    (true, false, _) => {
+                        "  avoidable if in the gateways' region: a gateway endpoint is free"
+                    }
+                    (true, true, Some(_)) if self.is_home(d) => {
+                        "  avoidable: a gateway endpoint is free"
+                    }
+                    (true, true, _) => "  another region: a gateway endpoint does not serve it",
+                };
+                let name = match &d.region {
+                    Some(r) => format!("{} {r}", d.destination),
+                    None => d.destination.clone(),
                 };
                 let _ = writeln!(
                     s,
                     "  {:<24} {:>11}  ${:.4}{note}",
-                    d.destination,
+                    name,
                     human(d.bytes),
                     cost(d.bytes, self.price_per_gb_usd)
                 );

@@ -109,6 +109,51 @@ pub fn endpoint(region: &str, get: impl Fn(&str) -> Option<String>) -> String {
     format!("https://ec2.{region}.{suffix}")
 }
 
+/// An HTTP(S) client on the SDK's TLS stack (aws-lc-rs, the system's roots).
+fn http_client() -> Result<Http, Ec2Error> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider)
+        .map_err(|e| Ec2Error::Setup(format!("TLS roots: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https),
+    )
+}
+
+/// GETs `url` (AWS's ip-ranges.json: public, unsigned), at most `limit` bytes, within
+/// `timeout`; anything but a 200 is an error naming the URL.
+pub async fn fetch(url: &str, limit: usize, timeout: Duration) -> Result<Vec<u8>, String> {
+    let http = http_client().map_err(|e| e.to_string())?;
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let work = async {
+        let req = http::Request::get(uri)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("{url}: {e}"))?;
+        let resp = http
+            .request(req)
+            .await
+            .map_err(|e| format!("{url}: {e:#}"))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(format!("{url}: HTTP {status}"));
+        }
+        let body = http_body_util::Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: reading the answer: {e}"))?
+            .to_bytes();
+        Ok(body.to_vec())
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("{url}: no answer within {timeout:?}")))
+}
+
 /// The Query request's form body. (The serializer is not `Send`: it must not live across an
 /// await.)
 fn form(action: &str, params: &[(String, String)]) -> String {
@@ -146,16 +191,7 @@ impl Client {
         region: String,
         credentials: SharedCredentialsProvider,
     ) -> Result<Client, Ec2Error> {
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-            .map_err(|e| Ec2Error::Setup(format!("TLS roots: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let http = http_client()?;
         Ok(Client {
             http,
             endpoint,

@@ -60,6 +60,9 @@ pub struct Function<S> {
     cfg: RwLock<Arc<Config>>,
     /// NAT gateways and subnets from the EC2 API (`NATMETER_VPC_IDS`...).
     discovery: Option<discovery::Discoverer>,
+    /// AWS's ip-ranges.json, read at cold start (`NATMETER_IP_RANGES_URL`): remotes named by
+    /// service and region.
+    ranges: Option<natmeter_core::ipranges::IpRanges>,
     sender: Option<S>,
     /// Decode buffers kept across invocations of a warm container (no re-allocation).
     scratch: Mutex<Reader>,
@@ -90,6 +93,7 @@ impl<S: Sender> Function<S> {
         Function {
             cfg: RwLock::new(Arc::new(cfg)),
             discovery: None,
+            ranges: None,
             sender,
             scratch: Mutex::new(Reader::default()),
             recent: Mutex::new(RecentBatches::new(RECENT_BATCHES, PARTIAL_BATCHES)),
@@ -114,6 +118,12 @@ impl<S: Sender> Function<S> {
     pub fn with_discovery(mut self, d: discovery::Discoverer, initial: Config) -> Function<S> {
         self.cfg = RwLock::new(Arc::new(initial));
         self.discovery = Some(d);
+        self
+    }
+
+    /// The same function naming remotes by AWS's ranges.
+    pub fn with_ranges(mut self, ranges: natmeter_core::ipranges::IpRanges) -> Function<S> {
+        self.ranges = Some(ranges);
         self
     }
 
@@ -183,6 +193,9 @@ impl<S: Sender> Function<S> {
             let mut attributor = Attributor::new(&cfg.topology, cfg.format.clone());
             if let Some(n) = &names {
                 attributor = attributor.with_resolver(n.inventory());
+            }
+            if let Some(r) = &self.ranges {
+                attributor = attributor.with_ranges(r);
             }
             let mut engine = attributor.results();
             let kind = {

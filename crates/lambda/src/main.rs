@@ -83,6 +83,7 @@ async fn main() -> Result<(), Error> {
         None => None,
     };
     let inventory = cfg.inventory.clone();
+    let ip_ranges_url = cfg.ip_ranges_url.clone();
     let discovery = match cfg.discovery.clone() {
         None => None,
         Some(settings) => {
@@ -105,6 +106,11 @@ async fn main() -> Result<(), Error> {
     if let Some((d, described)) = discovery {
         function = function.with_discovery(d, described);
     }
+    if let Some(url) = ip_ranges_url {
+        if let Some(r) = ip_ranges(&url).await {
+            function = function.with_ranges(r);
+        }
+    }
     if let Some(i) = inventory {
         let table = natmeter_dynamodb::Table::new(
             natmeter_dynamodb::client().await,
@@ -119,6 +125,27 @@ async fn main() -> Result<(), Error> {
         async move { handle(&function, ev).await }
     }))
     .await
+}
+
+/// AWS's ranges, read once. They name destinations; they decide no byte, so a file that cannot
+/// be read leaves the function metering without them (destinations named by the records'
+/// `pkt-*-aws-service` alone), with a warning, rather than down (docs/attribution.md §5.1).
+async fn ip_ranges(url: &str) -> Option<natmeter_core::ipranges::IpRanges> {
+    let t0 = std::time::Instant::now();
+    let got = natmeter_ec2::client::fetch(url, 64 << 20, Duration::from_secs(5))
+        .await
+        .and_then(|b| natmeter_core::ipranges::IpRanges::from_json(&b));
+    match got {
+        Ok(r) => {
+            let (v4, v6) = r.ranges();
+            tracing::info!(url, prefixes = r.prefixes, ipv4_ranges = v4, ipv6_ranges = v6, create_date = %r.create_date, ms = t0.elapsed().as_millis() as u64, "AWS ip-ranges read");
+            Some(r)
+        }
+        Err(e) => {
+            tracing::warn!(url, error = %e, "AWS ip-ranges could not be read (NATMETER_IP_RANGES_URL): destinations are named by the records' pkt-*-aws-service only, without regions, until the next cold start");
+            None
+        }
+    }
 }
 
 /// The topology could not be described at start-up: Lambda reports the exit as an init error and

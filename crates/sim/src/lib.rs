@@ -67,6 +67,12 @@ pub struct SimConfig {
     /// An EKS cluster whose pods come and go, with its audit log and the truth per workload;
     /// `None`: fixed pods known only by address, as before clusters were simulated.
     pub cluster: Option<ClusterConfig>,
+    /// AWS destinations in more than one region, named by the simulator's `ip-ranges.json`
+    /// ([`Simulation::ip_ranges_json`]): a third of the S3 traffic goes to S3 in eu-west-1, and a
+    /// quarter of the S3 and DynamoDB conversations carry `-` in `pkt-*-aws-service` (the field
+    /// is sometimes empty even for S3). The truth by service and region is
+    /// [`Simulation::aws_truth`]. Off: the traffic of earlier versions, draw for draw.
+    pub aws_regions: bool,
 }
 
 impl Default for SimConfig {
@@ -85,6 +91,7 @@ impl Default for SimConfig {
             batch_per_minute: false,
             private_nat: false,
             cluster: None,
+            aws_regions: false,
         }
     }
 }
@@ -247,7 +254,42 @@ pub struct Simulation {
     audit_log_group: String,
     subnets: Vec<Subnet>,
     cross_az: TruthCrossAz,
+    aws: TruthAws,
 }
+
+/// The NAT bytes by AWS service and region, as AWS's ranges name the remotes (the simulator's
+/// [`Simulation::ip_ranges_json`]), and the part a gateway endpoint would take off the NAT
+/// gateways: S3 and DynamoDB in the simulated region, us-east-1. Not part of truth.json; see
+/// [`Simulation::aws_truth`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthAws {
+    /// Biggest first, then by name and region, as the report orders them.
+    pub destinations: Vec<TruthAwsDestination>,
+    pub avoidable_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthAwsDestination {
+    pub destination: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub bytes: u64,
+}
+
+/// The region every simulated record is in (the flow log's `region` field and truth.json's).
+const REGION: &str = "us-east-1";
+
+/// The simulator's AWS address ranges, in `ip-ranges.json`'s shape: S3 and DynamoDB in
+/// us-east-1 (inside AMAZON prefixes, as AWS lists them), S3 in eu-west-1, and nothing for the
+/// documentation ranges its internet traffic goes to.
+const IP_RANGES: &[(&str, &str, &str)] = &[
+    ("52.216.0.0/14", "us-east-1", "AMAZON"),
+    ("52.216.0.0/15", "us-east-1", "S3"),
+    ("52.218.0.0/17", "eu-west-1", "AMAZON"),
+    ("52.218.0.0/17", "eu-west-1", "S3"),
+    ("3.218.180.0/22", "us-east-1", "AMAZON"),
+    ("3.218.180.0/22", "us-east-1", "DYNAMODB"),
+];
 
 struct Node {
     ip: Ipv4Addr,
@@ -334,7 +376,7 @@ impl Rec {
             match *f {
                 "version" => s.push('5'),
                 "account-id" => s.push_str(ACCOUNT),
-                "region" => s.push_str("us-east-1"),
+                "region" => s.push_str(REGION),
                 "vpc-id" => s.push_str(VPC),
                 "az-id" => s.push_str(self.az),
                 "subnet-id" => s.push_str(&self.subnet),
@@ -400,6 +442,8 @@ struct Builder<'c> {
     /// Cross-AZ bytes per source and per gateway.
     cross_sources: BTreeMap<IpAddr, u64>,
     cross_gateways: Vec<u64>,
+    /// NAT bytes by (service, region) as the ranges name them.
+    aws: BTreeMap<(String, Option<String>), u64>,
 }
 
 impl Builder<'_> {
@@ -494,6 +538,28 @@ impl Simulation {
     /// The cross-AZ bytes a correct engine must report given [`Simulation::subnets`].
     pub fn cross_az_truth(&self) -> &TruthCrossAz {
         &self.cross_az
+    }
+
+    /// The NAT bytes by service and region, by [`Simulation::ip_ranges_json`].
+    pub fn aws_truth(&self) -> &TruthAws {
+        &self.aws
+    }
+
+    /// The AWS address ranges the simulated remotes are in, as an `ip-ranges.json`.
+    pub fn ip_ranges_json() -> String {
+        let prefixes: Vec<_> = IP_RANGES
+            .iter()
+            .map(|(p, r, s)| {
+                serde_json::json!({"ip_prefix": p, "region": r, "service": s, "network_border_group": r})
+            })
+            .collect();
+        serde_json::json!({
+            "syncToken": "1764547200",
+            "createDate": "2025-12-01-00-00-00",
+            "prefixes": prefixes,
+            "ipv6_prefixes": [],
+        })
+        .to_string()
     }
 
     /// The format the events are written in.
@@ -701,6 +767,7 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
         identities: BTreeMap::new(),
         cross_sources: BTreeMap::new(),
         cross_gateways: vec![0; g_count],
+        aws: BTreeMap::new(),
     };
     let start = cfg.start - cfg.start.rem_euclid(60);
     let mut nodes = nodes;
@@ -935,11 +1002,12 @@ fn traffic(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, env: &Env<'_>, talk: Talk<
         return;
     }
     let (remote, svc, dport): (IpAddr, Option<&'static str>, u16) = if kind < 30 {
-        (
-            Ipv4Addr::new(52, 216, rng.gen(), rng.gen()).into(),
-            Some("S3"),
-            443,
-        )
+        let remote = if cfg.aws_regions && rng.gen_bool(1.0 / 3.0) {
+            Ipv4Addr::new(52, 218, rng.gen_range(0..128), rng.gen()).into()
+        } else {
+            Ipv4Addr::new(52, 216, rng.gen(), rng.gen()).into()
+        };
+        (remote, Some("S3"), 443)
     } else if kind < 40 {
         (
             Ipv4Addr::new(3, 218, 180 + rng.gen_range(0..4), rng.gen()).into(),
@@ -967,6 +1035,13 @@ fn traffic(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, env: &Env<'_>, talk: Talk<
     } else {
         (remote, svc)
     };
+    // What AWS's ranges say the remote is, and what the record's field says.
+    let aws = ranges_of(remote);
+    let svc = if cfg.aws_regions && svc.is_some() && rng.gen_bool(0.25) {
+        None
+    } else {
+        svc
+    };
     let nat_ip = if gw == 0 && rng.gen_bool(0.3) {
         gateways[0].private_ips[1]
     } else {
@@ -992,6 +1067,7 @@ fn traffic(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, env: &Env<'_>, talk: Talk<
             node,
             remote,
             svc,
+            aws,
             sport,
             dport,
             out_bytes,
@@ -1023,7 +1099,10 @@ struct NatConv<'a> {
     pod: IpAddr,
     node: &'a Node,
     remote: IpAddr,
+    /// `pkt-*-aws-service` as the record carries it.
     svc: Option<&'static str>,
+    /// The remote's (service, region) by the simulator's ranges.
+    aws: Option<(&'static str, &'static str)>,
     sport: u16,
     dport: u16,
     out_bytes: u64,
@@ -1108,21 +1187,31 @@ fn nat_conversation(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, c: NatConv<'_>) {
     );
     let far_side = if c.private { "PRIVATE" } else { "INTERNET" };
     let dest = c.svc.unwrap_or(far_side);
+    // With the ranges: the record's own service when it names one, else the ranges'.
+    let aws_dest = match (c.svc, c.aws) {
+        (Some(s), Some((_, region))) => (s.to_string(), Some(region.to_string())),
+        (None, Some((s, region))) => (s.to_string(), Some(region.to_string())),
+        (Some(s), None) => (s.to_string(), None),
+        (None, None) => (far_side.to_string(), None),
+    };
     for (rec, counted) in [(a, Some(true)), (bb, None), (cc, None), (d, Some(false))] {
         b.emit(&rec, Corrupt::None);
         if b.nat_streams.iter().any(|s| s == &rec.eni) {
             match counted {
-                Some(outbound) => b.book(
-                    c.gw,
-                    c.local,
-                    outbound,
-                    dest,
-                    rec.bytes.unwrap_or(0),
-                    rec.packets.unwrap_or(0),
-                    c.minute,
-                    c.identity,
-                    c.node.listed && AZS[c.node.az] != c.az,
-                ),
+                Some(outbound) => {
+                    *b.aws.entry(aws_dest.clone()).or_default() += rec.bytes.unwrap_or(0);
+                    b.book(
+                        c.gw,
+                        c.local,
+                        outbound,
+                        dest,
+                        rec.bytes.unwrap_or(0),
+                        rec.packets.unwrap_or(0),
+                        c.minute,
+                        c.identity,
+                        c.node.listed && AZS[c.node.az] != c.az,
+                    )
+                }
                 None => b.truth.records.public_side += 1,
             }
         }
@@ -1453,6 +1542,32 @@ fn finish(
             .collect(),
     };
 
+    let mut aws_destinations: Vec<TruthAwsDestination> = std::mem::take(&mut b.aws)
+        .into_iter()
+        .map(|((destination, region), bytes)| TruthAwsDestination {
+            destination,
+            region,
+            bytes,
+        })
+        .collect();
+    aws_destinations.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| a.destination.cmp(&b.destination))
+            .then_with(|| a.region.cmp(&b.region))
+    });
+    let aws = TruthAws {
+        avoidable_bytes: aws_destinations
+            .iter()
+            .filter(|d| {
+                ["S3", "DYNAMODB"].contains(&d.destination.as_str())
+                    && d.region.as_deref() == Some(REGION)
+            })
+            .map(|d| d.bytes)
+            .sum(),
+        destinations: aws_destinations,
+    };
+
     let mut events = Vec::new();
     let streams = std::mem::take(&mut b.streams);
     for (eni, mut recs) in streams {
@@ -1510,6 +1625,7 @@ fn finish(
         audit_log_group: String::new(),
         subnets: Vec::new(),
         cross_az,
+        aws,
     }
 }
 
@@ -1571,4 +1687,51 @@ pub fn lambda_event(payload_json: &[u8]) -> String {
         r#"{{"awslogs":{{"data":"{}"}}}}"#,
         base64::engine::general_purpose::STANDARD.encode(gz)
     )
+}
+
+/// The (service, region) of `ip` by [`IP_RANGES`]: the longest prefix, a service over AMAZON.
+fn ranges_of(ip: IpAddr) -> Option<(&'static str, &'static str)> {
+    let IpAddr::V4(a) = ip else { return None };
+    IP_RANGES
+        .iter()
+        .filter_map(|(p, r, s)| {
+            let net: ipnet_lite::Net = p.parse().ok()?;
+            net.contains(a).then_some((net.len, *s != "AMAZON", *s, *r))
+        })
+        .max_by_key(|(len, named, _, _)| (*len, *named))
+        .map(|(_, _, s, r)| (s, r))
+}
+
+/// Just enough IPv4 CIDR for [`ranges_of`] (the simulator does not depend on ipnet).
+mod ipnet_lite {
+    use std::net::Ipv4Addr;
+
+    pub struct Net {
+        pub base: u32,
+        pub len: u8,
+    }
+
+    impl std::str::FromStr for Net {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Net, ()> {
+            let (a, l) = s.split_once('/').ok_or(())?;
+            let a: Ipv4Addr = a.parse().map_err(|_| ())?;
+            let len: u8 = l.parse().map_err(|_| ())?;
+            Ok(Net {
+                base: u32::from(a),
+                len,
+            })
+        }
+    }
+
+    impl Net {
+        pub fn contains(&self, a: Ipv4Addr) -> bool {
+            let mask = if self.len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - self.len)
+            };
+            u32::from(a) & mask == self.base & mask
+        }
+    }
 }
