@@ -100,7 +100,7 @@ bench:
 	target/release/natmeter bench --corpus-mb $${CORPUS_MB:-200}
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := subscription format record pipeline scan inventory
+FUZZ_TARGETS := subscription format record pipeline scan inventory ipranges
 .tools/bin/cargo-fuzz:
 	$(CARGO) install --locked --root .tools cargo-fuzz
 

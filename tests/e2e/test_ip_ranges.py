@@ -101,3 +101,25 @@ def test_unreadable_ranges_leave_the_function_metering(start_bootstrap, closed_p
     inv = b.invoke_detail(event(), timeout_s=60)
     assert inv.kind == "response", inv.text()[:500]
     assert details(b, inv) == {("INTERNET", None): 9000, ("S3", None): 2000, ("DYNAMODB", None): 4000}
+
+
+def test_remote_prefixes_name_internet_destinations_by_slash_24(ranges_url, start_bootstrap, namespace):
+    env = flowgen.env(namespace, NATMETER_IP_RANGES_URL=ranges_url, NATMETER_REMOTE_PREFIXES="on",
+                      NATMETER_SINK="emf")
+    b = start_bootstrap(env)
+    recs = [flowgen.record(srcport=20001, pkt_dstaddr="203.0.113.5", bytes=100),
+            flowgen.record(srcport=20002, pkt_dstaddr="203.0.113.77", bytes=200),
+            flowgen.record(srcport=20003, pkt_dstaddr="198.51.100.9", bytes=400),
+            flowgen.record(srcport=20004, pkt_dstaddr="52.216.1.1", pkt_dst_aws_service="S3", bytes=800)]
+    inv = b.invoke_detail(flowgen.event(recs), timeout_s=60)
+    assert inv.kind == "response", inv.text()[:500]
+    got = {}
+    for l in b.stdout_json_of(inv):
+        if l.get("natmeter") == "source":
+            key = (l["Destination"], l.get("DestinationRegion"), l.get("RemotePrefix"))
+            got[key] = got.get(key, 0) + l["NatBytes"]
+    assert got == {("INTERNET", None, "203.0.113.0/24"): 300, ("INTERNET", None, "198.51.100.0/24"): 400,
+                   ("S3", "us-east-1", None): 800}
+    # The metrics keep one INTERNET series: the prefixes are in the detail lines only.
+    emf = [l for l in b.stdout_json_of(inv) if "_aws" in l and l.get("Destination") == "INTERNET"]
+    assert emf and sum(l["NatBytes"] for l in emf) == 700

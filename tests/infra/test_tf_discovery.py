@@ -124,3 +124,22 @@ def test_the_function_accepts_the_environment(scenario_name, metric_model):
     assert "invalid configuration" not in proc.stderr, proc.stderr[-2000:]
     assert proc.returncode == 3 and "discovery failed" in proc.stderr, proc.stderr[-2000:]
     assert "DescribeNatGateways" in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# AWS's ranges and remote prefixes (docs/attribution.md §5.1, §5.3)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url,env_value", [(None, None), ("", ""), ("http://10.0.0.5/r.json", "http://10.0.0.5/r.json")])
+def test_ip_ranges_url_is_passed_only_when_set(url, env_value):
+    ev = evaluator(dict(SCENARIOS["vpc_flow_log_3_nats"], ip_ranges_url=url))
+    env = ev.local("function_environment")
+    assert env.get("NATMETER_IP_RANGES_URL") == env_value, "null leaves the function's default"
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_remote_prefixes(on):
+    ev = evaluator(dict(SCENARIOS["vpc_flow_log_3_nats"], remote_prefixes=on))
+    env = ev.local("function_environment")
+    assert env.get("NATMETER_REMOTE_PREFIXES") == ("on" if on else None)

@@ -22,6 +22,7 @@ BAD: dict[str, list] = {
     "nat_gateway_ids": [[], ["igw-0123456789abcdef0"], ["nat-0123456789abcdef0"] * 2, nat_ids(21), ["NAT-0123456789ABCDEF0"]],
     "nat_gateway_keys": [[], ["a", "a"], ["has space"], ["x" * 65], ["a/b"]],
     "vpc_id": ["", "vpc-XYZ", "subnet-0a1b2c3d", "vpc-0a1b2c3d4e5f678901"],
+    "ip_ranges_url": ["ip-ranges.json", "ftp://example.com/r.json", "https://", "https://a b/c"],
     "flow_log_group_name": ["", "bad name!", "x" * 513],
     "flow_log_format": [
         "${srcaddr}  ${dstaddr} ${bytes}",
@@ -82,6 +83,7 @@ GOOD: dict[str, list] = {
     "private_cidrs": [["10.0.0.0/8"], ["fd00::/8", "100.64.0.0/10"]],
     "subnets": [[], [{"cidr": "10.0.32.0/19", "az_id": "use1-az1"}, {"cidr": "2600:1f18:abcd:1200::/56", "az_id": "apne1-az4"}], [{"cidr": "10.0.64.0/20", "az_id": "usw2-lax1-az1"}]],
     "vpc_id": [None, "vpc-0a1b2c3d", "vpc-0a1b2c3d4e5f67890"],
+    "ip_ranges_url": [None, "", "https://ip-ranges.amazonaws.com/ip-ranges.json", "http://10.0.0.5:8080/ip-ranges.json"],
     "sink": ["cloudwatch", "emf", "both"],
     "max_sources": [0, 20, 500],
     "min_source_share": [0, 0.05, 1],

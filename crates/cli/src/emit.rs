@@ -51,7 +51,8 @@ pub fn run(a: EmitArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let cfg = a.engine.settings_with(&extra)?;
-    let Some(engine) = crate::run_inputs(&a.inputs, &cfg, None, None, None) else {
+    let Some(engine) = crate::run_inputs(&a.inputs, &cfg, None, None, None, cfg.remote_prefixes)
+    else {
         return Ok(ExitCode::from(1));
     };
     let rt = tokio::runtime::Builder::new_current_thread()

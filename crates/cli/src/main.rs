@@ -122,6 +122,11 @@ struct ReportArgs {
     /// none, and counts as avoidable only S3 and DynamoDB in --region.
     #[arg(long, value_name = "FILE")]
     ip_ranges: Option<PathBuf>,
+    /// Name internet destinations by the remote's /24 (IPv6 /48): each source's top
+    /// destinations then say where its internet bytes went (at most 4,096 networks; past
+    /// that, plain INTERNET, counted).
+    #[arg(long)]
+    remote_prefixes: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -306,6 +311,7 @@ pub(crate) fn run_inputs(
     threads: Option<usize>,
     resolver: Option<&dyn natmeter_core::identity::Resolver>,
     ranges: Option<&natmeter_core::ipranges::IpRanges>,
+    remote_prefixes: bool,
 ) -> Option<natmeter_core::engine::Results> {
     let files = input::expand(inputs);
     let threads =
@@ -330,6 +336,7 @@ pub(crate) fn run_inputs(
     if let Some(r) = ranges {
         attributor = attributor.with_ranges(r);
     }
+    attributor = attributor.with_remote_prefixes(remote_prefixes);
     let (engine, errors, readable) = input::process_all(&files, &attributor, now(), threads, &tick);
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -395,7 +402,14 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let resolver = loaded
         .as_ref()
         .map(|l| &l.inventory as &dyn natmeter_core::identity::Resolver);
-    let Some(engine) = run_inputs(&a.inputs, &cfg, a.threads, resolver, ranges.as_ref()) else {
+    let Some(engine) = run_inputs(
+        &a.inputs,
+        &cfg,
+        a.threads,
+        resolver,
+        ranges.as_ref(),
+        a.remote_prefixes,
+    ) else {
         return Ok(ExitCode::from(1));
     };
     let report = match loaded {

@@ -1140,3 +1140,63 @@ fn ip_ranges_name_regions_and_avoidable_is_same_region_only() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("1.2.3.0/99"), "{}", stderr(&out));
 }
+
+/// `--remote-prefixes`: internet destinations by /24, held to the simulator's account
+/// (aws-truth.json `remote_prefixes`); the `--by` table gives each row's top destinations.
+#[test]
+fn remote_prefixes_and_top_destinations_per_row() {
+    let sim = simulate(&[
+        "--seed",
+        "31",
+        "--pods",
+        "40",
+        "--minutes",
+        "3",
+        "--aws-regions",
+        "--cluster",
+    ]);
+    let aws: Value =
+        serde_json::from_slice(&std::fs::read(sim.root.join("aws-truth.json")).unwrap()).unwrap();
+    let ranges = sim.root.join("ip-ranges.json");
+    let audit = sim.root.join("audit.jsonl");
+    let flags = ["--ip-ranges", ranges.to_str().unwrap(), "--remote-prefixes"];
+    let mut json_flags = vec!["--output", "json"];
+    json_flags.extend(flags);
+    let out = report_named(&sim, &json_flags, &[&audit]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    let mut got: Vec<(String, u64)> = r["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| Some((d["remote"].as_str()?.to_string(), d["bytes"].as_u64()?)))
+        .collect();
+    got.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let want: Vec<(String, u64)> = aws["remote_prefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["prefix"].as_str().unwrap().to_string(),
+                p["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    let mut table_flags = vec!["--by", "workload"];
+    table_flags.extend(flags);
+    let out = report_named(&sim, &table_flags, &[&audit]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let first_row = table
+        .lines()
+        .position(|l| l.starts_with("1 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    let to = table.lines().nth(first_row + 1).unwrap();
+    assert!(to.trim_start().starts_with("to: "), "{table}");
+    assert!(to.contains("/24") || to.contains("us-east-1"), "{to}");
+    // Without either flag the table has no "to:" lines (as before).
+    let plain = report_named(&sim, &["--by", "workload"], &[&audit]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains(" to: "));
+}

@@ -120,6 +120,9 @@ pub struct Traversal<'a> {
     pub destination: Destination<'a>,
     /// The remote's region by AWS's ranges (docs/attribution.md §5.1); `None` without them.
     pub region: Option<&'a str>,
+    /// The remote's /24 (IPv6: /48) when remote prefixes are on and no AWS service owns it
+    /// (docs/attribution.md §5.3).
+    pub prefix: Option<ipnet::IpNet>,
     pub bytes: u64,
     pub packets: u64,
     /// Start of the flow's minute, Unix seconds.
@@ -248,6 +251,7 @@ pub fn attribute<'a>(rec: &Record<'a>, ctx: &Context<'_>) -> Result<Outcome<'a>,
         remote,
         destination,
         region: None,
+        prefix: None,
         bytes,
         packets: rec.packets()?.unwrap_or(0),
         minute: time - time.rem_euclid(60),

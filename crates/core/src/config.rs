@@ -85,6 +85,9 @@ pub struct Config {
     /// Where the function reads AWS's ip-ranges.json at cold start (docs/attribution.md §5.1);
     /// `None`: not read (`NATMETER_IP_RANGES_URL=""`).
     pub ip_ranges_url: Option<String>,
+    /// `NATMETER_REMOTE_PREFIXES=on`: internet destinations split by the remote's /24 (IPv6
+    /// /48) in the source detail lines (docs/attribution.md §5.3).
+    pub remote_prefixes: bool,
 }
 
 /// AWS's published address ranges, the default of `NATMETER_IP_RANGES_URL`.
@@ -325,7 +328,19 @@ impl Config {
                 Some(t.to_string())
             }
         };
+        let remote_prefixes = match get("NATMETER_REMOTE_PREFIXES").as_deref().map(str::trim) {
+            None | Some("off") | Some("") => false,
+            Some("on") => true,
+            Some(v) => {
+                return Err(err(
+                    "NATMETER_REMOTE_PREFIXES",
+                    v,
+                    "expected on or off: on names internet destinations by the remote's /24 (IPv6 /48) in the source detail lines".into(),
+                ))
+            }
+        };
         Ok(Config {
+            remote_prefixes,
             ip_ranges_url,
             discovery,
             inventory,

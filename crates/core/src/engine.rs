@@ -242,6 +242,8 @@ pub struct Attributor<'t> {
     /// AWS's address ranges: each counted record's remote named by service and region
     /// (docs/attribution.md §5.1).
     ranges: Option<&'t IpRanges>,
+    /// Internet destinations split by the remote's /24 (IPv6 /48): docs/attribution.md §5.3.
+    remote_prefixes: bool,
 }
 
 impl<'t> Attributor<'t> {
@@ -254,6 +256,15 @@ impl<'t> Attributor<'t> {
             format,
             resolver: None,
             ranges: None,
+            remote_prefixes: false,
+        }
+    }
+
+    /// The same attributor splitting internet destinations by the remote's /24 (IPv6 /48).
+    pub fn with_remote_prefixes(self, on: bool) -> Attributor<'t> {
+        Attributor {
+            remote_prefixes: on,
+            ..self
         }
     }
 
@@ -406,10 +417,13 @@ impl<'t> Attributor<'t> {
         }
         match attribute(&rec, ctx) {
             Ok(Outcome::Counted(t)) => {
-                let t = match (self.ranges, t.remote) {
+                let mut t = match (self.ranges, t.remote) {
                     (Some(ranges), Some(remote)) => named_by_ranges(t, ranges, remote),
                     _ => t,
                 };
+                if self.remote_prefixes && t.destination == Destination::Internet {
+                    t.prefix = t.remote.map(remote_prefix);
+                }
                 into.records.counted += 1;
                 if let Some(end) = t.end {
                     into.observed.latest_end =
@@ -464,4 +478,13 @@ fn named_by_ranges<'a>(
         region: Some(p.region),
         ..t
     }
+}
+
+/// The /24 of an IPv4 remote, the /48 of an IPv6 one: the network a destination is named by
+/// when no AWS service owns it.
+fn remote_prefix(ip: std::net::IpAddr) -> ipnet::IpNet {
+    let len = if ip.is_ipv4() { 24 } else { 48 };
+    ipnet::IpNet::new(ip, len)
+        .expect("24 and 48 are valid prefix lengths")
+        .trunc()
 }

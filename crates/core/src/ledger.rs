@@ -4,6 +4,7 @@
 //! Everything downstream (the report, CloudWatch datums, source detail lines) is a projection of
 //! this one table, so they cannot disagree with each other.
 
+use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
 use crate::attribution::{Destination, Direction, Traversal};
@@ -42,6 +43,10 @@ impl Tally {
 const INTERNET: u16 = 0;
 const UNKNOWN: u16 = 1;
 const PRIVATE: u16 = 2;
+
+/// Distinct remote prefixes one ledger names; past this, internet bytes are plain INTERNET
+/// (counted): a scan of the whole internet must not grow the ledger without bound.
+pub const MAX_PREFIXES: usize = 4096;
 
 /// Where a [`Key`]'s minute and gateway go: each (minute, gateway) has its own table.
 type Slot = (i64, u16);
@@ -112,6 +117,12 @@ pub struct Ledger {
     /// The region of each interned destination, where AWS's ranges name one (docs/attribution.md
     /// §5.1): `S3` in us-east-1 and `S3` in eu-west-1 are two destinations.
     regions: Vec<Option<Box<str>>>,
+    /// The remote network of each interned destination, for internet destinations split by
+    /// prefix (docs/attribution.md §5.3), and where each prefix is.
+    prefixes: Vec<Option<IpNet>>,
+    prefix_index: FxHashMap<IpNet, u16>,
+    /// Records whose prefix was past [`MAX_PREFIXES`], counted as plain INTERNET.
+    prefixes_folded: u64,
     /// Who the [`Key::source`] ids are.
     sources: Sources,
 }
@@ -125,6 +136,9 @@ impl Default for Ledger {
             spare: Vec::new(),
             destinations: vec!["INTERNET".into(), "UNKNOWN".into(), "PRIVATE".into()],
             regions: vec![None, None, None],
+            prefixes: vec![None, None, None],
+            prefix_index: FxHashMap::default(),
+            prefixes_folded: 0,
             sources: Sources::default(),
         }
     }
@@ -136,11 +150,12 @@ impl Ledger {
     #[inline]
     pub fn add(&mut self, t: &Traversal<'_>, source: SourceId) {
         // Most traversals go to the internet: no string comparison for the fixed names.
-        let destination = match (t.destination, t.region) {
-            (Destination::Internet, None) => INTERNET,
-            (Destination::Unknown, None) => UNKNOWN,
-            (Destination::Private, None) => PRIVATE,
-            (d, region) => self.intern_in(d.as_str(), region),
+        let destination = match (t.destination, t.region, t.prefix) {
+            (Destination::Internet, None, None) => INTERNET,
+            (Destination::Unknown, None, None) => UNKNOWN,
+            (Destination::Private, None, None) => PRIVATE,
+            (_, None, Some(p)) => self.intern_prefix(p),
+            (d, region, _) => self.intern_in(d.as_str(), region),
         };
         let cell = Cell::of(source, t.direction, destination);
         let table = self.table((t.minute, t.gateway as u16));
@@ -213,7 +228,8 @@ impl Ledger {
             .destinations
             .iter()
             .zip(&self.regions)
-            .position(|(d, r)| &**d == name && r.as_deref() == region);
+            .zip(&self.prefixes)
+            .position(|((d, r), p)| &**d == name && r.as_deref() == region && p.is_none());
         if let Some(i) = found {
             return i as u16;
         }
@@ -223,7 +239,36 @@ impl Ledger {
         }
         self.destinations.push(name.into());
         self.regions.push(region.map(Into::into));
+        self.prefixes.push(None);
         (self.destinations.len() - 1) as u16
+    }
+
+    /// INTERNET in remote network `p` (docs/attribution.md §5.3).
+    fn intern_prefix(&mut self, p: IpNet) -> u16 {
+        if let Some(&i) = self.prefix_index.get(&p) {
+            return i;
+        }
+        if self.prefix_index.len() >= MAX_PREFIXES || self.destinations.len() >= u16::MAX as usize {
+            self.prefixes_folded += 1;
+            return INTERNET;
+        }
+        self.destinations.push("INTERNET".into());
+        self.regions.push(None);
+        self.prefixes.push(Some(p));
+        let i = (self.destinations.len() - 1) as u16;
+        self.prefix_index.insert(p, i);
+        i
+    }
+
+    /// The remote network of interned destination `i`, for internet destinations split by
+    /// prefix.
+    pub fn destination_prefix(&self, i: u16) -> Option<IpNet> {
+        self.prefixes[usize::from(i)]
+    }
+
+    /// Records counted as plain INTERNET because [`MAX_PREFIXES`] was reached.
+    pub fn prefixes_folded(&self) -> u64 {
+        self.prefixes_folded
     }
 
     /// The name of interned destination `i`.
@@ -247,6 +292,7 @@ impl Ledger {
                 self.source(a.0.source),
                 self.destination(a.0.destination),
                 self.destination_region(a.0.destination),
+                self.destination_prefix(a.0.destination),
             )
                 .cmp(&(
                     b.0.minute,
@@ -255,6 +301,7 @@ impl Ledger {
                     self.source(b.0.source),
                     self.destination(b.0.destination),
                     self.destination_region(b.0.destination),
+                    self.destination_prefix(b.0.destination),
                 ))
         });
         v
@@ -287,9 +334,13 @@ impl Ledger {
         let map: Vec<u16> = (0..other.destinations.len())
             .map(|i| {
                 let i = i as u16;
-                self.intern_in(other.destination(i), other.destination_region(i))
+                match other.destination_prefix(i) {
+                    Some(p) => self.intern_prefix(p),
+                    None => self.intern_in(other.destination(i), other.destination_region(i)),
+                }
             })
             .collect();
+        self.prefixes_folded += other.prefixes_folded;
         let sources: Vec<SourceId> = (0..other.sources.len())
             .map(|i| {
                 self.sources
@@ -317,5 +368,101 @@ impl Ledger {
         self.index.clear();
         self.last = None;
         self.sources.clear();
+        // Service names stay interned (a handful); remote prefixes go, or a warm container
+        // would reach MAX_PREFIXES over its life and fold every later one. No key refers to a
+        // destination index any more, so the names may move.
+        if !self.prefix_index.is_empty() {
+            let keep: Vec<usize> = (0..self.destinations.len())
+                .filter(|&i| self.prefixes[i].is_none())
+                .collect();
+            self.destinations = keep.iter().map(|&i| self.destinations[i].clone()).collect();
+            self.regions = keep.iter().map(|&i| self.regions[i].clone()).collect();
+            self.prefixes = vec![None; keep.len()];
+            self.prefix_index.clear();
+        }
+        self.prefixes_folded = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::ByAddress;
+
+    fn traversal(prefix: Option<IpNet>, bytes: u64) -> Traversal<'static> {
+        Traversal {
+            gateway: 0,
+            direction: Direction::Outbound,
+            source: "10.0.1.5".parse().unwrap(),
+            remote: None,
+            destination: Destination::Internet,
+            region: None,
+            prefix,
+            bytes,
+            packets: 1,
+            minute: 0,
+            time: 0,
+            end: None,
+        }
+    }
+
+    fn add(l: &mut Ledger, t: &Traversal<'_>) {
+        let s = ByAddress.resolve_address(t.source, l.sources_mut());
+        l.add(t, s);
+    }
+
+    /// Remote prefixes are bounded (past MAX_PREFIXES, plain INTERNET, counted), survive a
+    /// merge, and a cleared ledger (a warm container's next invocation) starts over.
+    #[test]
+    fn remote_prefixes_are_bounded_and_cleared() {
+        let mut l = Ledger::default();
+        add(&mut l, &traversal(None, 5));
+        let net =
+            |i: usize| -> IpNet { format!("198.{}.{}.0/24", i / 256, i % 256).parse().unwrap() };
+        for i in 0..MAX_PREFIXES + 10 {
+            add(&mut l, &traversal(Some(net(i)), 1));
+        }
+        assert_eq!(l.prefixes_folded(), 10);
+        assert_eq!(l.total_bytes(), 5 + MAX_PREFIXES as u64 + 10);
+        let plain: u64 = l
+            .iter()
+            .filter(|(k, _)| l.destination_prefix(k.destination).is_none())
+            .map(|(_, t)| t.bytes)
+            .sum();
+        assert_eq!(plain, 15, "the folded ones are plain INTERNET");
+        let mut other = Ledger::default();
+        add(&mut other, &traversal(Some(net(0)), 100));
+        add(
+            &mut other,
+            &traversal(Some("203.0.113.0/24".parse().unwrap()), 7),
+        );
+        l.merge(&other);
+        let of = |l: &Ledger, p: &str| -> u64 {
+            let p: IpNet = p.parse().unwrap();
+            l.iter()
+                .filter(|(k, _)| l.destination_prefix(k.destination) == Some(p))
+                .map(|(_, t)| t.bytes)
+                .sum()
+        };
+        assert_eq!(of(&l, "198.0.0.0/24"), 101);
+        assert_eq!(
+            of(&l, "203.0.113.0/24"),
+            0,
+            "past the bound: plain INTERNET"
+        );
+        assert_eq!(l.prefixes_folded(), 11);
+        l.clear();
+        assert_eq!(l.prefixes_folded(), 0);
+        add(
+            &mut l,
+            &traversal(Some("203.0.113.0/24".parse().unwrap()), 7),
+        );
+        assert_eq!(
+            of(&l, "203.0.113.0/24"),
+            7,
+            "a cleared ledger names prefixes again"
+        );
+        assert_eq!(l.destination(INTERNET), "INTERNET");
+        assert_eq!(l.destination(PRIVATE), "PRIVATE");
     }
 }

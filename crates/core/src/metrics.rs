@@ -165,6 +165,7 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     "NATMETER_NAT_GATEWAY_IDS",
     "NATMETER_REDISCOVER_SECONDS",
     "NATMETER_IP_RANGES_URL",
+    "NATMETER_REMOTE_PREFIXES",
 ];
 
 /// The fields of a source detail line, and the member that marks it.
@@ -179,6 +180,8 @@ pub const DETAIL_FIELDS: &[&str] = &[
     NAT_COST,
     // With AWS's ranges, where known.
     "DestinationRegion",
+    // With remote prefixes, on internet destinations.
+    "RemotePrefix",
     // With an inventory, where known (DETAIL_NAME_FIELDS).
     "Namespace",
     "Workload",
@@ -188,8 +191,14 @@ pub const DETAIL_FIELDS: &[&str] = &[
 
 /// The detail-line fields only some lines have: the destination's region (AWS's ranges), and
 /// the names (an inventory).
-pub const DETAIL_OPTIONAL_FIELDS: &[&str] =
-    &["DestinationRegion", "Namespace", "Workload", "Pod", "Node"];
+pub const DETAIL_OPTIONAL_FIELDS: &[&str] = &[
+    "DestinationRegion",
+    "RemotePrefix",
+    "Namespace",
+    "Workload",
+    "Pod",
+    "Node",
+];
 
 /// The detail-line fields only an inventory gives (`Pod` and `Node` only where known).
 pub const DETAIL_NAME_FIELDS: &[&str] = &["Namespace", "Workload", "Pod", "Node"];
@@ -539,6 +548,8 @@ pub struct SourceDetail {
     pub destination: String,
     /// With AWS's ranges: the destination's region (`DestinationRegion`), where known.
     pub region: Option<String>,
+    /// With remote prefixes: an internet destination's /24 or /48 (`RemotePrefix`).
+    pub remote: Option<String>,
     pub bytes: u64,
     pub packets: u64,
     pub cost_usd: f64,
@@ -594,6 +605,10 @@ impl SourceDetail {
             s.pop();
             let _ = write!(s, r#","DestinationRegion":{}}}"#, json_str(r));
         }
+        if let Some(p) = &self.remote {
+            s.pop();
+            let _ = write!(s, r#","RemotePrefix":{}}}"#, json_str(p));
+        }
         if let Some(n) = &self.names {
             s.pop();
             let _ = write!(
@@ -642,6 +657,9 @@ pub fn source_details(results: &Results, topo: &Topology, price_per_gb: f64) -> 
             direction: k.direction,
             destination: ledger.destination(k.destination).to_string(),
             region: ledger.destination_region(k.destination).map(str::to_string),
+            remote: ledger
+                .destination_prefix(k.destination)
+                .map(|p| p.to_string()),
             bytes: t.bytes,
             packets: t.packets,
             cost_usd: cost(t.bytes, price_per_gb),

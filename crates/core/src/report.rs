@@ -43,7 +43,22 @@ pub struct DestinationBytes {
     /// With AWS's ranges: the remote's region (`GLOBAL` for global services), where known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// With remote prefixes (`--remote-prefixes`): the remote's /24 (IPv6 /48) of an internet
+    /// destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     pub bytes: u64,
+}
+
+impl DestinationBytes {
+    /// How a person reads it: `S3 us-east-1`, `INTERNET 203.0.113.0/24`, `INTERNET`.
+    pub fn label(&self) -> String {
+        match (&self.region, &self.remote) {
+            (Some(r), _) => format!("{} {r}", self.destination),
+            (None, Some(p)) => format!("{} {p}", self.destination),
+            (None, None) => self.destination.clone(),
+        }
+    }
 }
 
 /// The destinations a gateway endpoint takes off a NAT gateway, in the gateway's region only.
@@ -238,16 +253,53 @@ fn by_bytes(ledger: &Ledger, m: Vec<(u16, u64)>) -> Vec<DestinationBytes> {
         .map(|(d, bytes)| DestinationBytes {
             destination: ledger.destination(d).to_string(),
             region: ledger.destination_region(d).map(str::to_string),
+            remote: ledger.destination_prefix(d).map(|p| p.to_string()),
             bytes,
         })
         .collect();
+    sort_destinations(&mut v);
+    v
+}
+
+/// The key of the [`Report::groups`] row source row `r` (the `i`th) belongs to: the same keys
+/// the groups are built with.
+fn group_key(by: By, i: usize, r: &SourceRow) -> Vec<String> {
+    let node = r.node.clone().unwrap_or_default();
+    match (by, r.holder) {
+        (By::Ip, _) => vec![i.to_string()],
+        (By::Workload, Some("pod")) => {
+            let w = r.workload.as_deref().unwrap_or_default();
+            let (kind, name) = w.split_once('/').unwrap_or((w, ""));
+            vec![
+                r.namespace.clone().unwrap_or_default(),
+                kind.to_string(),
+                name.to_string(),
+            ]
+        }
+        (By::Workload, Some("node")) => vec![String::new(), "Node".into(), node],
+        (By::Workload, _) => vec![String::new(), "Unresolved".into(), String::new()],
+        (By::Namespace, Some("pod")) => vec![r.namespace.clone().unwrap_or_default()],
+        (By::Namespace, Some("node")) => vec!["(nodes)".into()],
+        (By::Namespace, _) => vec!["(unresolved)".into()],
+        (By::Pod, Some("pod")) => vec![
+            r.namespace.clone().unwrap_or_default(),
+            r.pod.clone().unwrap_or_default(),
+            node,
+        ],
+        (By::Pod, Some("node")) => vec![String::new(), String::new(), node],
+        (By::Pod, _) => vec![String::new(); 3],
+    }
+}
+
+/// Biggest first, then by name, region and remote network: a total order.
+fn sort_destinations(v: &mut [DestinationBytes]) {
     v.sort_by(|a, b| {
         b.bytes
             .cmp(&a.bytes)
             .then_with(|| a.destination.cmp(&b.destination))
             .then_with(|| a.region.cmp(&b.region))
+            .then_with(|| a.remote.cmp(&b.remote))
     });
-    v
 }
 
 /// A source row with the names its identity carries.
@@ -483,6 +535,7 @@ impl Report {
                 bytes: 0,
                 cost_usd: 0.0,
                 pods: 0,
+                destinations: Vec::new(),
             });
             g.outbound_bytes = g.outbound_bytes.saturating_add(out);
             g.inbound_bytes = g.inbound_bytes.saturating_add(inb);
@@ -563,9 +616,24 @@ impl Report {
                 }
             }
         }
+        // Each group's destinations: its sources' (a source's row says which group it is in).
+        for (i, r) in self.sources.iter().enumerate() {
+            let Some(g) = map.get_mut(&group_key(by, i, r)) else {
+                continue;
+            };
+            for d in &r.destinations {
+                match g.destinations.iter_mut().find(|x| {
+                    (&x.destination, &x.region, &x.remote) == (&d.destination, &d.region, &d.remote)
+                }) {
+                    Some(x) => x.bytes = x.bytes.saturating_add(d.bytes),
+                    None => g.destinations.push(d.clone()),
+                }
+            }
+        }
         let mut rows: Vec<Group> = map.into_values().collect();
         for g in &mut rows {
             g.cost_usd = cost(g.bytes, self.price_per_gb_usd);
+            sort_destinations(&mut g.destinations);
         }
         rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.key.cmp(&b.key)));
         if by == By::Ip {
@@ -640,6 +708,13 @@ impl Report {
             By::Pod => ("pod", "POD", "pods"),
         };
         let rows = self.groups(by);
+        // Each row's top destinations, when they say more than the service name: with AWS's
+        // ranges (regions) or remote prefixes (/24s).
+        let detailed = self.region.is_some()
+            || self
+                .destinations
+                .iter()
+                .any(|d| d.region.is_some() || d.remote.is_some());
         let _ = writeln!(
             s,
             "NAT Gateway processed bytes by {what} (price ${}/GB, GB = 2^30 bytes)\n",
@@ -664,6 +739,17 @@ impl Report {
                 share * 100.0,
                 bar(share, 20)
             );
+            if detailed {
+                let top3: Vec<String> = r
+                    .destinations
+                    .iter()
+                    .take(3)
+                    .map(|d| format!("{} {}", d.label(), human(d.bytes)))
+                    .collect();
+                if !top3.is_empty() {
+                    let _ = writeln!(s, "     to: {}", top3.join(", "));
+                }
+            }
         }
         if rows.len() > top {
             let rest = rows[top..]
@@ -748,10 +834,7 @@ impl Report {
                     }
                     (true, true, _) => "  another region: a gateway endpoint does not serve it",
                 };
-                let name = match &d.region {
-                    Some(r) => format!("{} {r}", d.destination),
-                    None => d.destination.clone(),
-                };
+                let name = d.label();
                 let _ = writeln!(
                     s,
                     "  {:<24} {:>11}  ${:.4}{note}",
@@ -825,6 +908,8 @@ pub struct Group {
     pub bytes: u64,
     pub cost_usd: f64,
     pub pods: u64,
+    /// Where its bytes went, biggest first (with regions and remote networks when known).
+    pub destinations: Vec<DestinationBytes>,
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break (Kubernetes names never do,
@@ -910,6 +995,16 @@ fn diagnostics(e: &Results, topology: &Topology) -> Vec<Diagnostic> {
             message: format!(
                 "{} SKIPDATA records: the flow log dropped records for capacity in those capture windows, so natmeter undercounts them (the NAT gateway still billed those bytes). Compare with the gateway's own AWS/NATGateway BytesInFromSource and BytesOutToSource for those minutes; a flow log on the NAT ENIs only (less traffic per log) or a longer aggregation interval makes SKIPDATA rarer.",
                 r.skip_data
+            ),
+        });
+    }
+    let folded = e.ledger().prefixes_folded();
+    if folded > 0 {
+        out.push(Diagnostic {
+            code: "remote_prefixes_folded",
+            message: format!(
+                "{folded} records went to more remote networks than natmeter names one by one ({} /24s or /48s): their bytes are counted under plain INTERNET",
+                crate::ledger::MAX_PREFIXES
             ),
         });
     }

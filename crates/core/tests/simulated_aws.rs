@@ -11,9 +11,11 @@ use natmeter_core::sources::{Input, Reader};
 use natmeter_sim::{simulate, Scope, SimConfig, Simulation};
 use proptest::prelude::*;
 
-fn report(sim: &Simulation, ranges: &IpRanges, split: bool) -> Report {
+fn report(sim: &Simulation, ranges: &IpRanges, split: bool, prefixes: bool) -> Report {
     let topo = sim.topology();
-    let attributor = Attributor::new(&topo, sim.format()).with_ranges(ranges);
+    let attributor = Attributor::new(&topo, sim.format())
+        .with_ranges(ranges)
+        .with_remote_prefixes(prefixes);
     let (mut a, mut b) = (attributor.results(), attributor.results());
     let mut reader = Reader::default();
     for (i, e) in sim.events.iter().enumerate() {
@@ -32,7 +34,7 @@ fn check(cfg: &SimConfig, split: bool) {
     let sim = simulate(cfg);
     let ranges = IpRanges::from_json(Simulation::ip_ranges_json().as_bytes()).unwrap();
     let want = sim.aws_truth();
-    let r = report(&sim, &ranges, split);
+    let r = report(&sim, &ranges, split, false);
     let got: Vec<_> = r
         .destinations
         .iter()
@@ -50,6 +52,32 @@ fn check(cfg: &SimConfig, split: bool) {
         "{cfg:?}"
     );
     assert_eq!(r.totals.bytes, sim.truth.totals.bytes, "{cfg:?}");
+
+    // With remote prefixes, INTERNET is split by /24 exactly as the simulator sent it, and the
+    // rest is unchanged.
+    let p = report(&sim, &ranges, split, true);
+    let by_prefix: Vec<_> = p
+        .destinations
+        .iter()
+        .filter_map(|d| Some((d.remote.clone()?, d.bytes)))
+        .collect();
+    let wanted: Vec<_> = want
+        .remote_prefixes
+        .iter()
+        .map(|t| (t.prefix.clone(), t.bytes))
+        .collect();
+    let mut got_sorted = by_prefix.clone();
+    got_sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    assert_eq!(got_sorted, wanted, "{cfg:?}");
+    assert!(p
+        .destinations
+        .iter()
+        .all(|d| d.remote.is_none() || (d.destination == "INTERNET" && d.region.is_none())));
+    assert_eq!(p.totals, r.totals, "prefixes move no byte");
+    for s in &p.sources {
+        let sum: u64 = s.destinations.iter().map(|d| d.bytes).sum();
+        assert_eq!(sum, s.bytes, "source {}", s.source);
+    }
 }
 
 proptest! {

@@ -197,6 +197,7 @@ impl<S: Sender> Function<S> {
             if let Some(r) = &self.ranges {
                 attributor = attributor.with_ranges(r);
             }
+            attributor = attributor.with_remote_prefixes(cfg.remote_prefixes);
             let mut engine = attributor.results();
             let kind = {
                 let mut reader = lock(&self.scratch);

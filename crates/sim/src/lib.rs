@@ -266,6 +266,14 @@ pub struct TruthAws {
     /// Biggest first, then by name and region, as the report orders them.
     pub destinations: Vec<TruthAwsDestination>,
     pub avoidable_bytes: u64,
+    /// The INTERNET bytes (remotes no AWS range holds) by the remote's /24, biggest first.
+    pub remote_prefixes: Vec<TruthPrefix>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TruthPrefix {
+    pub prefix: String,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -444,6 +452,8 @@ struct Builder<'c> {
     cross_gateways: Vec<u64>,
     /// NAT bytes by (service, region) as the ranges name them.
     aws: BTreeMap<(String, Option<String>), u64>,
+    /// INTERNET bytes by the remote's /24.
+    prefixes: BTreeMap<String, u64>,
 }
 
 impl Builder<'_> {
@@ -768,6 +778,7 @@ pub fn simulate(cfg: &SimConfig) -> Simulation {
         cross_sources: BTreeMap::new(),
         cross_gateways: vec![0; g_count],
         aws: BTreeMap::new(),
+        prefixes: BTreeMap::new(),
     };
     let start = cfg.start - cfg.start.rem_euclid(60);
     let mut nodes = nodes;
@@ -1200,6 +1211,9 @@ fn nat_conversation(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, c: NatConv<'_>) {
             match counted {
                 Some(outbound) => {
                     *b.aws.entry(aws_dest.clone()).or_default() += rec.bytes.unwrap_or(0);
+                    if aws_dest.0 == "INTERNET" {
+                        *b.prefixes.entry(slash24(c.remote)).or_default() += rec.bytes.unwrap_or(0);
+                    }
                     b.book(
                         c.gw,
                         c.local,
@@ -1566,6 +1580,14 @@ fn finish(
             .map(|d| d.bytes)
             .sum(),
         destinations: aws_destinations,
+        remote_prefixes: {
+            let mut v: Vec<TruthPrefix> = std::mem::take(&mut b.prefixes)
+                .into_iter()
+                .map(|(prefix, bytes)| TruthPrefix { prefix, bytes })
+                .collect();
+            v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.prefix.cmp(&b.prefix)));
+            v
+        },
     };
 
     let mut events = Vec::new();
@@ -1733,5 +1755,16 @@ mod ipnet_lite {
             };
             u32::from(a) & mask == self.base & mask
         }
+    }
+}
+
+/// The /24 of an IPv4 address as text (`203.0.113.0/24`); the simulator's NAT remotes are IPv4.
+fn slash24(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(a) => format!("{a}/128"),
     }
 }

@@ -109,6 +109,9 @@ locals {
       NATMETER_NAT_GATEWAYS = jsonencode(local.nat_gateways)
     },
     local.emf_namespace == null ? {} : { NATMETER_EMF_NAMESPACE = local.emf_namespace },
+    # Unset means: the function's default ranges URL.
+    var.ip_ranges_url == null ? {} : { NATMETER_IP_RANGES_URL = var.ip_ranges_url },
+    var.remote_prefixes ? { NATMETER_REMOTE_PREFIXES = "on" } : {},
     # Unset means: the built-in price table, by AWS_REGION.
     var.price_per_gb == null ? {} : { NATMETER_PRICE_PER_GB = tostring(var.price_per_gb) },
     # The workload inventory (inventory.tf): set only with eks_cluster_log_group_name.

@@ -128,6 +128,23 @@ variable "vpc_id" {
   }
 }
 
+variable "ip_ranges_url" {
+  description = "Where the function reads AWS's ip-ranges.json at cold start (NATMETER_IP_RANGES_URL), to name each destination by service and region and to fill in the service of records whose pkt-*-aws-service is \"-\". Null: the function's default, https://ip-ranges.amazonaws.com/ip-ranges.json (the function is not in a VPC, so it reaches it); \"\": read none. A URL that cannot be read is logged and the function meters without it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ip_ranges_url == null || var.ip_ranges_url == "" || can(regex("^https?://[^/\\s]+(/\\S*)?$", var.ip_ranges_url))
+    error_message = "Variable ip_ranges_url must be null, \"\" or an http:// or https:// URL."
+  }
+}
+
+variable "remote_prefixes" {
+  description = "Name internet destinations by the remote's /24 (IPv6 /48) in the source detail lines (NATMETER_REMOTE_PREFIXES=on), so that Logs Insights and Contributor Insights can show each source's top internet networks. Each network is a detail line of its own: more log ingestion. Needs pkt-* fields in the flow log format."
+  type        = bool
+  default     = false
+}
+
 variable "flow_log_group_name" {
   description = "Name of an existing CloudWatch Logs group that receives VPC flow logs covering the NAT gateway ENIs (for example the VPC-wide flow log of terraform-aws-modules/vpc). Leave null when create_nat_flow_logs is true. The module adds a subscription filter to it: a log group takes at most two, so the group must have at most one already."
   type        = string
