@@ -11,6 +11,7 @@
 //! `bench` and `cost` measurements. Must never: attribute or decode differently from the function
 //! (both go through `Attributor::ingest`).
 
+mod athena;
 mod audit;
 mod bench;
 mod cost;
@@ -58,6 +59,8 @@ enum Command {
     /// Describe the NAT gateways and subnets from the EC2 API, as NATMETER_NAT_GATEWAYS and
     /// NATMETER_SUBNETS take them.
     Discover(DiscoverArgs),
+    /// Print the Athena table and the query that counts what natmeter counts (flow logs in S3).
+    AthenaSql(athena::AthenaArgs),
     /// Print the built-in price table: each region's NAT and inter-AZ rates, with their sources.
     Prices(PricesArgs),
 }
@@ -287,6 +290,7 @@ fn main() -> ExitCode {
         Command::Cost(a) => cost::run(a).map(|()| ExitCode::SUCCESS),
         Command::Prices(a) => print_prices(a).map(|()| ExitCode::SUCCESS),
         Command::Discover(a) => discover(a).map(|()| ExitCode::SUCCESS),
+        Command::AthenaSql(a) => athena::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
