@@ -91,6 +91,9 @@ def test_the_ranges_name_services_and_regions(ranges_url, start_bootstrap, cw, n
             break
         time.sleep(0.5)
     assert got == {"S3": 3000, "DYNAMODB": 4000, "INTERNET": 8000}, "one Destination series per service"
+    # Avoidable: S3 and DynamoDB in the function's region (us-east-1), not S3 in eu-west-1.
+    assert m.value("NatAvoidableBytes") == 1000 + 4000, sorted(m.metric_names())
+    assert abs(m.value("NatAvoidableCost") - 5000 / 2 ** 30 * 0.045) < 1e-12
 
 
 def test_unreadable_ranges_leave_the_function_metering(start_bootstrap, closed_port, namespace):

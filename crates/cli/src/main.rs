@@ -338,7 +338,9 @@ pub(crate) fn run_inputs(
         attributor = attributor.with_resolver(r);
     }
     if let Some(r) = ranges {
-        attributor = attributor.with_ranges(r);
+        attributor = attributor
+            .with_ranges(r)
+            .with_home_region(cfg.region.as_deref());
     }
     attributor = attributor.with_remote_prefixes(remote_prefixes);
     let (engine, errors, readable) = input::process_all(&files, &attributor, now(), threads, &tick);

@@ -431,6 +431,8 @@ fn metrics_model_json() {
             "IngestLag",
             "NatCrossAzBytes",
             "NatCrossAzCost",
+            "NatAvoidableBytes",
+            "NatAvoidableCost",
             "NatNodeBytes",
             "NatUnresolvedBytes"
         ]

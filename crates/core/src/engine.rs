@@ -142,9 +142,17 @@ pub struct Results {
     batches: BatchStats,
     records: RecordStats,
     observed: Observations,
+    /// With AWS's ranges: the gateways' region, whose S3 and DynamoDB bytes are avoidable
+    /// (docs/attribution.md §5.2).
+    home_region: Option<Box<str>>,
 }
 
 impl Results {
+    /// The gateways' region when AWS's ranges named the destinations.
+    pub fn home_region(&self) -> Option<&str> {
+        self.home_region.as_deref()
+    }
+
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -164,6 +172,9 @@ impl Results {
     /// Folds another run's results into these (same attributor), e.g. from another thread.
     pub fn merge(&mut self, other: &Results) {
         self.ledger.merge(&other.ledger);
+        if self.home_region.is_none() {
+            self.home_region.clone_from(&other.home_region);
+        }
         self.batches.read += other.batches.read;
         self.batches.control_messages += other.batches.control_messages;
         self.batches.skipped_not_nat += other.batches.skipped_not_nat;
@@ -244,6 +255,8 @@ pub struct Attributor<'t> {
     ranges: Option<&'t IpRanges>,
     /// Internet destinations split by the remote's /24 (IPv6 /48): docs/attribution.md §5.3.
     remote_prefixes: bool,
+    /// The gateways' region (with the ranges: whose S3 and DynamoDB a gateway endpoint serves).
+    home_region: Option<&'t str>,
 }
 
 impl<'t> Attributor<'t> {
@@ -257,6 +270,16 @@ impl<'t> Attributor<'t> {
             resolver: None,
             ranges: None,
             remote_prefixes: false,
+            home_region: None,
+        }
+    }
+
+    /// The same attributor knowing the gateways' region: with AWS's ranges, the results then
+    /// know which bytes are avoidable (`NatAvoidableBytes`).
+    pub fn with_home_region(self, region: Option<&'t str>) -> Attributor<'t> {
+        Attributor {
+            home_region: region,
+            ..self
         }
     }
 
@@ -296,6 +319,7 @@ impl<'t> Attributor<'t> {
     pub fn results(&self) -> Results {
         let mut r = Results::default();
         r.note_format(&self.format);
+        r.home_region = self.ranges.and(self.home_region).map(Into::into);
         r
     }
 
@@ -308,6 +332,7 @@ impl<'t> Attributor<'t> {
         r.records = RecordStats::default();
         r.observed = Observations::default();
         r.note_format(&self.format);
+        r.home_region = self.ranges.and(self.home_region).map(Into::into);
     }
 
     /// True when `log_stream` names an ENI that is not a configured NAT gateway: the test the

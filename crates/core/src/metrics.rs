@@ -78,6 +78,8 @@ pub const RECORDS_COUNTED: &str = "RecordsCounted";
 pub const RECORDS_SKIPPED: &str = "RecordsSkipped";
 pub const PARSE_ERRORS: &str = "ParseErrors";
 pub const INGEST_LAG: &str = "IngestLag";
+pub const NAT_AVOIDABLE_BYTES: &str = "NatAvoidableBytes";
+pub const NAT_AVOIDABLE_COST: &str = "NatAvoidableCost";
 pub const NAT_CROSS_AZ_BYTES: &str = "NatCrossAzBytes";
 pub const NAT_CROSS_AZ_COST: &str = "NatCrossAzCost";
 pub const NAT_NODE_BYTES: &str = "NatNodeBytes";
@@ -132,6 +134,18 @@ pub const METRICS: &[MetricSpec] = &[
         name: NAT_CROSS_AZ_COST,
         unit: Unit::None,
         dimension_sets: &[&[], &["NatGatewayId"]],
+    },
+    // With AWS's ranges only: the bytes to S3 and DynamoDB in the gateways' own region, which a
+    // gateway endpoint (free) would take off the NAT gateways, and their NAT processing cost.
+    MetricSpec {
+        name: NAT_AVOIDABLE_BYTES,
+        unit: Unit::Bytes,
+        dimension_sets: &[&[]],
+    },
+    MetricSpec {
+        name: NAT_AVOIDABLE_COST,
+        unit: Unit::None,
+        dimension_sets: &[&[]],
     },
     // With an inventory only: how much went through nodes (what SNAT hides) and how much no
     // name covered.
@@ -346,6 +360,8 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
     let mut cross_gw: BTreeMap<(i64, u16), u64> = BTreeMap::new();
     let mut crosses_az = ledger.crosses_az(topo);
     let mut identity: BTreeMap<i64, IdentityTotals> = BTreeMap::new();
+    let mut avoidable: BTreeMap<i64, u64> = BTreeMap::new();
+    let home = results.home_region();
     for (k, t) in ledger.iter() {
         // A regional gateway's ENIs are one NatGatewayId series (docs/topology.md §2).
         let gw = topo.canonical_gateway(usize::from(k.gateway)) as u16;
@@ -384,6 +400,16 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
                 .add(ledger.source(k.source), t.bytes);
         }
         all.entry(k.minute).or_default().add(t.bytes, t.packets);
+        if let Some(home) = home {
+            // Zeros too: a dashboard shows "nothing avoidable", not "no data".
+            let e = avoidable.entry(k.minute).or_default();
+            let d = k.destination;
+            if crate::report::GATEWAY_ENDPOINT_SERVICES.contains(&ledger.destination(d))
+                && ledger.destination_region(d) == Some(home)
+            {
+                *e = e.saturating_add(t.bytes);
+            }
+        }
         by_gw
             .entry((k.minute, gw))
             .or_default()
@@ -478,6 +504,22 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
             dimensions: dims,
             timestamp: m,
             value: cost(b, crate::price::INTER_AZ_USD_PER_GB),
+        });
+    }
+    for (m, b) in &avoidable {
+        out.push(Datum {
+            metric: NAT_AVOIDABLE_BYTES,
+            unit: Unit::Bytes,
+            dimensions: vec![],
+            timestamp: *m,
+            value: *b as f64,
+        });
+        out.push(Datum {
+            metric: NAT_AVOIDABLE_COST,
+            unit: Unit::None,
+            dimensions: vec![],
+            timestamp: *m,
+            value: cost(*b, opts.price_per_gb),
         });
     }
     for (m, i) in &identity {

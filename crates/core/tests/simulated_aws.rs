@@ -6,15 +6,26 @@
 
 use natmeter_core::engine::Attributor;
 use natmeter_core::ipranges::IpRanges;
+use natmeter_core::metrics::{datums, Datum, MetricOptions};
 use natmeter_core::report::Report;
 use natmeter_core::sources::{Input, Reader};
 use natmeter_sim::{simulate, Scope, SimConfig, Simulation};
 use proptest::prelude::*;
 
 fn report(sim: &Simulation, ranges: &IpRanges, split: bool, prefixes: bool) -> Report {
+    report_and_datums(sim, ranges, split, prefixes).0
+}
+
+fn report_and_datums(
+    sim: &Simulation,
+    ranges: &IpRanges,
+    split: bool,
+    prefixes: bool,
+) -> (Report, Vec<Datum>) {
     let topo = sim.topology();
     let attributor = Attributor::new(&topo, sim.format())
         .with_ranges(ranges)
+        .with_home_region(Some(&sim.truth.region))
         .with_remote_prefixes(prefixes);
     let (mut a, mut b) = (attributor.results(), attributor.results());
     let mut reader = Reader::default();
@@ -27,14 +38,30 @@ fn report(sim: &Simulation, ranges: &IpRanges, split: bool, prefixes: bool) -> R
         attributor.ingest(input, &mut reader, into).unwrap();
     }
     a.merge(&b);
-    Report::build(&a, &topo, sim.truth.price_per_gb_usd).with_avoidable(&sim.truth.region)
+    let opts = MetricOptions {
+        max_sources: 20,
+        min_source_share: 0.0,
+        price_per_gb: sim.truth.price_per_gb_usd,
+        now: sim.truth.minutes.keys().next().copied().unwrap_or(0) + 600,
+    };
+    (
+        Report::build(&a, &topo, sim.truth.price_per_gb_usd).with_avoidable(&sim.truth.region),
+        datums(&a, &topo, &opts),
+    )
 }
 
 fn check(cfg: &SimConfig, split: bool) {
     let sim = simulate(cfg);
     let ranges = IpRanges::from_json(Simulation::ip_ranges_json().as_bytes()).unwrap();
     let want = sim.aws_truth();
-    let r = report(&sim, &ranges, split, false);
+    let (r, d) = report_and_datums(&sim, &ranges, split, false);
+    // The function's NatAvoidableBytes: the same same-region bytes, per minute.
+    let avoidable: f64 = d
+        .iter()
+        .filter(|x| x.metric == "NatAvoidableBytes")
+        .map(|x| x.value)
+        .sum();
+    assert_eq!(avoidable, want.avoidable_bytes as f64, "{cfg:?}");
     let got: Vec<_> = r
         .destinations
         .iter()

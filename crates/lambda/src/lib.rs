@@ -188,6 +188,7 @@ impl<S: Sender> Function<S> {
             None => None,
         };
         // At most twice: again when the batch's unknown ENI turned out to be a NAT ENI.
+        let mut described = false;
         let (engine, kind) = loop {
             let cfg = &*cfg_now;
             let mut attributor = Attributor::new(&cfg.topology, cfg.format.clone());
@@ -195,7 +196,9 @@ impl<S: Sender> Function<S> {
                 attributor = attributor.with_resolver(n.inventory());
             }
             if let Some(r) = &self.ranges {
-                attributor = attributor.with_ranges(r);
+                attributor = attributor
+                    .with_ranges(r)
+                    .with_home_region(cfg.region.as_deref());
             }
             attributor = attributor.with_remote_prefixes(cfg.remote_prefixes);
             let mut engine = attributor.results();
@@ -222,9 +225,11 @@ impl<S: Sender> Function<S> {
                     return n.store(&data, inv).await;
                 }
             }
-            let (Some(d), Some(eni)) = (&self.discovery, stream_eni(&stream)) else {
+            let (Some(d), Some(eni), false) = (&self.discovery, stream_eni(&stream), described)
+            else {
                 break (engine, kind);
             };
+            described = true;
             let found = d.on_unknown(cfg, eni, inv.now).await.map_err(|message| {
                 tracing::error!(request_id = %request_id, log_stream = %stream, error = %message, "could not tell whether the batch's ENI is a NAT ENI; failing the invocation so Lambda retries it");
                 Failure {

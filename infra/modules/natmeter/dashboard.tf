@@ -180,6 +180,9 @@ locals {
           [local.ns, "NatCost", "Destination", "DYNAMODB", { id = "ddb", visible = false }],
           [{ id = "awsstore", expression = "FILL(s3, 0) + FILL(ddb, 0)", label = "To S3 + DynamoDB, any region, USD" }],
           [{ id = "share", expression = "100 * (FILL(s3, 0) + FILL(ddb, 0)) / all", label = "To S3 + DynamoDB, any region, % (upper bound of the avoidable share)" }],
+          # NatAvoidableCost: the same-region part, from the function's ip-ranges.json (empty
+          # when ip_ranges_url = "" or the file could not be read).
+          [local.ns, "NatAvoidableCost", { id = "avoid", label = "Avoidable with gateway endpoints: S3 + DynamoDB only in ${local.region}, USD (from AWS's ip-ranges)" }],
         ]
       }
     },
