@@ -70,14 +70,7 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Loaded> {
     };
     let mut decoder = Decoder::default();
     for file in crate::input::expand(paths) {
-        let raw = std::fs::read(&file)
-            .with_context(|| format!("--inventory: reading {}", file.display()))?;
-        let bytes = if raw.starts_with(&GZIP_MAGIC) {
-            gzip::gunzip(&raw, MAX_INFLATED)
-                .map_err(|e| anyhow::anyhow!("--inventory: {}: {e}", file.display()))?
-        } else {
-            raw
-        };
+        let bytes = read_maybe_gzip(&file, MAX_INFLATED, "--inventory")?;
         l.files += 1;
         let body = &bytes[body_start(&bytes)..];
         read_file(&file, body, &mut l, &mut decoder);
@@ -240,5 +233,21 @@ impl Loaded {
             self.inventory.pods(),
             self.inventory.addresses()
         )
+    }
+}
+
+/// A file given to a flag (`--inventory`, `--ip-ranges`), inflated when it is gzip; errors name
+/// the flag and the file.
+pub(crate) fn read_maybe_gzip(
+    file: &std::path::Path,
+    max_inflated: usize,
+    flag: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let raw = std::fs::read(file).with_context(|| format!("{flag}: reading {}", file.display()))?;
+    if raw.starts_with(&GZIP_MAGIC) {
+        gzip::gunzip(&raw, max_inflated)
+            .map_err(|e| anyhow::anyhow!("{flag}: {}: {e}", file.display()))
+    } else {
+        Ok(raw)
     }
 }

@@ -338,9 +338,7 @@ pub(crate) fn run_inputs(
         attributor = attributor.with_resolver(r);
     }
     if let Some(r) = ranges {
-        attributor = attributor
-            .with_ranges(r)
-            .with_home_region(cfg.region.as_deref());
+        attributor = attributor.with_ranges(r, cfg.region.as_deref());
     }
     attributor = attributor.with_remote_prefixes(remote_prefixes);
     let (engine, errors, readable) = input::process_all(&files, &attributor, now(), threads, &tick);
@@ -362,14 +360,7 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let ranges = match &a.ip_ranges {
         None => None,
         Some(p) => {
-            let raw = std::fs::read(p)
-                .with_context(|| format!("--ip-ranges: reading {}", p.display()))?;
-            let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-                natmeter_core::sources::gzip::gunzip(&raw, 256 << 20)
-                    .map_err(|e| anyhow::anyhow!("--ip-ranges {}: {e}", p.display()))?
-            } else {
-                raw
-            };
+            let bytes = audit::read_maybe_gzip(p, 256 << 20, "--ip-ranges")?;
             let r = natmeter_core::ipranges::IpRanges::from_json(&bytes)
                 .map_err(|e| anyhow::anyhow!("--ip-ranges {}: {e}", p.display()))?;
             let (v4, v6) = r.ranges();
@@ -421,11 +412,6 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let report = match loaded {
         Some(_) => Report::build_named(&engine, &cfg.topology, cfg.price_per_gb),
         None => Report::build(&engine, &cfg.topology, cfg.price_per_gb),
-    };
-    // With the ranges, destinations have regions: only the gateways' own is avoidable.
-    let report = match (&ranges, cfg.region.as_deref()) {
-        (Some(_), Some(region)) => report.with_avoidable(region),
-        _ => report,
     };
     let by = a.by.unwrap_or(if report.workloads.is_some() {
         By::Workload

@@ -255,7 +255,7 @@ pub struct Attributor<'t> {
     ranges: Option<&'t IpRanges>,
     /// Internet destinations split by the remote's /24 (IPv6 /48): docs/attribution.md §5.3.
     remote_prefixes: bool,
-    /// The gateways' region (with the ranges: whose S3 and DynamoDB a gateway endpoint serves).
+    /// With the ranges: the gateways' region, whose S3 and DynamoDB a gateway endpoint serves.
     home_region: Option<&'t str>,
 }
 
@@ -274,15 +274,6 @@ impl<'t> Attributor<'t> {
         }
     }
 
-    /// The same attributor knowing the gateways' region: with AWS's ranges, the results then
-    /// know which bytes are avoidable (`NatAvoidableBytes`).
-    pub fn with_home_region(self, region: Option<&'t str>) -> Attributor<'t> {
-        Attributor {
-            home_region: region,
-            ..self
-        }
-    }
-
     /// The same attributor splitting internet destinations by the remote's /24 (IPv6 /48).
     pub fn with_remote_prefixes(self, on: bool) -> Attributor<'t> {
         Attributor {
@@ -291,10 +282,12 @@ impl<'t> Attributor<'t> {
         }
     }
 
-    /// The same attributor naming remotes by AWS's ranges.
-    pub fn with_ranges(self, ranges: &'t IpRanges) -> Attributor<'t> {
+    /// The same attributor naming remotes by AWS's ranges; with the gateways' region the
+    /// results also know which bytes are avoidable (docs/attribution.md §5.2).
+    pub fn with_ranges(self, ranges: &'t IpRanges, home_region: Option<&'t str>) -> Attributor<'t> {
         Attributor {
             ranges: Some(ranges),
+            home_region,
             ..self
         }
     }
@@ -319,7 +312,7 @@ impl<'t> Attributor<'t> {
     pub fn results(&self) -> Results {
         let mut r = Results::default();
         r.note_format(&self.format);
-        r.home_region = self.ranges.and(self.home_region).map(Into::into);
+        r.home_region = self.home_region.map(Into::into);
         r
     }
 
@@ -332,7 +325,7 @@ impl<'t> Attributor<'t> {
         r.records = RecordStats::default();
         r.observed = Observations::default();
         r.note_format(&self.format);
-        r.home_region = self.ranges.and(self.home_region).map(Into::into);
+        r.home_region = self.home_region.map(Into::into);
     }
 
     /// True when `log_stream` names an ENI that is not a configured NAT gateway: the test the

@@ -276,6 +276,19 @@ impl Ledger {
         &self.destinations[usize::from(i)]
     }
 
+    /// Per interned destination: whether a gateway endpoint in `home` (the gateways' region)
+    /// would take its bytes off the NAT gateways: S3 and DynamoDB there (docs/attribution.md
+    /// §5.2). Computed once per report or datum run, not per entry.
+    pub fn avoidable_in(&self, home: &str) -> Vec<bool> {
+        (0..self.destinations.len())
+            .map(|i| {
+                let i = i as u16;
+                crate::report::GATEWAY_ENDPOINT_SERVICES.contains(&self.destination(i))
+                    && self.destination_region(i) == Some(home)
+            })
+            .collect()
+    }
+
     /// The region of interned destination `i`, where AWS's ranges name one.
     pub fn destination_region(&self, i: u16) -> Option<&str> {
         self.regions[usize::from(i)].as_deref()

@@ -196,7 +196,7 @@ pub const DETAIL_FIELDS: &[&str] = &[
     "DestinationRegion",
     // With remote prefixes, on internet destinations.
     "RemotePrefix",
-    // With an inventory, where known (DETAIL_NAME_FIELDS).
+    // With an inventory, where known.
     "Namespace",
     "Workload",
     "Pod",
@@ -213,9 +213,6 @@ pub const DETAIL_OPTIONAL_FIELDS: &[&str] = &[
     "Pod",
     "Node",
 ];
-
-/// The detail-line fields only an inventory gives (`Pod` and `Node` only where known).
-pub const DETAIL_NAME_FIELDS: &[&str] = &["Namespace", "Workload", "Pod", "Node"];
 
 /// The `Namespace` and `Workload` dimension values of a source; `None` without an inventory.
 pub fn workload_dimensions(source: &Identity) -> Option<(String, String)> {
@@ -361,10 +358,16 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
     let mut crosses_az = ledger.crosses_az(topo);
     let mut identity: BTreeMap<i64, IdentityTotals> = BTreeMap::new();
     let mut avoidable: BTreeMap<i64, u64> = BTreeMap::new();
-    let home = results.home_region();
+    let avoidable_dest = results.home_region().map(|h| ledger.avoidable_in(h));
+    // A regional gateway's ENIs are one NatGatewayId series (docs/topology.md §2).
+    let canonical: Vec<u16> = (0..topo.gateways().len())
+        .map(|g| topo.canonical_gateway(g) as u16)
+        .collect();
     for (k, t) in ledger.iter() {
-        // A regional gateway's ENIs are one NatGatewayId series (docs/topology.md §2).
-        let gw = topo.canonical_gateway(usize::from(k.gateway)) as u16;
+        let gw = canonical
+            .get(usize::from(k.gateway))
+            .copied()
+            .unwrap_or(k.gateway);
         if let Some((n, w)) = &names[k.source.index()] {
             let ns = if kept_ns.contains(&n.as_str()) {
                 n.clone()
@@ -400,13 +403,10 @@ pub fn datums(results: &Results, topo: &Topology, opts: &MetricOptions) -> Vec<D
                 .add(ledger.source(k.source), t.bytes);
         }
         all.entry(k.minute).or_default().add(t.bytes, t.packets);
-        if let Some(home) = home {
+        if let Some(a) = &avoidable_dest {
             // Zeros too: a dashboard shows "nothing avoidable", not "no data".
             let e = avoidable.entry(k.minute).or_default();
-            let d = k.destination;
-            if crate::report::GATEWAY_ENDPOINT_SERVICES.contains(&ledger.destination(d))
-                && ledger.destination_region(d) == Some(home)
-            {
+            if a[usize::from(k.destination)] {
                 *e = e.saturating_add(t.bytes);
             }
         }
@@ -631,7 +631,7 @@ impl SourceDetail {
         let mut s = String::with_capacity(256);
         let _ = write!(
             s,
-            r#"{{"{}":"{}","Timestamp":{},"SourceIp":{},"NatGatewayId":{},"Direction":"{}","Destination":{},"NatBytes":{},"NatPackets":{},"NatCost":{}}}"#,
+            r#"{{"{}":"{}","Timestamp":{},"SourceIp":{},"NatGatewayId":{},"Direction":"{}","Destination":{},"NatBytes":{},"NatPackets":{},"NatCost":{}"#,
             DETAIL_MARKER.0,
             DETAIL_MARKER.1,
             self.minute.saturating_mul(1000),
@@ -643,29 +643,21 @@ impl SourceDetail {
             self.packets,
             finite(self.cost_usd),
         );
-        if let Some(r) = &self.region {
-            s.pop();
-            let _ = write!(s, r#","DestinationRegion":{}}}"#, json_str(r));
-        }
-        if let Some(p) = &self.remote {
-            s.pop();
-            let _ = write!(s, r#","RemotePrefix":{}}}"#, json_str(p));
-        }
-        if let Some(n) = &self.names {
-            s.pop();
-            let _ = write!(
-                s,
-                r#","Namespace":{},"Workload":{}"#,
-                json_str(&n.namespace),
-                json_str(&n.workload)
-            );
-            for (k, v) in [("Pod", &n.pod), ("Node", &n.node)] {
-                if let Some(v) = v {
-                    let _ = write!(s, r#","{k}":{}"#, json_str(v));
-                }
+        // The optional fields (DETAIL_OPTIONAL_FIELDS), only where known.
+        let names = self.names.as_ref();
+        for (k, v) in [
+            ("DestinationRegion", self.region.as_ref()),
+            ("RemotePrefix", self.remote.as_ref()),
+            ("Namespace", names.map(|n| &n.namespace)),
+            ("Workload", names.map(|n| &n.workload)),
+            ("Pod", names.and_then(|n| n.pod.as_ref())),
+            ("Node", names.and_then(|n| n.node.as_ref())),
+        ] {
+            if let Some(v) = v {
+                let _ = write!(s, r#","{k}":{}"#, json_str(v));
             }
-            s.push('}');
         }
+        s.push('}');
         s
     }
 }

@@ -384,24 +384,6 @@ impl Report {
         Report::build_with(results, topo, price_per_gb_usd, true)
     }
 
-    /// Sets `avoidable_bytes` and `avoidable_cost_usd`: the bytes to S3 and DynamoDB in
-    /// `region` (the gateways' own), by the destinations' regions from AWS's ranges. S3 in
-    /// another region is not avoidable with a gateway endpoint, which serves its own region only.
-    pub fn with_avoidable(mut self, region: &str) -> Report {
-        let bytes = self
-            .destinations
-            .iter()
-            .filter(|d| {
-                GATEWAY_ENDPOINT_SERVICES.contains(&d.destination.as_str())
-                    && d.region.as_deref() == Some(region)
-            })
-            .fold(0u64, |a, d| a.saturating_add(d.bytes));
-        self.totals.avoidable_bytes = Some(bytes);
-        self.totals.avoidable_cost_usd = Some(cost(bytes, self.price_per_gb_usd));
-        self.region = Some(region.to_string());
-        self
-    }
-
     fn is_home(&self, d: &DestinationBytes) -> bool {
         d.region.is_some() && d.region == self.region
     }
@@ -420,7 +402,19 @@ impl Report {
         let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
         // Each source's AZ, looked up once per source (not per ledger entry).
         let mut crosses_az = ledger.crosses_az(topo);
+        // With AWS's ranges and the gateways' region (Attributor::with_ranges): the bytes to
+        // S3 and DynamoDB there, which gateway endpoints would take off the NAT gateways. S3 in
+        // another region is not avoidable: a gateway endpoint serves its own region only.
+        let home = results.home_region();
+        let avoidable_dest = home.map(|h| ledger.avoidable_in(h));
+        let mut avoidable = 0u64;
         for (k, t) in ledger.iter() {
+            if avoidable_dest
+                .as_ref()
+                .is_some_and(|a| a[usize::from(k.destination)])
+            {
+                avoidable = avoidable.saturating_add(t.bytes);
+            }
             total.add(k.direction, t.bytes, t.packets);
             total.add_destination(k.destination, t.bytes);
             let crossing = crosses_az(&k);
@@ -498,7 +492,7 @@ impl Report {
         Report {
             schema: SCHEMA,
             price_per_gb_usd,
-            region: None,
+            region: home.map(str::to_string),
             totals: Totals {
                 bytes: total.bytes(),
                 outbound_bytes: total.outbound,
@@ -507,8 +501,8 @@ impl Report {
                 cost_usd: cost(total.bytes(), price_per_gb_usd),
                 cross_az_bytes: cross(&total),
                 cross_az_cost_usd: cross_cost(&total),
-                avoidable_bytes: None,
-                avoidable_cost_usd: None,
+                avoidable_bytes: home.map(|_| avoidable),
+                avoidable_cost_usd: home.map(|_| cost(avoidable, price_per_gb_usd)),
             },
             batches: results.batches(),
             records: results.records(),

@@ -24,8 +24,7 @@ fn report_and_datums(
 ) -> (Report, Vec<Datum>) {
     let topo = sim.topology();
     let attributor = Attributor::new(&topo, sim.format())
-        .with_ranges(ranges)
-        .with_home_region(Some(&sim.truth.region))
+        .with_ranges(ranges, Some(&sim.truth.region))
         .with_remote_prefixes(prefixes);
     let (mut a, mut b) = (attributor.results(), attributor.results());
     let mut reader = Reader::default();
@@ -45,7 +44,7 @@ fn report_and_datums(
         now: sim.truth.minutes.keys().next().copied().unwrap_or(0) + 600,
     };
     (
-        Report::build(&a, &topo, sim.truth.price_per_gb_usd).with_avoidable(&sim.truth.region),
+        Report::build(&a, &topo, sim.truth.price_per_gb_usd),
         datums(&a, &topo, &opts),
     )
 }

@@ -209,11 +209,9 @@ impl Client {
     pub async fn discover(&self, scope: &Scope) -> Result<Discovered, Ec2Error> {
         let gateways = self.describe_nat_gateways(scope).await?;
         let mut vpcs = scope.vpc_ids.clone();
-        for g in &gateways {
-            if let Some(v) = &g.vpc_id {
-                if !vpcs.contains(v) {
-                    vpcs.push(v.clone());
-                }
+        for v in crate::gateway_vpcs(&gateways) {
+            if !vpcs.contains(&v) {
+                vpcs.push(v);
             }
         }
         let subnets = if vpcs.is_empty() {

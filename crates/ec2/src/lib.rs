@@ -37,6 +37,17 @@ pub struct Discovered {
     pub vpc_ids: Vec<String>,
 }
 
+/// The VPCs of `gateways`, in the order EC2 lists them, each once.
+pub fn gateway_vpcs(gateways: &[Gateway]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in gateways.iter().filter_map(|g| g.vpc_id.as_ref()) {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
 /// States whose ENIs no longer carry traffic: EC2 keeps listing a deleted gateway for about an
 /// hour.
 const GONE: [&str; 3] = ["deleting", "deleted", "failed"];
@@ -48,13 +59,11 @@ pub fn discovered(gateways: &[Gateway], subnets: &[Subnet]) -> Discovered {
         .iter()
         .filter_map(|s| Some((s.id.as_str(), s.availability_zone_id.as_deref()?)))
         .collect();
-    let mut out = Discovered::default();
+    let mut out = Discovered {
+        vpc_ids: gateway_vpcs(gateways),
+        ..Discovered::default()
+    };
     for g in gateways {
-        if let Some(vpc) = &g.vpc_id {
-            if !out.vpc_ids.contains(vpc) {
-                out.vpc_ids.push(vpc.clone());
-            }
-        }
         if let Some(state) = g.state.as_deref().filter(|s| GONE.contains(s)) {
             out.passed_over.push(format!("{}: state {state}", g.id));
             continue;

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use natmeter_core::config::{Config, Discovery};
 use natmeter_ec2::client::Ec2Error;
@@ -115,7 +116,7 @@ impl Discoverer {
         cfg: &Config,
         eni: &str,
         now: i64,
-    ) -> Result<Option<Box<Config>>, String> {
+    ) -> Result<Option<Arc<Config>>, String> {
         if !self.settings.gateways {
             return Ok(None);
         }
@@ -167,7 +168,7 @@ impl Discoverer {
             }
             st.checked.insert(eni.to_string());
         }
-        Ok(Some(Box::new(out)))
+        Ok(Some(Arc::new(out)))
     }
 
     /// Describes made by this container (cold start included).

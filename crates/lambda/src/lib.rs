@@ -196,9 +196,7 @@ impl<S: Sender> Function<S> {
                 attributor = attributor.with_resolver(n.inventory());
             }
             if let Some(r) = &self.ranges {
-                attributor = attributor
-                    .with_ranges(r)
-                    .with_home_region(cfg.region.as_deref());
+                attributor = attributor.with_ranges(r, cfg.region.as_deref());
             }
             attributor = attributor.with_remote_prefixes(cfg.remote_prefixes);
             let mut engine = attributor.results();
@@ -240,7 +238,6 @@ impl<S: Sender> Function<S> {
             let Some(new_cfg) = found else {
                 break (engine, kind);
             };
-            let new_cfg: Arc<Config> = Arc::from(new_cfg);
             *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&new_cfg);
             let known = new_cfg.topology.gateway_by_eni(eni).is_some();
             cfg_now = new_cfg;

@@ -1199,12 +1199,13 @@ fn nat_conversation(b: &mut Builder<'_>, rng: &mut ChaCha8Rng, c: NatConv<'_>) {
     let far_side = if c.private { "PRIVATE" } else { "INTERNET" };
     let dest = c.svc.unwrap_or(far_side);
     // With the ranges: the record's own service when it names one, else the ranges'.
-    let aws_dest = match (c.svc, c.aws) {
-        (Some(s), Some((_, region))) => (s.to_string(), Some(region.to_string())),
-        (None, Some((s, region))) => (s.to_string(), Some(region.to_string())),
-        (Some(s), None) => (s.to_string(), None),
-        (None, None) => (far_side.to_string(), None),
-    };
+    let aws_dest = (
+        c.svc
+            .or(c.aws.map(|(s, _)| s))
+            .unwrap_or(far_side)
+            .to_string(),
+        c.aws.map(|(_, region)| region.to_string()),
+    );
     for (rec, counted) in [(a, Some(true)), (bb, None), (cc, None), (d, Some(false))] {
         b.emit(&rec, Corrupt::None);
         if b.nat_streams.iter().any(|s| s == &rec.eni) {
@@ -1713,58 +1714,23 @@ pub fn lambda_event(payload_json: &[u8]) -> String {
 
 /// The (service, region) of `ip` by [`IP_RANGES`]: the longest prefix, a service over AMAZON.
 fn ranges_of(ip: IpAddr) -> Option<(&'static str, &'static str)> {
-    let IpAddr::V4(a) = ip else { return None };
     IP_RANGES
         .iter()
         .filter_map(|(p, r, s)| {
-            let net: ipnet_lite::Net = p.parse().ok()?;
-            net.contains(a).then_some((net.len, *s != "AMAZON", *s, *r))
+            let net: ipnet::IpNet = p.parse().ok()?;
+            net.contains(&ip)
+                .then_some((net.prefix_len(), *s != "AMAZON", *s, *r))
         })
         .max_by_key(|(len, named, _, _)| (*len, *named))
         .map(|(_, _, s, r)| (s, r))
 }
 
-/// Just enough IPv4 CIDR for [`ranges_of`] (the simulator does not depend on ipnet).
-mod ipnet_lite {
-    use std::net::Ipv4Addr;
-
-    pub struct Net {
-        pub base: u32,
-        pub len: u8,
-    }
-
-    impl std::str::FromStr for Net {
-        type Err = ();
-        fn from_str(s: &str) -> Result<Net, ()> {
-            let (a, l) = s.split_once('/').ok_or(())?;
-            let a: Ipv4Addr = a.parse().map_err(|_| ())?;
-            let len: u8 = l.parse().map_err(|_| ())?;
-            Ok(Net {
-                base: u32::from(a),
-                len,
-            })
-        }
-    }
-
-    impl Net {
-        pub fn contains(&self, a: Ipv4Addr) -> bool {
-            let mask = if self.len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - self.len)
-            };
-            u32::from(a) & mask == self.base & mask
-        }
-    }
-}
-
-/// The /24 of an IPv4 address as text (`203.0.113.0/24`); the simulator's NAT remotes are IPv4.
+/// The remote network an INTERNET destination is named by (docs/attribution.md §5.3): the /24
+/// of an IPv4 address (`203.0.113.0/24`), the /48 of an IPv6 one.
 fn slash24(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        IpAddr::V6(a) => format!("{a}/128"),
-    }
+    let len = if ip.is_ipv4() { 24 } else { 48 };
+    ipnet::IpNet::new(ip, len)
+        .expect("24 and 48 are valid prefix lengths")
+        .trunc()
+        .to_string()
 }
