@@ -261,8 +261,9 @@ fn by_bytes(ledger: &Ledger, m: Vec<(u16, u64)>) -> Vec<DestinationBytes> {
     v
 }
 
-/// The key of the [`Report::groups`] row source row `r` (the `i`th) belongs to: the same keys
-/// the groups are built with.
+/// The key of the [`Report::groups`] row source row `r` (the `i`th) belongs to: what the `--by
+/// ip` and `--by pod` rows are keyed by, and, for workloads and namespaces (built from
+/// `workloads`), the key their rows are built with.
 fn group_key(by: By, i: usize, r: &SourceRow) -> Vec<String> {
     let node = r.node.clone().unwrap_or_default();
     match (by, r.holder) {
@@ -281,13 +282,11 @@ fn group_key(by: By, i: usize, r: &SourceRow) -> Vec<String> {
         (By::Namespace, Some("pod")) => vec![r.namespace.clone().unwrap_or_default()],
         (By::Namespace, Some("node")) => vec!["(nodes)".into()],
         (By::Namespace, _) => vec!["(unresolved)".into()],
-        (By::Pod, Some("pod")) => vec![
-            r.namespace.clone().unwrap_or_default(),
-            r.pod.clone().unwrap_or_default(),
-            node,
-        ],
-        (By::Pod, Some("node")) => vec![String::new(), String::new(), node],
-        (By::Pod, _) => vec![String::new(); 3],
+        (By::Pod, _) => match (&r.namespace, &r.pod, r.holder) {
+            (Some(ns), Some(pod), _) => vec![ns.clone(), pod.clone(), node],
+            (_, _, Some("node")) => vec![String::new(), String::new(), node],
+            _ => vec![String::new(); 3],
+        },
     }
 }
 
@@ -547,7 +546,7 @@ impl Report {
                     };
                     // Rows stay rows (one address can have two holders): the index keeps them apart.
                     add(
-                        vec![i.to_string()],
+                        group_key(by, i, r),
                         who,
                         r.outbound_bytes,
                         r.inbound_bytes,
@@ -594,19 +593,21 @@ impl Report {
                 }
             }
             By::Pod => {
-                for r in &self.sources {
-                    let node = r.node.clone().unwrap_or_default();
-                    let (key, label) = match (&r.namespace, &r.pod, r.holder) {
-                        (Some(ns), Some(pod), _) => {
-                            (vec![ns.clone(), pod.clone(), node], format!("{ns}/{pod}"))
-                        }
+                for (i, r) in self.sources.iter().enumerate() {
+                    let label = match (&r.namespace, &r.pod, r.holder) {
+                        (Some(ns), Some(pod), _) => format!("{ns}/{pod}"),
                         (_, _, Some("node")) => {
-                            let label = format!("Node/{node}");
-                            (vec![String::new(), String::new(), node], label)
+                            format!("Node/{}", r.node.as_deref().unwrap_or_default())
                         }
-                        _ => (vec![String::new(); 3], "(unresolved)".into()),
+                        _ => "(unresolved)".into(),
                     };
-                    add(key, label, r.outbound_bytes, r.inbound_bytes, 0);
+                    add(
+                        group_key(by, i, r),
+                        label,
+                        r.outbound_bytes,
+                        r.inbound_bytes,
+                        0,
+                    );
                 }
             }
         }
