@@ -10,10 +10,16 @@
 //! requests it makes, the time it spends, and the flow-log records' own sizes for delivery.
 //! Only the PutMetricData round trip cannot be measured here; it is a labelled assumption.
 //!
-//! Prices are us-east-1 list prices, each with its source next to it.
+//! The same records are then delivered the S3 way (docs/operations.md §3.3): 5-minute gzip text
+//! objects per NAT ENI, an S3 notification per object through SQS, one invocation per SQS
+//! batch. That path's function is not in this build, so its time is measured on the same
+//! library calls it makes (gunzip, header line, the engine over the text, `publish`), and the
+//! GetObject round trip is the second labelled assumption.
+//!
+//! Prices are us-east-1 list prices, each with its source next to it (docs/operations.md §3.1).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::Write as _;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::{Read as _, Write as _};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,8 +29,9 @@ use natmeter_core::config::Config;
 use natmeter_core::engine::{Attributor, Results};
 use natmeter_core::metrics::{datums, Datum, MetricOptions};
 use natmeter_core::price::cost;
+use natmeter_core::sources::detect::split_header;
 use natmeter_core::sources::subscription::{event_data_serde, Decoder, Payload};
-use natmeter_core::sources::{Input, Reader};
+use natmeter_core::sources::{Input, Reader, Text};
 use natmeter_core::topology::Topology;
 use natmeter_lambda::{Function, Invocation};
 use natmeter_sim::{simulate, Scope, SimConfig, Simulation};
@@ -72,6 +79,27 @@ const PARQUET_PER_GB: f64 = 0.035;
 /// NAT gateway: $0.045 per hour (aws.amazon.com/vpc/pricing); processing is priced per region
 /// by `natmeter_core::price`.
 const NAT_GATEWAY_HOUR: f64 = 0.045;
+
+// The delivery paths' own prices and the facts they rest on, each with its AWS source in
+// docs/operations.md §3.1 ("Flow-log delivery paths").
+/// CloudWatch Logs storage: per GB-month of archived data, which is the events compressed with
+/// gzip level 6 plus 26 bytes of metadata per event.
+const LOGS_STORE_GB_MONTH: f64 = 0.03;
+const LOGS_ARCHIVE_EVENT_METADATA: u64 = 26;
+/// S3 Standard storage (first 50 TB) per GB-month, and PUT and GET per 1,000 requests, billed
+/// to the bucket owner.
+const S3_STANDARD_GB_MONTH: f64 = 0.023;
+const S3_PUT_PER_1000: f64 = 0.005;
+const S3_GET_PER_1000: f64 = 0.0004;
+/// SQS standard queue, per million requests; an S3 notification is one request (under 64 KB).
+const SQS_PER_MILLION: f64 = 0.40;
+/// Lambda long-polls an idle queue with as many as five pollers; each empty poll is assumed to
+/// wait 20 s, SQS's longest.
+const SQS_IDLE_POLLERS: f64 = 5.0;
+const SQS_LONG_POLL_SECONDS: f64 = 20.0;
+/// Flow logs publish a file to S3 every 5 minutes per flow log, and the module creates one flow
+/// log per NAT ENI.
+const S3_OBJECT_SECONDS: i64 = 300;
 
 /// The module's format for its NAT flow logs (`nat_flow_log_format`, infra/modules/natmeter/
 /// main.tf): delivery is priced on these records' sizes, not on the simulator's longer format.
@@ -128,6 +156,18 @@ pub struct CostArgs {
     region: String,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Days the flow logs are kept: the log group's retention (the module's log_retention_days)
+    /// or the S3 bucket's expiration.
+    #[arg(long, default_value_t = 30)]
+    retention_days: u32,
+    /// S3 path: messages per SQS batch, the event source mapping's BatchSize (AWS's default).
+    /// 1 shows the other bound: every object its own invocation.
+    #[arg(long, default_value_t = 10)]
+    sqs_batch_size: usize,
+    /// S3 path: round trip of GetObject, ms, once per invocation (a batch's objects are fetched
+    /// concurrently). Not measured here, like --put-round-trip-ms.
+    #[arg(long, default_value_t = 20.0)]
+    get_round_trip_ms: f64,
 }
 
 /// A PutMetricData sender that answers at once: the requests are split exactly as the SDK
@@ -191,6 +231,7 @@ struct Hour {
     log_lines: u64,
     /// Of those, the invocation summaries (one per invocation, by the function's contract).
     summaries: u64,
+    summary_bytes: u64,
     stdout_bytes: u64,
     stdout_lines: u64,
     /// Lambda's own START/END/REPORT lines, at their documented shape.
@@ -202,6 +243,10 @@ struct Hour {
     /// Flow-log records delivered (the NAT ENIs' only) and their bytes in the module's format.
     flow_records: u64,
     flow_bytes: u64,
+    /// What CloudWatch Logs archives of them (gzip level 6 and metadata).
+    archived_bytes: u64,
+    /// The same records as S3 delivery writes them.
+    objects: Vec<S3Object>,
     sim: Simulation,
     start: i64,
 }
@@ -237,8 +282,16 @@ fn config(a: &CostArgs, sim: &Simulation) -> anyhow::Result<Config> {
     Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The records' sizes in the module's format, one line each as the flow log writes them.
-fn flow_log_sizes(sim: &Simulation) -> anyhow::Result<(u64, u64)> {
+/// One subscription batch's records in the module's format: one NAT ENI's log stream over a
+/// minute, each record with its log event's timestamp (ms), one line as the flow log writes it.
+struct ModuleBatch {
+    log_stream: String,
+    lines: Vec<(i64, String)>,
+}
+
+/// The simulated batches with their records re-written in the module's format: delivery is
+/// priced on these records' sizes, not on the simulator's longer format.
+fn module_batches(sim: &Simulation) -> anyhow::Result<Vec<ModuleBatch>> {
     let names: Vec<&str> = sim
         .log_format
         .split_ascii_whitespace()
@@ -253,22 +306,101 @@ fn flow_log_sizes(sim: &Simulation) -> anyhow::Result<(u64, u64)> {
         "the simulator's format lacks a field of the module's"
     );
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
-    let (mut records, mut bytes) = (0u64, 0u64);
+    let mut batches = Vec::with_capacity(sim.events.len());
     for e in &sim.events {
         let data = event_data_serde(e.json.as_bytes())?;
         decoder.decode(&data, &mut buf)?;
-        for ev in Payload::parse_serde(&buf)?.log_events {
-            let tokens: Vec<&str> = ev.message.split(' ').collect();
-            records += 1;
-            bytes += if tokens.len() == names.len() {
-                // 23 tokens and the 22 spaces between them.
-                pick.iter().map(|&k| tokens[k].len() as u64).sum::<u64>() + pick.len() as u64 - 1
-            } else {
-                ev.message.len() as u64
-            };
+        let payload = Payload::parse_serde(&buf)?;
+        let lines = payload
+            .log_events
+            .iter()
+            .map(|ev| {
+                let tokens: Vec<&str> = ev.message.split(' ').collect();
+                let line = if tokens.len() == names.len() {
+                    pick.iter()
+                        .map(|&k| tokens[k])
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                } else {
+                    ev.message.to_string()
+                };
+                (ev.timestamp, line)
+            })
+            .collect();
+        batches.push(ModuleBatch {
+            log_stream: payload.log_stream.into_owned(),
+            lines,
+        });
+    }
+    Ok(batches)
+}
+
+/// Records and their bytes as CloudWatch Logs ingests them: each event's message, no newline.
+fn flow_log_sizes(batches: &[ModuleBatch]) -> (u64, u64) {
+    let lines = batches.iter().flat_map(|b| &b.lines);
+    lines.fold((0, 0), |(n, bytes), (_, l)| (n + 1, bytes + l.len() as u64))
+}
+
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    // Level 6: CloudWatch Logs archives at that level (docs/operations.md §3.1); AWS does not
+    // say which level its S3 delivery uses.
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    z.write_all(body)?;
+    z.finish()
+}
+
+/// What CloudWatch Logs bills as archived: each batch's events gzipped (level 6) plus 26 bytes
+/// of metadata per event (docs/operations.md §3.1).
+fn archived_bytes(batches: &[ModuleBatch]) -> std::io::Result<u64> {
+    let mut total = 0u64;
+    let mut body = Vec::new();
+    for b in batches {
+        body.clear();
+        for (_, l) in &b.lines {
+            body.extend_from_slice(l.as_bytes());
+            body.push(b'\n');
+        }
+        total += gzip(&body)?.len() as u64 + LOGS_ARCHIVE_EVENT_METADATA * b.lines.len() as u64;
+    }
+    Ok(total)
+}
+
+/// A flow-log object as S3 delivery writes it: one NAT ENI's records of one 5-minute window,
+/// a header line naming the fields first, gzip-compressed.
+struct S3Object {
+    log_stream: String,
+    /// Unix seconds of the window's start.
+    window: i64,
+    /// Uncompressed: the header line and the records, each ending in a newline.
+    text_bytes: u64,
+    gzip: Vec<u8>,
+}
+
+/// The hour's records as 5-minute objects per NAT ENI, in window order, then by log stream.
+fn s3_objects(batches: &[ModuleBatch]) -> std::io::Result<Vec<S3Object>> {
+    let header = MODULE_FIELDS.join(" ");
+    let mut bodies: BTreeMap<(i64, &str), Vec<u8>> = BTreeMap::new();
+    for b in batches {
+        for (ts, line) in &b.lines {
+            let window = ts.div_euclid(1000).div_euclid(S3_OBJECT_SECONDS) * S3_OBJECT_SECONDS;
+            let body = bodies
+                .entry((window, b.log_stream.as_str()))
+                .or_insert_with(|| format!("{header}\n").into_bytes());
+            body.extend_from_slice(line.as_bytes());
+            body.push(b'\n');
         }
     }
-    Ok((records, bytes))
+    bodies
+        .into_iter()
+        .map(|((window, log_stream), body)| {
+            Ok(S3Object {
+                log_stream: log_stream.to_string(),
+                window,
+                text_bytes: body.len() as u64,
+                gzip: gzip(&body)?,
+            })
+        })
+        .collect()
 }
 
 /// Lambda's platform lines for one invocation in the Text log format (the module's), at the
@@ -333,7 +465,15 @@ fn run_hour(a: &CostArgs) -> anyhow::Result<Hour> {
     }
     drop(log_guard);
     let log = captured.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let (flow_records, flow_bytes) = flow_log_sizes(&sim)?;
+    let batches = module_batches(&sim)?;
+    let (flow_records, flow_bytes) = flow_log_sizes(&batches);
+    let summaries: Vec<&[u8]> = log
+        .split(|&b| b == b'\n')
+        .filter(|l| {
+            serde_json::from_slice::<serde_json::Value>(l)
+                .is_ok_and(|v| v["message"] == "natmeter invocation")
+        })
+        .collect();
     Ok(Hour {
         invocations,
         records,
@@ -341,13 +481,8 @@ fn run_hour(a: &CostArgs) -> anyhow::Result<Hour> {
         requests: requests_so_far(&function) as u64,
         log_bytes: log.len() as u64,
         log_lines: log.iter().filter(|&&b| b == b'\n').count() as u64,
-        summaries: log
-            .split(|&b| b == b'\n')
-            .filter(|l| {
-                serde_json::from_slice::<serde_json::Value>(l)
-                    .is_ok_and(|v| v["message"] == "natmeter invocation")
-            })
-            .count() as u64,
+        summaries: summaries.len() as u64,
+        summary_bytes: summaries.iter().map(|l| l.len() as u64 + 1).sum(),
         stdout_bytes: stdout.len() as u64,
         stdout_lines: stdout.iter().filter(|&&b| b == b'\n').count() as u64,
         platform_bytes,
@@ -355,10 +490,105 @@ fn run_hour(a: &CostArgs) -> anyhow::Result<Hour> {
         sending_invocations,
         flow_records,
         flow_bytes,
+        archived_bytes: archived_bytes(&batches)?,
+        objects: s3_objects(&batches)?,
         sim,
         start,
     })
 }
+
+/// What the function would do over the same hour on the S3 path, measured in process.
+struct S3Hour {
+    /// One per SQS batch: a window's objects, at most `--sqs-batch-size` of them.
+    invocations: u64,
+    records: u64,
+    nat_bytes: u64,
+    requests: u64,
+    sending_invocations: u64,
+    /// Wall time of the function's work per batch, summed: gunzip and header line of each
+    /// object, the engine over the text, `publish` (metrics, request split, detail lines).
+    compute: Duration,
+    stdout_bytes: u64,
+    platform_bytes: u64,
+    /// Each invocation's results, for the custom metrics they make.
+    engines: Vec<Results>,
+}
+
+/// Runs the S3 path's invocations over the hour's objects: what the function does after
+/// GetObject, with the same library calls (the SQS and S3 event parsing are not timed).
+fn run_s3_hour(a: &CostArgs, h: &Hour) -> anyhow::Result<S3Hour> {
+    let cfg = config(a, &h.sim)?;
+    let sender = CountingSender::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let mut reader = Reader::default();
+    let (mut inflated, mut stdout) = (Vec::new(), Vec::new());
+    let mut s = S3Hour {
+        invocations: 0,
+        records: 0,
+        nat_bytes: 0,
+        requests: 0,
+        sending_invocations: 0,
+        compute: Duration::ZERO,
+        stdout_bytes: 0,
+        platform_bytes: 0,
+        engines: Vec::new(),
+    };
+    let requests_so_far = || *sender.requests.lock().unwrap_or_else(|p| p.into_inner());
+    let mut windows: BTreeMap<i64, Vec<&S3Object>> = BTreeMap::new();
+    for o in &h.objects {
+        windows.entry(o.window).or_default().push(o);
+    }
+    let batches = windows
+        .values()
+        .flat_map(|w| w.chunks(a.sqs_batch_size.max(1)));
+    for (i, batch) in batches.enumerate() {
+        let request_id = format!("5a3c0e2d-0000-4697-b07a-{i:012}");
+        let before = requests_so_far();
+        let t = Instant::now();
+        let attributor = Attributor::new(&cfg.topology, cfg.format.clone());
+        let mut engine = attributor.results();
+        for o in batch {
+            inflated.clear();
+            flate2::read::GzDecoder::new(&o.gzip[..]).read_to_end(&mut inflated)?;
+            let (header, rest, first_line) = split_header(&inflated);
+            let format = header
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{}: header line: {e}", o.log_stream))?;
+            let text = Text {
+                bytes: rest,
+                format: format.as_ref(),
+                origin: &o.log_stream,
+                first_line,
+                fallback_time: o.window,
+            };
+            attributor.ingest(Input::Text(text), &mut reader, &mut engine)?;
+        }
+        rt.block_on(natmeter_cloudwatch::publish::publish(
+            &engine,
+            &cfg,
+            Some(&sender),
+            tokio::time::Instant::now() + Duration::from_secs(60),
+            h.start + 3900,
+            &HashSet::new(),
+            &mut stdout,
+        ))?;
+        let took = t.elapsed();
+        s.compute += took;
+        s.invocations += 1;
+        s.records += engine.records().read;
+        s.nat_bytes += engine.ledger().total_bytes();
+        s.sending_invocations += u64::from(requests_so_far() > before);
+        s.platform_bytes +=
+            platform_lines(&request_id, took.as_secs_f64() * 1e3, a.memory_mb) as u64;
+        s.engines.push(engine);
+    }
+    s.requests = requests_so_far() as u64;
+    s.stdout_bytes = stdout.len() as u64;
+    Ok(s)
+}
+
 /// Distinct metric identities (name and dimension values) of the hour's datums: what custom
 /// metrics bill, prorated by the hour.
 fn metric_ids(engines: &[Results], topo: &Topology, opts: &MetricOptions) -> (usize, usize) {
@@ -390,9 +620,339 @@ fn tiered(gb: f64, tiers: &[(f64, f64)]) -> f64 {
     usd
 }
 
+/// The ways the flow logs reach the function (docs/operations.md §3.1, §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// Delivered to the log group, pushed to the function by its subscription filter.
+    Subscription,
+    /// Delivered to S3 as gzip text, announced through SQS.
+    S3Text,
+    /// Delivered to S3 as Parquet, announced through SQS.
+    S3Parquet,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::Subscription => "CloudWatch Logs subscription",
+            Path::S3Text => "S3 text",
+            Path::S3Parquet => "S3 Parquet",
+        }
+    }
+}
+
+/// A month of one path's flow-log handling, in the units each part is billed in.
+#[derive(Clone, Copy, Debug, Default)]
+struct FlowLogUse {
+    /// Uncompressed GB delivered: what vended logs, and Parquet conversion, are billed on.
+    delivered_gb: f64,
+    /// GB-months kept: the stored (compressed) size over the retention.
+    stored_gb_month: f64,
+    /// S3 objects: each written once (PUT), read once (GET) and announced once (SendMessage).
+    objects: f64,
+    /// SQS batches: each one ReceiveMessage that returns it and one DeleteMessageBatch.
+    batches: f64,
+    /// ReceiveMessage calls that come back empty while the queue is idle.
+    idle_polls: f64,
+}
+
+/// What a path's flow-log handling costs a month, by line, USD.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct FlowLogBill {
+    delivery: f64,
+    conversion: f64,
+    storage: f64,
+    s3_put: f64,
+    s3_get: f64,
+    sqs_send: f64,
+    sqs_batches: f64,
+    sqs_idle: f64,
+}
+
+impl FlowLogBill {
+    fn total(&self) -> f64 {
+        self.delivery
+            + self.conversion
+            + self.storage
+            + self.s3_put
+            + self.s3_get
+            + self.sqs_send
+            + self.sqs_batches
+            + self.sqs_idle
+    }
+}
+
+/// The path's prices applied to its use. A subscription has no per-request charge of its own:
+/// CloudWatch Logs bills ingestion and storage, and the invocations are the function's.
+fn price_flow_logs(path: Path, u: &FlowLogUse) -> FlowLogBill {
+    let sqs = |requests: f64| requests / 1e6 * SQS_PER_MILLION;
+    match path {
+        Path::Subscription => FlowLogBill {
+            delivery: tiered(u.delivered_gb, &VENDED_TO_LOGS),
+            storage: u.stored_gb_month * LOGS_STORE_GB_MONTH,
+            ..FlowLogBill::default()
+        },
+        Path::S3Text | Path::S3Parquet => FlowLogBill {
+            delivery: tiered(u.delivered_gb, &VENDED_TO_S3),
+            conversion: if path == Path::S3Parquet {
+                u.delivered_gb * PARQUET_PER_GB
+            } else {
+                0.0
+            },
+            storage: u.stored_gb_month * S3_STANDARD_GB_MONTH,
+            s3_put: u.objects / 1000.0 * S3_PUT_PER_1000,
+            s3_get: u.objects / 1000.0 * S3_GET_PER_1000,
+            sqs_send: sqs(u.objects),
+            sqs_batches: sqs(2.0 * u.batches),
+            sqs_idle: sqs(u.idle_polls),
+        },
+    }
+}
+
+/// GB-months held at steady state when `monthly_gb` arrive each month and each is kept
+/// `retention_days`.
+fn stored_gb_month(monthly_gb: f64, retention_days: u32) -> f64 {
+    monthly_gb * f64::from(retention_days) * 24.0 / HOURS_PER_MONTH
+}
+
+/// Lambda's pollers keep long-polling the queue; the polls that return a batch are counted
+/// with the batches.
+fn idle_polls(batches_per_month: f64) -> f64 {
+    let polls = SQS_IDLE_POLLERS * HOURS_PER_MONTH * 3600.0 / SQS_LONG_POLL_SECONDS;
+    (polls - batches_per_month).max(0.0)
+}
+
+/// Lambda's bill for a month of invocations of `ms` each, rounded up to the millisecond it is
+/// billed in.
+#[derive(Clone, Copy, Debug)]
+struct LambdaBill {
+    invocations: f64,
+    billed_ms: f64,
+    gb_seconds: f64,
+}
+
+impl LambdaBill {
+    fn of(invocations: f64, ms: f64, memory_mb: u32) -> LambdaBill {
+        let billed_ms = ms.ceil();
+        LambdaBill {
+            invocations,
+            billed_ms,
+            gb_seconds: invocations * billed_ms / 1000.0 * f64::from(memory_mb) / 1024.0,
+        }
+    }
+    fn requests_usd(&self) -> f64 {
+        self.invocations / 1e6 * LAMBDA_PER_MILLION
+    }
+    fn compute_usd(&self) -> f64 {
+        self.gb_seconds * LAMBDA_ARM_GB_SECOND
+    }
+    fn usd(&self) -> f64 {
+        self.requests_usd() + self.compute_usd()
+    }
+}
+
+/// What the function itself costs a month on one path.
+struct FunctionBill {
+    lambda: LambdaBill,
+    /// Custom metrics (each namespace's copy counted).
+    metrics: usize,
+    put_requests: f64,
+    /// Its log group's ingestion: summaries, warnings, detail and EMF lines, platform lines.
+    log_gb: f64,
+}
+
+impl FunctionBill {
+    fn metrics_usd(&self) -> f64 {
+        self.metrics as f64 * CUSTOM_METRIC_MONTH
+    }
+    fn put_usd(&self) -> f64 {
+        self.put_requests / 1000.0 * PUT_METRIC_DATA_PER_1000
+    }
+    fn logs_usd(&self) -> f64 {
+        self.log_gb * LOG_INGEST_PER_GB
+    }
+    fn total(&self) -> f64 {
+        self.metrics_usd() + self.put_usd() + self.lambda.usd() + self.logs_usd()
+    }
+}
+
+/// A unit price as the pricing pages write it: at least two decimals, no trailing zeros.
+fn usd(p: f64) -> String {
+    let s = format!("{p:.10}");
+    let s = s.trim_end_matches('0');
+    let decimals = s.len() - s.find('.').map_or(s.len(), |i| i + 1);
+    format!("${s}{}", "0".repeat(2usize.saturating_sub(decimals)))
+}
+
+/// The first tier's price, marked when the volume reaches past it.
+fn tier_price(gb: f64, tiers: &[(f64, f64)]) -> String {
+    let (first_upper, first) = tiers[0];
+    if gb > first_upper {
+        format!("{}/GB tiered", usd(first))
+    } else {
+        format!("{}/GB", usd(first))
+    }
+}
+
+/// The delivery paths' table: each line's quantity, unit price and USD a month, per path.
+fn paths_table(
+    out: &mut dyn std::io::Write,
+    paths: &[(Path, &FlowLogUse, &FunctionBill)],
+    a: &CostArgs,
+) -> std::io::Result<()> {
+    type Cell = Option<(String, f64)>;
+    let names: Vec<&str> = paths.iter().map(|p| p.0.name()).collect();
+    writeln!(out, "| item | {} |", names.join(" | "))?;
+    writeln!(out, "|---|{}", "--:|".repeat(paths.len()))?;
+    let mut totals = vec![0.0; paths.len()];
+    let mut row = |item: &str, cell: &dyn Fn(Path, &FlowLogUse, &FunctionBill) -> Cell| {
+        let cells: Vec<String> = paths
+            .iter()
+            .zip(&mut totals)
+            .map(|((p, u, f), total)| match cell(*p, u, f) {
+                Some((what, usd)) => {
+                    *total += usd;
+                    format!("{what} = {usd:.2}")
+                }
+                None => "–".into(),
+            })
+            .collect();
+        writeln!(out, "| {item} | {} |", cells.join(" | "))
+    };
+    let s3 = |p: Path| p != Path::Subscription;
+    row(
+        "flow-log delivery (vended logs, on the uncompressed GB)",
+        &|p, u, _| {
+            let tiers = if s3(p) {
+                &VENDED_TO_S3
+            } else {
+                &VENDED_TO_LOGS
+            };
+            let what = format!(
+                "{:.2} GB × {}",
+                u.delivered_gb,
+                tier_price(u.delivered_gb, tiers)
+            );
+            Some((what, price_flow_logs(p, u).delivery))
+        },
+    )?;
+    row("Parquet conversion (on the same GB)", &|p, u, _| {
+        (p == Path::S3Parquet).then(|| {
+            let what = format!("{:.2} GB × {}/GB", u.delivered_gb, usd(PARQUET_PER_GB));
+            (what, price_flow_logs(p, u).conversion)
+        })
+    })?;
+    row(
+        &format!(
+            "flow-log storage, {} days (compressed GB kept)",
+            a.retention_days
+        ),
+        &|p, u, _| {
+            let rate = if s3(p) {
+                S3_STANDARD_GB_MONTH
+            } else {
+                LOGS_STORE_GB_MONTH
+            };
+            let what = format!("{:.2} GB-month × {}", u.stored_gb_month, usd(rate));
+            Some((what, price_flow_logs(p, u).storage))
+        },
+    )?;
+    let requests = |n: f64, price: &str, usd: f64| (format!("{n:.0} × {price}"), usd);
+    let per_1000 = |p: f64| format!("{} per 1,000", usd(p));
+    let sqs_price = format!("{} per 1M", usd(SQS_PER_MILLION));
+    row("S3 PUT (delivery writes each object)", &|p, u, _| {
+        s3(p).then(|| {
+            requests(
+                u.objects,
+                &per_1000(S3_PUT_PER_1000),
+                price_flow_logs(p, u).s3_put,
+            )
+        })
+    })?;
+    row(
+        "S3 GET (the function reads each object once)",
+        &|p, u, _| {
+            s3(p).then(|| {
+                requests(
+                    u.objects,
+                    &per_1000(S3_GET_PER_1000),
+                    price_flow_logs(p, u).s3_get,
+                )
+            })
+        },
+    )?;
+    row(
+        "SQS SendMessage (an S3 notification per object)",
+        &|p, u, _| s3(p).then(|| requests(u.objects, &sqs_price, price_flow_logs(p, u).sqs_send)),
+    )?;
+    row(
+        "SQS ReceiveMessage and DeleteMessageBatch (one each per batch)",
+        &|p, u, _| {
+            s3(p).then(|| {
+                requests(
+                    2.0 * u.batches,
+                    &sqs_price,
+                    price_flow_logs(p, u).sqs_batches,
+                )
+            })
+        },
+    )?;
+    row(
+        &format!(
+            "SQS empty long polls ({SQS_IDLE_POLLERS} pollers, {SQS_LONG_POLL_SECONDS} s each)"
+        ),
+        &|p, u, _| {
+            s3(p).then(|| requests(u.idle_polls, &sqs_price, price_flow_logs(p, u).sqs_idle))
+        },
+    )?;
+    row("Lambda requests", &|_, _, f| {
+        let price = format!("{} per 1M", usd(LAMBDA_PER_MILLION));
+        Some(requests(
+            f.lambda.invocations,
+            &price,
+            f.lambda.requests_usd(),
+        ))
+    })?;
+    row(
+        &format!("Lambda compute ({} MB arm64)", a.memory_mb),
+        &|_, _, f| {
+            let what = format!(
+                "{:.0} GB-s ({:.0} ms billed each) × {}",
+                f.lambda.gb_seconds,
+                f.lambda.billed_ms,
+                usd(LAMBDA_ARM_GB_SECOND)
+            );
+            Some((what, f.lambda.compute_usd()))
+        },
+    )?;
+    row("custom metrics", &|_, _, f| {
+        let what = format!("{} × {}", f.metrics, usd(CUSTOM_METRIC_MONTH));
+        Some((what, f.metrics_usd()))
+    })?;
+    row("PutMetricData requests", &|_, _, f| {
+        Some(requests(
+            f.put_requests,
+            &per_1000(PUT_METRIC_DATA_PER_1000),
+            f.put_usd(),
+        ))
+    })?;
+    row("the function's log ingestion", &|_, _, f| {
+        let what = format!("{:.2} GB × {}/GB", f.log_gb, usd(LOG_INGEST_PER_GB));
+        Some((what, f.logs_usd()))
+    })?;
+    let totals: Vec<String> = totals.iter().map(|t| format!("**{t:.2}**")).collect();
+    writeln!(out, "| **total** | {} |", totals.join(" | "))
+}
+
 pub fn run(a: CostArgs) -> anyhow::Result<()> {
     let h = run_hour(&a)?;
-    let cfg = config(&a, &h.sim)?;
+    let s3 = run_s3_hour(&a, &h)?;
+    report(&a, &h, &s3, &mut std::io::stdout().lock())
+}
+
+/// The bill of the measured hour, as markdown.
+fn report(a: &CostArgs, h: &Hour, s3: &S3Hour, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let cfg = config(a, &h.sim)?;
     let topo = h.sim.topology();
     let format = h.sim.format();
     let attributor = Attributor::new(&topo, format);
@@ -429,23 +989,24 @@ pub fn run(a: CostArgs) -> anyhow::Result<()> {
     let cpu_share = (f64::from(a.memory_mb) / LAMBDA_MB_PER_VCPU).min(1.0);
     let lambda_ms =
         compute_ms / cpu_share + a.put_round_trip_ms * h.sending_invocations as f64 / inv.max(1.0);
-    let billed_ms = lambda_ms.ceil();
-    let gb_seconds = inv * m * billed_ms / 1000.0 * f64::from(a.memory_mb) / 1024.0;
-    let lambda_usd = inv * m / 1e6 * LAMBDA_PER_MILLION + gb_seconds * LAMBDA_ARM_GB_SECOND;
+    let lambda = LambdaBill::of(inv * m, lambda_ms, a.memory_mb);
+    let (billed_ms, gb_seconds, lambda_usd) = (lambda.billed_ms, lambda.gb_seconds, lambda.usd());
     let function_log_bytes = (h.log_bytes + h.stdout_bytes + h.platform_bytes) as f64 * m;
     let logs_usd = function_log_bytes / GIB * LOG_INGEST_PER_GB;
     let natmeter_usd = metrics_usd + put_usd + lambda_usd + logs_usd;
     let flow_gb = h.flow_bytes as f64 * m / GIB;
     let flow_logs_usd = tiered(flow_gb, &VENDED_TO_LOGS);
-    let flow_s3_usd = tiered(flow_gb, &VENDED_TO_S3);
-    let parquet_usd = flow_gb * PARQUET_PER_GB;
+    // S3 delivery bills the objects' uncompressed text: the records, their newlines and one
+    // header line per object (docs/operations.md §3.1).
+    let s3_gb = h.objects.iter().map(|o| o.text_bytes).sum::<u64>() as f64 * m / GIB;
+    let flow_s3_usd = tiered(s3_gb, &VENDED_TO_S3);
+    let parquet_usd = s3_gb * PARQUET_PER_GB;
     let nat_gb = h.nat_bytes as f64 * m / GIB;
     let nat_usd = cost(h.nat_bytes, cfg.price_per_gb) * m;
     let nat_hours_usd = a.nat_gateways as f64 * m * NAT_GATEWAY_HOUR;
     let solution_usd = natmeter_usd + flow_logs_usd;
 
     let command: Vec<String> = std::env::args().collect();
-    let mut out = std::io::stdout().lock();
     writeln!(out, "### `natmeter cost`: an example run\n")?;
     writeln!(
         out,
@@ -550,11 +1111,11 @@ pub fn run(a: CostArgs) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "| for comparison: the same flow logs delivered to S3 as text (for `natmeter report`) | {flow_gb:.2} GB | {flow_s3_usd:.2} |"
+        "| for comparison: the same flow logs delivered to S3 as text (for `natmeter report`) | {s3_gb:.2} GB | {flow_s3_usd:.2} |"
     )?;
     writeln!(
         out,
-        "| for comparison: to S3 as Parquet (conversion on top) | {flow_gb:.2} GB | {:.2} |",
+        "| for comparison: to S3 as Parquet (conversion on top) | {s3_gb:.2} GB | {:.2} |",
         flow_s3_usd + parquet_usd
     )?;
     writeln!(
@@ -575,6 +1136,101 @@ pub fn run(a: CostArgs) -> anyhow::Result<()> {
         natmeter_usd / nat_usd * 100.0,
         solution_usd / nat_usd * 100.0,
         solution_usd / (nat_usd + nat_hours_usd) * 100.0
+    )?;
+
+    // The S3 path's function, priced the way the subscription path's is above.
+    let s3_inv = s3.invocations as f64;
+    let s3_compute_ms = s3.compute.as_secs_f64() * 1e3 / s3_inv.max(1.0);
+    let s3_lambda_ms = s3_compute_ms / cpu_share
+        + a.get_round_trip_ms
+        + a.put_round_trip_ms * s3.sending_invocations as f64 / s3_inv.max(1.0);
+    let (s3_ids, s3_source_ids) =
+        metric_ids(&s3.engines, &topo, &opts(a.max_sources, a.min_source_share));
+    // The summary line is the function's; on this path it is written once per batch, at the
+    // size it has on the subscription path. The skipped records' warnings stay as they were.
+    let summary = h.summary_bytes as f64 / (h.summaries as f64).max(1.0);
+    let s3_structured = s3_inv * summary + h.log_bytes.saturating_sub(h.summary_bytes) as f64;
+    let s3_function = FunctionBill {
+        lambda: LambdaBill::of(s3_inv * m, s3_lambda_ms, a.memory_mb),
+        metrics: s3_ids * namespaces,
+        put_requests: s3.requests as f64 * m,
+        log_gb: (s3_structured + (s3.stdout_bytes + s3.platform_bytes) as f64) * m / GIB,
+    };
+    let subscription_function = FunctionBill {
+        lambda,
+        metrics: ids,
+        put_requests: h.requests as f64 * m,
+        log_gb: function_log_bytes / GIB,
+    };
+    let objects = h.objects.len() as f64;
+    let gzip_bytes = h.objects.iter().map(|o| o.gzip.len() as u64).sum::<u64>();
+    let subscription_use = FlowLogUse {
+        delivered_gb: flow_gb,
+        stored_gb_month: stored_gb_month(h.archived_bytes as f64 * m / GIB, a.retention_days),
+        ..FlowLogUse::default()
+    };
+    let s3_use = FlowLogUse {
+        delivered_gb: s3_gb,
+        stored_gb_month: stored_gb_month(gzip_bytes as f64 * m / GIB, a.retention_days),
+        objects: objects * m,
+        batches: s3_inv * m,
+        idle_polls: idle_polls(s3_inv * m),
+    };
+    let paths = [
+        (
+            Path::Subscription,
+            &subscription_use,
+            &subscription_function,
+        ),
+        (Path::S3Text, &s3_use, &s3_function),
+        (Path::S3Parquet, &s3_use, &s3_function),
+    ];
+    writeln!(
+        out,
+        "\n### Delivery paths side by side\n\nThe same hour's records in the module's format, \
+         delivered three ways. CloudWatch Logs: {} events, archived as {:.0} bytes each (gzip \
+         level 6 of each 1-minute batch, plus {LOGS_ARCHIVE_EVENT_METADATA} bytes of metadata per \
+         event). S3: {objects:.0} objects in the hour (one per NAT ENI per 5 minutes: a header \
+         line and the records, {:.1} KB on average, {:.1} KB gzipped with flate2 at level 6), read \
+         in {s3_inv:.0} SQS batches of at most {} objects. Every quantity is per month.\n",
+        h.flow_records,
+        h.archived_bytes as f64 / (h.flow_records as f64).max(1.0),
+        s3_gb * GIB / m / objects.max(1.0) / 1024.0,
+        gzip_bytes as f64 / objects.max(1.0) / 1024.0,
+        a.sqs_batch_size.max(1),
+    )?;
+    writeln!(
+        out,
+        "S3 path compute: {s3_compute_ms:.2} ms per invocation here (gunzip, header line, the \
+         engine over the text and publishing, one core of this machine), {:.1} ms on {} MB, plus \
+         {} ms GetObject round trip (assumed: --get-round-trip-ms) and {} ms PutMetricData round \
+         trip for the {:.0}% of invocations that send: billed {:.0} ms.\n",
+        s3_compute_ms / cpu_share,
+        a.memory_mb,
+        a.get_round_trip_ms,
+        a.put_round_trip_ms,
+        s3.sending_invocations as f64 * 100.0 / s3_inv.max(1.0),
+        s3_function.lambda.billed_ms,
+    )?;
+    paths_table(out, &paths, a)?;
+    let total =
+        |(p, u, f): &(Path, &FlowLogUse, &FunctionBill)| price_flow_logs(*p, u).total() + f.total();
+    writeln!(
+        out,
+        "\nWith its flow logs, natmeter costs {:.1}% of the NAT processing charge on the \
+         CloudWatch Logs subscription, {:.1}% on S3 text, {:.1}% on S3 Parquet ({} of the S3 \
+         path's custom metrics are SourceIp). Delivery and Parquet conversion are billed on the \
+         uncompressed log volume, so Parquet's smaller objects do not lower them; storage is \
+         billed on the compressed bytes. The Parquet column stores and reads the text objects, \
+         since `natmeter cost` writes no Parquet (AWS: gzip Parquet takes about 20% less than \
+         gzip text above 100 KB per file, possibly more below). S3 delivers every 5 minutes, so the \
+         per-minute metrics arrive up to 5 minutes later than by subscription. A batch holds \
+         what one poll returns: --sqs-batch-size 1 prices an invocation per object. Not \
+         included: free tiers, the function's own log storage, the dashboard.",
+        total(&paths[0]) / nat_usd * 100.0,
+        total(&paths[1]) / nat_usd * 100.0,
+        total(&paths[2]) / nat_usd * 100.0,
+        s3_source_ids * namespaces,
     )?;
 
     writeln!(
@@ -630,6 +1286,9 @@ mod tests {
             put_round_trip_ms: 20.0,
             region: "us-east-1".into(),
             seed: 3,
+            retention_days: 30,
+            sqs_batch_size: 10,
+            get_round_trip_ms: 20.0,
         }
     }
 
@@ -668,6 +1327,294 @@ mod tests {
         // The module's format is shorter than the simulator's: delivery is priced on its lines.
         let sim_bytes: u64 = h.sim.events.iter().map(|e| e.decoded_bytes as u64).sum();
         assert!(h.flow_bytes > 0 && h.flow_bytes < sim_bytes);
+    }
+
+    fn close(got: f64, want: f64) -> bool {
+        (got - want).abs() < 1e-9 * want.abs().max(1.0)
+    }
+
+    /// Each path's lines at the prices docs/operations.md §3.1 lists, computed by hand.
+    #[test]
+    fn each_path_is_priced_at_its_documented_rates() {
+        let u = FlowLogUse {
+            delivered_gb: 100.0,
+            stored_gb_month: 10.0,
+            objects: 26_280.0,
+            batches: 8_760.0,
+            idle_polls: 648_240.0,
+        };
+        let logs = price_flow_logs(Path::Subscription, &u);
+        // $0.50/GB delivered, $0.03/GB-month stored, no request of its own.
+        assert!(close(logs.delivery, 50.0));
+        assert!(close(logs.storage, 0.30));
+        assert!(close(logs.total(), 50.30));
+        let text = price_flow_logs(Path::S3Text, &u);
+        assert!(close(text.delivery, 25.0));
+        assert_eq!(text.conversion, 0.0);
+        assert!(close(text.storage, 0.23));
+        assert!(close(text.s3_put, 26.28 * 0.005));
+        assert!(close(text.s3_get, 26.28 * 0.0004));
+        assert!(close(text.sqs_send, 0.026_28 * 0.40));
+        // A ReceiveMessage and a DeleteMessageBatch per batch.
+        assert!(close(text.sqs_batches, 0.017_52 * 0.40));
+        assert!(close(text.sqs_idle, 0.648_24 * 0.40));
+        let parquet = price_flow_logs(Path::S3Parquet, &u);
+        // Conversion on the same uncompressed GB as delivery: $0.035 on 100 GB.
+        assert!(close(parquet.conversion, 3.5));
+        assert!(close(parquet.total(), text.total() + 3.5));
+
+        // Past the first 10 TB: 10,240 GB at the first rate, the rest at the second.
+        let big = FlowLogUse {
+            delivered_gb: 11.0 * 1024.0,
+            ..FlowLogUse::default()
+        };
+        let big_logs = price_flow_logs(Path::Subscription, &big);
+        assert!(close(big_logs.delivery, 10_240.0 * 0.50 + 1024.0 * 0.25));
+        let big_parquet = price_flow_logs(Path::S3Parquet, &big);
+        assert!(close(big_parquet.delivery, 10_240.0 * 0.25 + 1024.0 * 0.15));
+        assert!(close(big_parquet.conversion, 11_264.0 * 0.035));
+
+        // 30 days of a 730-hour month's volume held at once.
+        assert!(close(stored_gb_month(73.0, 30), 72.0));
+        // Five pollers, one 20 s poll each: 657,000 polls a month, of which these returned batches.
+        assert!(close(idle_polls(8_760.0), 657_000.0 - 8_760.0));
+        assert_eq!(idle_polls(1e9), 0.0);
+    }
+
+    #[test]
+    fn lambda_is_billed_per_started_millisecond() {
+        let l = LambdaBill::of(8_760.0, 99.2, 256);
+        assert_eq!(l.billed_ms, 100.0);
+        // 8,760 × 0.1 s × 0.25 GB.
+        assert!(close(l.gb_seconds, 219.0));
+        assert!(close(
+            l.usd(),
+            8_760.0 / 1e6 * 0.20 + 219.0 * 0.000_013_333_4
+        ));
+    }
+
+    /// The table's cells name quantity, unit price and USD, and its totals add every line.
+    #[test]
+    fn the_paths_table_adds_its_lines() {
+        let u = FlowLogUse {
+            delivered_gb: 100.0,
+            stored_gb_month: 10.0,
+            objects: 26_280.0,
+            batches: 8_760.0,
+            idle_polls: 648_240.0,
+        };
+        let f = FunctionBill {
+            lambda: LambdaBill::of(8_760.0, 99.2, 256),
+            metrics: 44,
+            put_requests: 8_760.0,
+            log_gb: 10.0,
+        };
+        let paths = [
+            (Path::Subscription, &u, &f),
+            (Path::S3Text, &u, &f),
+            (Path::S3Parquet, &u, &f),
+        ];
+        let mut out = Vec::new();
+        paths_table(&mut out, &paths, &args("cloudwatch")).unwrap();
+        let table = String::from_utf8(out).unwrap();
+        let row = |item: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("| {item}")))
+                .unwrap_or_else(|| panic!("no {item} in\n{table}"))
+                .to_string()
+        };
+        assert_eq!(
+            row("flow-log delivery"),
+            "| flow-log delivery (vended logs, on the uncompressed GB) | 100.00 GB × $0.50/GB = 50.00 \
+             | 100.00 GB × $0.25/GB = 25.00 | 100.00 GB × $0.25/GB = 25.00 |"
+        );
+        assert_eq!(
+            row("Parquet conversion"),
+            "| Parquet conversion (on the same GB) | – | – | 100.00 GB × $0.035/GB = 3.50 |"
+        );
+        assert!(row("S3 GET").ends_with(
+            "| – | 26280 × $0.0004 per 1,000 = 0.01 | 26280 × $0.0004 per 1,000 = 0.01 |"
+        ));
+        assert!(
+            row("Lambda compute").contains("219 GB-s (100 ms billed each) × $0.0000133334 = 0.00")
+        );
+        // Function: 13.20 metrics + 0.0876 PutMetricData + 0.001752 + 0.00292 Lambda + 5.00 logs.
+        let function = 13.2 + 0.0876 + 0.001752 + 219.0 * 0.000_013_333_4 + 5.0;
+        let s3_requests = 0.1314 + 0.010_512 + 0.010_512 + 0.007_008 + 0.259_296;
+        assert_eq!(
+            row("**total**"),
+            format!(
+                "| **total** | **{:.2}** | **{:.2}** | **{:.2}** |",
+                50.0 + 0.30 + function,
+                25.0 + 0.23 + s3_requests + function,
+                25.0 + 3.5 + 0.23 + s3_requests + function
+            )
+        );
+        assert_eq!(
+            row("**total**"),
+            "| **total** | **68.59** | **43.94** | **47.44** |"
+        );
+    }
+
+    /// The S3 objects are the simulated records themselves: one per NAT ENI per 5 minutes, a
+    /// header line and the module-format lines, gzip that inflates back to exactly that.
+    #[test]
+    fn s3_objects_are_the_simulated_records() {
+        let small = run_hour(&args("cloudwatch")).unwrap();
+        let enis = small.sim.gateways.len();
+        assert_eq!(small.objects.len(), enis * 12);
+        let header = MODULE_FIELDS.join(" ");
+        let (mut records, mut odd) = (0u64, 0u64);
+        for o in &small.objects {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&o.gzip[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            assert_eq!(text.len() as u64, o.text_bytes);
+            let mut lines = text.lines();
+            assert_eq!(lines.next(), Some(header.as_str()));
+            for l in lines {
+                // The simulator's deliberately corrupt records stay as they were written.
+                odd += u64::from(l.split(' ').count() != MODULE_FIELDS.len());
+                records += 1;
+            }
+            assert!(
+                o.gzip.len() as u64 * 4 < o.text_bytes,
+                "flow-log text compresses well"
+            );
+        }
+        assert_eq!(records, small.flow_records);
+        assert!(odd <= small.sim.truth.records.parse_errors, "{odd}");
+        // Lines and their newlines, plus one header line per object.
+        let text: u64 = small.objects.iter().map(|o| o.text_bytes).sum();
+        let headers = small.objects.len() as u64 * (header.len() as u64 + 1);
+        assert_eq!(text, small.flow_bytes + small.flow_records + headers);
+        // CloudWatch Logs' archive: compressed events plus 26 bytes each.
+        assert!(small.archived_bytes > 26 * small.flow_records);
+        assert!(small.archived_bytes < small.flow_bytes);
+
+        // Twice the pods and another gateway: more records, more bytes, more objects.
+        let mut a = args("cloudwatch");
+        a.pods *= 2;
+        a.nat_gateways += 1;
+        let big = run_hour(&a).unwrap();
+        assert_eq!(big.objects.len(), (enis + 1) * 12);
+        assert!(big.flow_records > small.flow_records);
+        assert!(big.flow_bytes > small.flow_bytes);
+        assert!(big.archived_bytes > small.archived_bytes);
+        let gz = |h: &Hour| h.objects.iter().map(|o| o.gzip.len()).sum::<usize>();
+        assert!(gz(&big) > gz(&small));
+    }
+
+    /// The S3 path's invocations count what the subscription path counts: every record, every
+    /// NAT byte of the simulation's truth; one invocation per SQS batch.
+    #[test]
+    fn the_s3_path_counts_the_same_traffic() {
+        let a = args("cloudwatch");
+        let h = run_hour(&a).unwrap();
+        let s3 = run_s3_hour(&a, &h).unwrap();
+        assert_eq!(s3.records, h.sim.truth.records.read);
+        assert_eq!(s3.nat_bytes, h.sim.truth.totals.bytes);
+        // Two ENIs' objects per window fit one batch of ten.
+        assert_eq!(s3.invocations, 12);
+        assert!(s3.requests >= s3.sending_invocations && s3.sending_invocations > 0);
+        assert!(s3.compute > Duration::ZERO && s3.stdout_bytes > 0);
+        let one = CostArgs {
+            sqs_batch_size: 1,
+            ..args("cloudwatch")
+        };
+        let per_object = run_s3_hour(&one, &h).unwrap();
+        assert_eq!(per_object.invocations, h.objects.len() as u64);
+        assert_eq!(per_object.nat_bytes, h.sim.truth.totals.bytes);
+    }
+
+    /// The report's existing lines are what they were before the delivery paths were added:
+    /// the same rows, in the same order, from the same formulas (the two S3 comparison rows
+    /// now price the objects' text, header lines included, as the paths table does).
+    #[test]
+    fn the_existing_rows_are_unchanged() {
+        let a = args("cloudwatch");
+        let h = run_hour(&a).unwrap();
+        let s3 = run_s3_hour(&a, &h).unwrap();
+        let mut out = Vec::new();
+        report(&a, &h, &s3, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+
+        // The formulas of the report before the delivery paths, written out again.
+        let cfg = config(&a, &h.sim).unwrap();
+        let topo = h.sim.topology();
+        let attributor = Attributor::new(&topo, h.sim.format());
+        let mut reader = Reader::default();
+        let engines: Vec<Results> = h
+            .sim
+            .events
+            .iter()
+            .map(|e| {
+                let mut engine = attributor.results();
+                let input = Input::Event {
+                    bytes: e.json.as_bytes(),
+                    origin: "t",
+                };
+                attributor.ingest(input, &mut reader, &mut engine).unwrap();
+                engine
+            })
+            .collect();
+        let opts = MetricOptions {
+            max_sources: a.max_sources,
+            min_source_share: a.min_source_share,
+            price_per_gb: cfg.price_per_gb,
+            now: h.start + 3900,
+        };
+        let (ids, source_ids) = metric_ids(&engines, &topo, &opts);
+        let m = 730.0;
+        let inv = h.invocations as f64;
+        let compute_ms = h.compute.as_secs_f64() * 1e3 / inv;
+        let cpu_share = 256.0 / 1769.0;
+        let lambda_ms = compute_ms / cpu_share + 20.0 * h.sending_invocations as f64 / inv;
+        let billed_ms = lambda_ms.ceil();
+        let gb_seconds = inv * m * billed_ms / 1000.0 * 256.0 / 1024.0;
+        let lambda_usd = inv * m / 1e6 * 0.20 + gb_seconds * 0.000_013_333_4;
+        let log_gb = (h.log_bytes + h.stdout_bytes + h.platform_bytes) as f64 * m / GIB;
+        let metrics_usd = ids as f64 * 0.30;
+        let put_usd = h.requests as f64 * m / 1000.0 * 0.01;
+        let natmeter_usd = metrics_usd + put_usd + lambda_usd + log_gb * 0.50;
+        let flow_gb = h.flow_bytes as f64 * m / GIB;
+        let nat_usd = cost(h.nat_bytes, cfg.price_per_gb) * m;
+        let want = [
+            "### `natmeter cost`: an example run".to_string(),
+            "What the function wrote and spent, measured in the run:".into(),
+            "| output | lines per invocation | bytes per line | bytes per invocation |".into(),
+            "| item | quantity per month | USD per month |".into(),
+            format!("| custom metrics (distinct metric + dimension values in an hour, billed prorated hourly; {source_ids} of them SourceIp) | {ids} | {metrics_usd:.2} |"),
+            format!("| PutMetricData requests | {:.0} | {put_usd:.2} |", h.requests as f64 * m),
+            format!("| Lambda (256 MB arm64, {billed_ms:.0} ms billed per invocation) | {:.0} invocations, {gb_seconds:.0} GB-s | {lambda_usd:.2} |", inv * m),
+            format!("| the function's log ingestion (the lines above) | {log_gb:.2} GB | {:.2} |", log_gb * 0.50),
+            format!("| **natmeter** | | **{natmeter_usd:.2}** |"),
+            format!("| flow logs it needs, delivered to CloudWatch Logs (NAT ENIs only, 1-minute aggregation, {:.0} bytes per record; vended-logs tiers) | {flow_gb:.2} GB | {:.2} |", h.flow_bytes as f64 / h.flow_records as f64, flow_gb * 0.50),
+            format!("| **natmeter with its flow logs** | | **{:.2}** |", natmeter_usd + flow_gb * 0.50),
+            "| for comparison: the same flow logs delivered to S3 as text (for `natmeter report`) |".into(),
+            "| for comparison: to S3 as Parquet (conversion on top) |".into(),
+            format!("| NAT gateway data processing of the simulated traffic | {:.0} GB | {nat_usd:.2} |", h.nat_bytes as f64 * m / GIB),
+            format!("| NAT gateway hours (for scale) | {:.0} h | {:.2} |", 2.0 * m, 2.0 * m * 0.045),
+            format!("natmeter costs {:.1}% of the NAT processing charge", natmeter_usd / nat_usd * 100.0),
+            "### Delivery paths side by side".into(),
+            "| item | CloudWatch Logs subscription | S3 text | S3 Parquet |".into(),
+            "SourceIp metrics by cap (the cap is per invocation; distinct values accumulate over the hour):".into(),
+            "| NATMETER_MAX_SOURCES | NATMETER_MIN_SOURCE_SHARE | SourceIp metrics | all custom metrics | USD per month |".into(),
+        ];
+        let mut lines = text.lines();
+        for w in &want {
+            assert!(
+                lines.any(|l| l.starts_with(w.as_str())),
+                "missing, or out of order: {w}\n{text}"
+            );
+        }
+        // The flow logs' CloudWatch Logs delivery is the same number in both tables.
+        assert!(text.contains(&format!(
+            "| {flow_gb:.2} GB × $0.50/GB = {:.2} |",
+            flow_gb * 0.50
+        )));
     }
 
     #[test]
