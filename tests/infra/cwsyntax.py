@@ -30,7 +30,10 @@ AWS_METRICS: dict[str, dict[str, list[set[str]]]] = {
     },
     "AWS/SQS": {
         m: [{"QueueName"}]
-        for m in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "NumberOfMessagesSent")
+        for m in (
+            "ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "ApproximateAgeOfOldestMessage",
+            "NumberOfMessagesSent",
+        )
     },
     "AWS/NATGateway": {
         m: [{"NatGatewayId"}]

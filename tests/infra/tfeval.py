@@ -479,6 +479,14 @@ def _fn_one(xs):
     return xs[0] if xs else None
 
 
+def _fn_substr(s, offset, length):
+    """Terraform's substr: a length of -1, or one past the end, takes the rest."""
+    offset, length = int(to_number(offset)), int(to_number(length))
+    if offset < 0:
+        offset = max(len(s) + offset, 0)
+    return s[offset:] if length < 0 else s[offset : offset + length]
+
+
 def _fn_fileexists(p):
     return os.path.isfile(p)
 
@@ -522,6 +530,7 @@ FUNCTIONS: dict[str, Callable] = {
     "replace": lambda s, old, new: s.replace(old, new) if not (old.startswith("/") and old.endswith("/")) else _re(old[1:-1]).sub(new, s),
     "split": lambda sep, s: s.split(sep),
     "startswith": lambda s, prefix: s.startswith(prefix),
+    "substr": _fn_substr,
     "sum": lambda xs: sum(to_number(x) for x in xs),
     "tolist": lambda xs: list(xs),
     "tonumber": lambda v: None if v is None else to_number(v),

@@ -1,6 +1,9 @@
 # natmeter on NAT gateways that already exist, without a VPC-wide flow log:
 # the module creates one flow log per NAT gateway ENI (its recommended format,
 # 60-second aggregation) and encrypts everything with a customer managed key.
+# With flow_log_destination = "s3" the flow logs go to the module's bucket
+# instead, and the key policy also lets the log delivery service and S3 use
+# the key.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -49,6 +52,52 @@ data "aws_iam_policy_document" "key" {
       identifiers = ["cloudwatch.amazonaws.com"]
     }
   }
+
+  # S3 path: flow logs write SSE-KMS objects into the bucket (VPC user guide,
+  # SSE-KMS for flow logs), and S3 sends notifications to the encrypted queue
+  # (SQS developer guide, KMS permissions for AWS services). Both for this
+  # account's resources only.
+  dynamic "statement" {
+    for_each = var.flow_log_destination == "s3" ? [1] : []
+
+    content {
+      sid       = "FlowLogDeliveryEncrypts"
+      actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["delivery.logs.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.current.account_id]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.flow_log_destination == "s3" ? [1] : []
+
+    content {
+      sid       = "S3NotifiesEncryptedQueue"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["s3.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.current.account_id]
+      }
+    }
+  }
 }
 
 resource "aws_kms_key" "natmeter" {
@@ -65,6 +114,7 @@ module "natmeter" {
   lambda_zip = "${path.root}/../../../target/lambda/bootstrap/bootstrap.zip"
 
   create_nat_flow_logs = true
+  flow_log_destination = var.flow_log_destination
   nat_gateway_ids      = var.nat_gateway_ids
   kms_key_arn          = aws_kms_key.natmeter.arn
 

@@ -17,3 +17,8 @@ output "metric_namespace" {
   description = "CloudWatch namespace of this deployment's natmeter metrics (NatMeter/<name>)."
   value       = module.natmeter.metric_namespace
 }
+
+output "flow_log_bucket_name" {
+  description = "Bucket of the NAT flow logs and the function's results with flow_log_destination = \"s3\"; null otherwise."
+  value       = module.natmeter.flow_log_bucket_name
+}

@@ -51,3 +51,14 @@ variable "daily_cost_alarm_usd" {
     error_message = "Variable daily_cost_alarm_usd must be greater than 0."
   }
 }
+
+variable "flow_log_destination" {
+  description = "Where the NAT flow logs go: \"cloudwatch\" (a log group the function is subscribed to) or \"s3\" (the module's bucket, an SQS queue of new objects, the function reading them)."
+  type        = string
+  default     = "cloudwatch"
+
+  validation {
+    condition     = contains(["cloudwatch", "s3"], var.flow_log_destination)
+    error_message = "Variable flow_log_destination must be \"cloudwatch\" or \"s3\"."
+  }
+}

@@ -1,7 +1,9 @@
 # Alarms: NAT spend (trailing 24 hours over a threshold; hourly cost above its
 # anomaly band), the processor (a sustained function error rate, events Lambda
 # gave up on, lost or aging in its asynchronous queue, failed events waiting in
-# the on-failure queue, subscription delivery errors and throttling) and what
+# the on-failure queue, subscription delivery errors and throttling on the
+# CloudWatch Logs path, flow-log objects in the dead-letter queue on the S3
+# path) and what
 # natmeter misses (a NAT gateway carrying traffic that natmeter does not see at
 # all, or sees only partly). All notify the alarm topic on ALARM and on OK.
 #
@@ -20,12 +22,18 @@ locals {
   alarm_keys = [
     "daily_cost", "hourly_cost_anomaly", "function_error_rate", "failed_events", "async_events_dropped",
     "destination_delivery_failures", "async_event_age", "delivery_errors", "delivery_throttling",
-    "silent_failure", "coverage",
+    "failed_objects", "silent_failure", "coverage",
   ]
   alarm_on = { for k in local.alarm_keys : k => lookup(var.alarm_enabled, k, true) }
 
   alarm_fn    = aws_lambda_function.this.function_name
   alarm_queue = aws_sqs_queue.failed_events.name
+
+  # Where a missing byte may have been lost on the way in, by path (the
+  # descriptions of the function error, silent-failure and coverage alarms).
+  alarm_function_retries = local.s3_enabled ? "Flow-log objects it failed on are received again after the queue's visibility timeout, and after ${local.flow_log_queue_max_receive_count} receives go to the ${local.flow_log_dlq_name} queue" : "Lambda retries each failed event twice, then sends it to the ${local.alarm_queue} queue"
+  alarm_silent_checks    = local.s3_enabled ? "Check the flow log of its ENI, the bucket's event notification to ${local.flow_log_queue_name} and the function's errors." : "Check the flow log of its ENI, the subscription filter and the function's errors."
+  alarm_coverage_checks  = local.s3_enabled ? "check that the flow log covers the gateway's ENI, the dead-letter queue ${local.flow_log_dlq_name} and the function's errors." : "check that the flow log covers the gateway's ENI, the failed-event queue and the subscription's delivery errors."
 
   # AWS/Logs subscription metrics carry LogGroupName, DestinationType and
   # FilterName. A Metrics Insights query selects this subscription by the two
@@ -130,7 +138,7 @@ resource "aws_cloudwatch_metric_alarm" "function_error_rate" {
   count = local.alarm_on.function_error_rate ? 1 : 0
 
   alarm_name        = "${local.alarm_prefix}function-error-rate"
-  alarm_description = "More than ${var.function_error_rate_percent} % of the invocations of the natmeter function ${local.alarm_fn} failed in each of the last three 5-minute periods. Lambda retries each failed event twice, then sends it to the ${local.alarm_queue} queue. See the function's log group for the error."
+  alarm_description = "More than ${var.function_error_rate_percent} % of the invocations of the natmeter function ${local.alarm_fn} failed in each of the last three 5-minute periods. ${local.alarm_function_retries}. See the function's log group for the error."
 
   evaluation_periods  = 3
   datapoints_to_alarm = 3
@@ -290,9 +298,10 @@ resource "aws_cloudwatch_metric_alarm" "async_event_age" {
 # CloudWatch Logs -> the function (the asynchronous Invoke call itself). A
 # non-retryable error (AccessDenied, ResourceNotFound) disables the
 # subscription for up to 10 minutes and skips the log events of that time; a
-# throttled Invoke is retried by CloudWatch Logs for up to 24 hours.
+# throttled Invoke is retried by CloudWatch Logs for up to 24 hours. Not on
+# the S3 path, which has no subscription (failed_objects below instead).
 resource "aws_cloudwatch_metric_alarm" "delivery_errors" {
-  count = local.alarm_on.delivery_errors ? 1 : 0
+  count = local.alarm_on.delivery_errors && !local.s3_enabled ? 1 : 0
 
   alarm_name        = "${local.alarm_prefix}subscription-delivery-errors"
   alarm_description = "CloudWatch Logs failed to deliver flow log events to the natmeter function ${local.alarm_fn} (subscription filter ${local.subscription_name} on the flow log group) in the last 5 minutes. A non-retryable error (permission, missing function) pauses the subscription for up to 10 minutes and skips those events: their NAT bytes are missing."
@@ -317,7 +326,7 @@ resource "aws_cloudwatch_metric_alarm" "delivery_errors" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "delivery_throttling" {
-  count = local.alarm_on.delivery_throttling ? 1 : 0
+  count = local.alarm_on.delivery_throttling && !local.s3_enabled ? 1 : 0
 
   alarm_name        = "${local.alarm_prefix}subscription-delivery-throttling"
   alarm_description = "CloudWatch Logs was throttled delivering flow log events to the natmeter function ${local.alarm_fn} (subscription filter ${local.subscription_name} on the flow log group) in each of the last 3 periods of 5 minutes. It retries for up to 24 hours; events still undelivered then are lost. This is the Invoke call itself (Lambda's asynchronous queue accepts events even when the function is throttled): check the account's Lambda request quotas."
@@ -342,6 +351,35 @@ resource "aws_cloudwatch_metric_alarm" "delivery_throttling" {
   tags            = var.tags
 }
 
+# S3 path: flow-log objects the function failed on
+# flow_log_queue_max_receive_count times (s3.tf). Their NAT bytes are missing
+# until the messages are redriven to the queue (module README, "Delivering
+# flow logs to S3").
+resource "aws_cloudwatch_metric_alarm" "failed_objects" {
+  count = local.alarm_on.failed_objects && local.s3_enabled ? 1 : 0
+
+  alarm_name        = "${local.alarm_prefix}failed-flow-log-objects"
+  alarm_description = "Flow-log objects that natmeter ${var.name} failed on ${local.flow_log_queue_max_receive_count} times are waiting in the ${local.flow_log_dlq_name} queue (kept 14 days). Their NAT bytes are missing from the metrics until the messages are redriven to ${local.flow_log_queue_name} (module README, \"Delivering flow logs to S3\"). See the function's log group for the error."
+
+  namespace   = "AWS/SQS"
+  metric_name = "ApproximateNumberOfMessagesVisible"
+  statistic   = "Maximum"
+  period      = 300
+  dimensions = {
+    QueueName = local.flow_log_dlq_name
+  }
+
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+
+  actions_enabled = true
+  alarm_actions   = local.alarm_actions
+  ok_actions      = local.alarm_actions
+  tags            = var.tags
+}
+
 # ---------------------------------------------------------------------------
 # What natmeter does not see, per NAT gateway
 # ---------------------------------------------------------------------------
@@ -356,7 +394,7 @@ resource "aws_cloudwatch_metric_alarm" "silent_failure" {
   for_each = local.alarm_on.silent_failure ? local.nat_index : {}
 
   alarm_name        = "${local.alarm_prefix}silent-${var.nat_gateway_ids[each.value]}"
-  alarm_description = "NAT gateway ${var.nat_gateway_ids[each.value]} carried traffic (AWS/NATGateway) for an hour while natmeter ${var.name} metered none of it (NatBytes). Check the flow log of its ENI, the subscription filter and the function's errors."
+  alarm_description = "NAT gateway ${var.nat_gateway_ids[each.value]} carried traffic (AWS/NATGateway) for an hour while natmeter ${var.name} metered none of it (NatBytes). ${local.alarm_silent_checks}"
 
   evaluation_periods  = 4
   datapoints_to_alarm = 4
@@ -429,7 +467,7 @@ resource "aws_cloudwatch_metric_alarm" "coverage" {
   for_each = local.alarm_on.coverage ? local.nat_index : {}
 
   alarm_name        = "${local.alarm_prefix}coverage-${var.nat_gateway_ids[each.value]}"
-  alarm_description = "natmeter ${var.name} metered less than a share of ${var.min_coverage} of the bytes NAT gateway ${var.nat_gateway_ids[each.value]} processed from and to its sources over the last 3 hours (NatBytes / (BytesInFromSource + BytesOutToSource)). Part of its traffic is not in the metrics: check that the flow log covers the gateway's ENI, the failed-event queue and the subscription's delivery errors."
+  alarm_description = "natmeter ${var.name} metered less than a share of ${var.min_coverage} of the bytes NAT gateway ${var.nat_gateway_ids[each.value]} processed from and to its sources over the last 3 hours (NatBytes / (BytesInFromSource + BytesOutToSource)). Part of its traffic is not in the metrics: ${local.alarm_coverage_checks}"
 
   evaluation_periods  = 1
   comparison_operator = "LessThanThreshold"

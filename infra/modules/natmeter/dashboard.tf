@@ -23,6 +23,10 @@
 # source widgets and moves the rest down by local.inv_dy; with subnets
 # (cross-AZ pricing), a row of cross-AZ widgets follows the NAT cost by gateway
 # and moves everything below it down by local.xaz_dy.
+#
+# Both delivery paths show the same metrics; only the widget on how flow logs
+# reach the function differs (the subscription's AWS/Logs metrics, or the S3
+# path's object queues), and nothing reads a flow log group on the S3 path.
 
 locals {
   ns         = local.metric_namespace
@@ -108,6 +112,7 @@ locals {
     aws_cloudwatch_metric_alarm.async_event_age[*].arn,
     aws_cloudwatch_metric_alarm.delivery_errors[*].arn,
     aws_cloudwatch_metric_alarm.delivery_throttling[*].arn,
+    aws_cloudwatch_metric_alarm.failed_objects[*].arn,
     [for k in local.nat_keys : aws_cloudwatch_metric_alarm.silent_failure[k].arn if local.alarm_on.silent_failure],
     [for k in local.nat_keys : aws_cloudwatch_metric_alarm.coverage[k].arn if local.alarm_on.coverage],
   )
@@ -349,7 +354,7 @@ locals {
       width  = 24
       height = 1
       properties = {
-        markdown = "## Processor health: function ${local.dash_fn}, failed-event queue ${local.dash_queue} (5-minute periods)"
+        markdown = local.s3_enabled ? "## Processor health: function ${local.dash_fn}, flow-log object queue ${local.flow_log_queue_name}, failed-event queue ${local.dash_queue} (5-minute periods)" : "## Processor health: function ${local.dash_fn}, failed-event queue ${local.dash_queue} (5-minute periods)"
       }
     },
     {
@@ -484,6 +489,30 @@ locals {
         ]
       }
     },
+  ]
+
+  # The alarm status widget holds 1 to 100 alarms: none when every alarm is
+  # disabled.
+  alarm_widget = length(local.dashboard_alarm_arns) == 0 ? [] : [{
+    type   = "alarm"
+    x      = 0
+    y      = 58 + local.inv_dy
+    width  = 24
+    height = 6
+    properties = {
+      title  = "natmeter alarms"
+      alarms = local.dashboard_alarm_arns
+    }
+  }]
+}
+
+# How flow logs reach the function, in the last row beside the ingest lag: the
+# subscription's delivery (AWS/Logs) on the CloudWatch Logs path, the object
+# queue and its dead-letter queue (AWS/SQS) on the S3 path, where there is no
+# log group and no subscription to read. A list of one or none each (a
+# conditional needs one type on both sides; two widgets have two).
+locals {
+  subscription_widgets = [for w in [
     {
       type   = "metric"
       x      = 8
@@ -503,21 +532,34 @@ locals {
         ]
       }
     },
-  ]
+  ] : w if !local.s3_enabled]
 
-  # The alarm status widget holds 1 to 100 alarms: none when every alarm is
-  # disabled.
-  alarm_widget = length(local.dashboard_alarm_arns) == 0 ? [] : [{
-    type   = "alarm"
-    x      = 0
-    y      = 58 + local.inv_dy
-    width  = 24
-    height = 6
-    properties = {
-      title  = "natmeter alarms"
-      alarms = local.dashboard_alarm_arns
-    }
-  }]
+  # NumberOfMessagesSent counts S3's notifications (one per new object);
+  # ApproximateNumberOfMessagesNotVisible the ones being processed (received,
+  # not yet deleted).
+  object_queue_widgets = [for w in [
+    {
+      type   = "metric"
+      x      = 8
+      y      = 52 + local.inv_dy
+      width  = 16
+      height = 6
+      properties = {
+        title    = "Flow-log objects from S3 per 5 minutes (queue ${local.flow_log_queue_name}): new, waiting, being processed, in the dead-letter queue; oldest waiting (s)"
+        view     = "timeSeries"
+        region   = local.region
+        timezone = local.utc
+        period   = 300
+        metrics = [
+          ["AWS/SQS", "NumberOfMessagesSent", "QueueName", local.flow_log_queue_name, { stat = "Sum", label = "new objects (S3 notifications)" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.flow_log_queue_name, { stat = "Maximum", label = "waiting" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesNotVisible", "QueueName", local.flow_log_queue_name, { stat = "Maximum", label = "being processed" }],
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.flow_log_dlq_name, { stat = "Maximum", label = "failed: in the dead-letter queue" }],
+          ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", local.flow_log_queue_name, { stat = "Maximum", label = "oldest waiting, s", yAxis = "right" }],
+        ]
+      }
+    },
+  ] : w if local.s3_enabled]
 }
 
 # Workloads (EKS), only with the inventory (eks_cluster_log_group_name): a block
@@ -713,7 +755,7 @@ locals {
 
   # Every widget from xaz_y down, moved below the cross-AZ row (by 0 without it).
   dashboard_widgets_placed = [
-    for w in concat(local.dashboard_widgets, local.inventory_widgets, local.alarm_widget) :
+    for w in concat(local.dashboard_widgets, local.subscription_widgets, local.object_queue_widgets, local.inventory_widgets, local.alarm_widget) :
     merge(w, { y = w.y >= local.xaz_y ? w.y + local.xaz_dy : w.y })
   ]
 }

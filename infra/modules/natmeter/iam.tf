@@ -1,7 +1,11 @@
 # Least-privilege roles: the function may write its own log group, publish
 # metrics into its own namespace only, send failed events to its own queue and,
-# with the EKS inventory, read and write its own table;
-# the optional flow log role may write the dedicated NAT flow log group only.
+# with the EKS inventory, read and write its own table; on the S3 path, read
+# the flow-log objects (AWSLogs/ only), read and write its results (results
+# prefix only), consume its object queue and use its objects table; the
+# optional flow log role may write the dedicated NAT flow log group only (S3
+# delivery needs no role: the bucket policy in s3.tf lets the log delivery
+# service write).
 
 data "aws_iam_policy_document" "function_assume" {
   statement {
@@ -82,8 +86,58 @@ data "aws_iam_policy_document" "function" {
     }
   }
 
+  # The S3 path (s3.tf). Flow-log objects: read only, and only under AWSLogs/,
+  # where the flow logs write (never the whole bucket). Results: read and
+  # written under results_prefix only. No s3:ListBucket: the function reads
+  # the keys the notifications name.
+  dynamic "statement" {
+    for_each = local.s3_enabled ? [local.flow_log_bucket_arn] : []
+
+    content {
+      sid       = "FlowLogObjects"
+      actions   = ["s3:GetObject"]
+      resources = ["${statement.value}/${local.flow_log_key_prefix}*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.s3_enabled ? [local.flow_log_bucket_arn] : []
+
+    content {
+      sid       = "OwnResults"
+      actions   = ["s3:GetObject", "s3:PutObject"]
+      resources = ["${statement.value}/${var.results_prefix}*"]
+    }
+  }
+
+  # What the SQS event source mapping does with the function's role (Lambda
+  # developer guide, "Using Lambda with Amazon SQS": execution role
+  # permissions).
+  dynamic "statement" {
+    for_each = aws_sqs_queue.flow_log_objects[*].arn
+
+    content {
+      sid       = "OwnFlowLogObjectQueue"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+      resources = [statement.value]
+    }
+  }
+
+  # Which objects were metered already: the inventory table when there is
+  # one, otherwise the objects table (s3.tf).
+  dynamic "statement" {
+    for_each = local.s3_enabled ? [local.objects_table_arn] : []
+
+    content {
+      sid       = "OwnObjectsTable"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [statement.value]
+    }
+  }
+
   # With a customer managed key: decrypt the environment, encrypt messages for
-  # the queue.
+  # the queue; on the S3 path also read SSE-KMS objects and queue messages and
+  # write SSE-KMS results.
   dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
 
@@ -106,7 +160,7 @@ resource "aws_iam_role_policy" "function" {
 # ---------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "flow_logs_assume" {
-  count = var.create_nat_flow_logs ? 1 : 0
+  count = local.nat_flow_logs_to_cloudwatch ? 1 : 0
 
   statement {
     sid     = "VpcFlowLogsAssume"
@@ -133,7 +187,7 @@ data "aws_iam_policy_document" "flow_logs_assume" {
 }
 
 resource "aws_iam_role" "flow_logs" {
-  count = var.create_nat_flow_logs ? 1 : 0
+  count = local.nat_flow_logs_to_cloudwatch ? 1 : 0
 
   name               = "${var.name}-nat-flow-logs"
   description        = "VPC flow logs of the NAT gateway ENIs metered by natmeter ${var.name}"
@@ -142,7 +196,7 @@ resource "aws_iam_role" "flow_logs" {
 }
 
 data "aws_iam_policy_document" "flow_logs" {
-  count = var.create_nat_flow_logs ? 1 : 0
+  count = local.nat_flow_logs_to_cloudwatch ? 1 : 0
 
   statement {
     sid       = "NatFlowLogGroup"
@@ -158,7 +212,7 @@ data "aws_iam_policy_document" "flow_logs" {
 }
 
 resource "aws_iam_role_policy" "flow_logs" {
-  count = var.create_nat_flow_logs ? 1 : 0
+  count = local.nat_flow_logs_to_cloudwatch ? 1 : 0
 
   name   = "nat-flow-logs"
   role   = aws_iam_role.flow_logs[0].id

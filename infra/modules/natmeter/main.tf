@@ -2,7 +2,8 @@
 # flow log group, optionally dedicated NAT flow logs), where failed events go
 # (an encrypted SQS on-failure destination), and the Contributor Insights rules
 # over its source detail lines. IAM is in iam.tf, the dashboard in dashboard.tf,
-# the alarms in alarms.tf, the optional EKS workload inventory in inventory.tf.
+# the alarms in alarms.tf, the optional EKS workload inventory in inventory.tf,
+# the S3 delivery path (flow_log_destination = "s3") in s3.tf.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -75,9 +76,14 @@ locals {
 
   log_format = var.create_nat_flow_logs ? local.nat_flow_log_format : var.flow_log_format
 
-  # "" only when flow_log_group_name is missing: the precondition of the
-  # subscription filter then stops the plan with a message that says so.
-  source_log_group_name = var.create_nat_flow_logs ? aws_cloudwatch_log_group.nat_flow_logs[0].name : (var.flow_log_group_name == null ? "" : var.flow_log_group_name)
+  # The dedicated NAT flow logs go to their own log group on the CloudWatch
+  # Logs path, to the bucket on the S3 path (s3.tf).
+  nat_flow_logs_to_cloudwatch = var.create_nat_flow_logs && !local.s3_enabled
+
+  # "" only when flow_log_group_name is missing (the precondition of the
+  # subscription filter then stops the plan with a message that says so) and
+  # on the S3 path, which has no log group and no subscription filter.
+  source_log_group_name = local.s3_enabled ? "" : (var.create_nat_flow_logs ? aws_cloudwatch_log_group.nat_flow_logs[0].name : (var.flow_log_group_name == null ? "" : var.flow_log_group_name))
   source_log_group_arn  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.source_log_group_name}"
 
   # NATMETER_NAT_GATEWAYS: one object per gateway, every private IP included
@@ -122,6 +128,14 @@ locals {
     # Cross-AZ pricing (var.subnets): set only when subnets are given. The
     # gateways' az_id (NATMETER_NAT_GATEWAYS) comes from their subnets above.
     length(var.subnets) > 0 ? { NATMETER_SUBNETS = jsonencode(var.subnets) } : {},
+    # The S3 path (s3.tf): where records too old for CloudWatch are kept as
+    # results objects, and the table that remembers which objects were
+    # metered (S3 notifications are at least once).
+    local.s3_enabled ? {
+      NATMETER_RESULTS_BUCKET = local.flow_log_bucket_name
+      NATMETER_RESULTS_PREFIX = var.results_prefix
+      NATMETER_OBJECTS_TABLE  = local.objects_table_name
+    } : {},
   )
 
   # Subscription filter pattern: pass only the records of the NAT gateway ENIs.
@@ -221,6 +235,23 @@ resource "aws_lambda_function" "this" {
       condition     = var.nat_gateway_keys == null || try(length(var.nat_gateway_keys) == length(var.nat_gateway_ids), false)
       error_message = "Variable nat_gateway_keys must hold exactly one key per entry of nat_gateway_ids, in the same order."
     }
+
+    # The S3 path reads objects, not a log group; S3-only inputs on the
+    # CloudWatch Logs path are a mistake, not something to ignore quietly.
+    precondition {
+      condition     = var.flow_log_destination == "cloudwatch" || var.flow_log_group_name == null
+      error_message = "With flow_log_destination = \"s3\" the function reads flow-log objects from the bucket, not a log group: leave flow_log_group_name null (create_nat_flow_logs = true delivers dedicated NAT flow logs to the bucket; otherwise point your own flow log at the bucket, output flow_log_bucket_arn)."
+    }
+
+    precondition {
+      condition     = var.flow_log_destination == "s3" || var.flow_log_bucket_name == null
+      error_message = "Variable flow_log_bucket_name is used only with flow_log_destination = \"s3\": set flow_log_destination = \"s3\" to meter the flow logs delivered to that bucket, or leave flow_log_bucket_name null."
+    }
+
+    precondition {
+      condition     = var.create_flow_log_bucket_notification || var.flow_log_bucket_name != null
+      error_message = "Variable create_flow_log_bucket_notification = false is for an existing bucket whose notification configuration you manage (flow_log_bucket_name): the bucket the module creates always notifies the module's queue."
+    }
   }
 
   #checkov:skip=CKV_AWS_116:Failed asynchronous events go to the SQS on-failure destination of aws_lambda_function_event_invoke_config.this, which keeps the event together with the error; a dead-letter queue as well would hold a second copy.
@@ -262,7 +293,21 @@ resource "aws_sqs_queue" "failed_events" {
 # Input: flow log records of the NAT gateway ENIs
 # ---------------------------------------------------------------------------
 
+# Only on the CloudWatch Logs path (flow_log_destination = "cloudwatch"); both
+# were single resources before the S3 path existed: keep them in the state.
+moved {
+  from = aws_lambda_permission.logs
+  to   = aws_lambda_permission.logs[0]
+}
+
+moved {
+  from = aws_cloudwatch_log_subscription_filter.flow_logs
+  to   = aws_cloudwatch_log_subscription_filter.flow_logs[0]
+}
+
 resource "aws_lambda_permission" "logs" {
+  count = local.s3_enabled ? 0 : 1
+
   statement_id   = "AllowCloudWatchLogsSubscription"
   action         = "lambda:InvokeFunction"
   function_name  = aws_lambda_function.this.function_name
@@ -275,6 +320,8 @@ resource "aws_lambda_permission" "logs" {
 # has two already, PutSubscriptionFilter fails with LimitExceededException:
 # see the README ("Two subscription filters per log group").
 resource "aws_cloudwatch_log_subscription_filter" "flow_logs" {
+  count = local.s3_enabled ? 0 : 1
+
   name            = local.subscription_name
   log_group_name  = local.source_log_group_name
   filter_pattern  = local.filter_pattern
@@ -285,14 +332,15 @@ resource "aws_cloudwatch_log_subscription_filter" "flow_logs" {
   lifecycle {
     precondition {
       condition     = var.create_nat_flow_logs != (var.flow_log_group_name != null)
-      error_message = "Set exactly one input: flow_log_group_name (an existing flow log group) or create_nat_flow_logs = true (dedicated NAT flow logs)."
+      error_message = "Set exactly one input: flow_log_group_name (an existing flow log group) or create_nat_flow_logs = true (dedicated NAT flow logs), or deliver the flow logs to S3 instead (flow_log_destination = \"s3\")."
     }
   }
 }
 
-# Optional dedicated flow logs on the NAT gateway ENIs only.
+# Optional dedicated flow logs on the NAT gateway ENIs only (to the bucket
+# instead on the S3 path: aws_flow_log.nat_s3 in s3.tf).
 resource "aws_cloudwatch_log_group" "nat_flow_logs" {
-  count = var.create_nat_flow_logs ? 1 : 0
+  count = local.nat_flow_logs_to_cloudwatch ? 1 : 0
 
   name              = "/aws/vpc-flow-log/${var.name}-nat-gateways"
   retention_in_days = var.log_retention_days
@@ -305,7 +353,7 @@ resource "aws_cloudwatch_log_group" "nat_flow_logs" {
 # Keyed by local.nat_keys, so a reordered or shortened nat_gateway_ids replaces
 # only the flow logs of the gateways that really changed.
 resource "aws_flow_log" "nat" {
-  for_each = var.create_nat_flow_logs ? local.nat_index : {}
+  for_each = local.nat_flow_logs_to_cloudwatch ? local.nat_index : {}
 
   eni_id                   = data.aws_nat_gateway.this[each.value].network_interface_id
   traffic_type             = "ALL"

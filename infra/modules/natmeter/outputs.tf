@@ -29,13 +29,13 @@ output "failed_events_queue_arn" {
 }
 
 output "source_log_group_name" {
-  description = "Log group the function is subscribed to: flow_log_group_name, or the dedicated NAT flow log group when create_nat_flow_logs is true."
-  value       = local.source_log_group_name
+  description = "Log group the function is subscribed to: flow_log_group_name, or the dedicated NAT flow log group when create_nat_flow_logs is true; null with flow_log_destination = \"s3\"."
+  value       = local.s3_enabled ? null : local.source_log_group_name
 }
 
 output "subscription_filter_pattern" {
-  description = "Filter pattern of the subscription: a term OR of the NAT gateway ENI IDs (?\"eni-...\" ?\"eni-...\"), or \"\" (every record) with create_nat_flow_logs (the dedicated log group holds NAT ENIs only), when the format has no interface-id, or when the pattern would exceed 1024 characters (more than 41 ENIs)."
-  value       = aws_cloudwatch_log_subscription_filter.flow_logs.filter_pattern
+  description = "Filter pattern of the subscription: a term OR of the NAT gateway ENI IDs (?\"eni-...\" ?\"eni-...\"), or \"\" (every record) with create_nat_flow_logs (the dedicated log group holds NAT ENIs only), when the format has no interface-id, or when the pattern would exceed 1024 characters (more than 41 ENIs); null with flow_log_destination = \"s3\" (no subscription)."
+  value       = one(aws_cloudwatch_log_subscription_filter.flow_logs[*].filter_pattern)
 }
 
 output "log_format" {
@@ -49,8 +49,38 @@ output "nat_gateways" {
 }
 
 output "nat_flow_log_ids" {
-  description = "IDs of the dedicated NAT ENI flow logs by NAT gateway key (nat_gateway_keys, or the gateway IDs); empty unless create_nat_flow_logs is true."
-  value       = { for k, fl in aws_flow_log.nat : k => fl.id }
+  description = "IDs of the dedicated NAT ENI flow logs by NAT gateway key (nat_gateway_keys, or the gateway IDs), to the log group or to the bucket (flow_log_destination); empty unless create_nat_flow_logs is true."
+  value       = merge({ for k, fl in aws_flow_log.nat : k => fl.id }, { for k, fl in aws_flow_log.nat_s3 : k => fl.id })
+}
+
+output "flow_log_bucket_name" {
+  description = "Bucket of the S3 path (flow_log_destination = \"s3\"): the one the module created, or flow_log_bucket_name. The flow logs are under AWSLogs/, the function's results under results_prefix (NATMETER_RESULTS_BUCKET). Null on the CloudWatch Logs path."
+  value       = local.flow_log_bucket_name
+}
+
+output "flow_log_bucket_arn" {
+  description = "ARN of that bucket: the log_destination for a flow log of your own (at the bucket's root, no subfolder); null on the CloudWatch Logs path."
+  value       = local.flow_log_bucket_arn
+}
+
+output "flow_log_queue_arn" {
+  description = "ARN of the SQS queue that S3 notifies of every new flow-log object and the function consumes (add it to your own bucket notification with create_flow_log_bucket_notification = false); null on the CloudWatch Logs path."
+  value       = one(aws_sqs_queue.flow_log_objects[*].arn)
+}
+
+output "flow_log_dead_letter_queue_url" {
+  description = "URL of the dead-letter queue of flow-log objects the function failed on 5 times (kept 14 days; redrive them to the queue once fixed); null on the CloudWatch Logs path."
+  value       = one(aws_sqs_queue.flow_log_objects_dlq[*].url)
+}
+
+output "results_prefix" {
+  description = "Key prefix of the function's results in the bucket (NATMETER_RESULTS_PREFIX): <results_prefix>hour=YYYY-MM-DDTHH/nat_gateway=<id>/<hash>.json; null on the CloudWatch Logs path."
+  value       = local.s3_enabled ? var.results_prefix : null
+}
+
+output "objects_table_name" {
+  description = "DynamoDB table in which the function records the flow-log objects it metered (NATMETER_OBJECTS_TABLE): the inventory table when eks_cluster_log_group_name is set, otherwise <name>-objects; null on the CloudWatch Logs path."
+  value       = local.s3_enabled ? local.objects_table_name : null
 }
 
 output "metric_namespace" {
@@ -97,7 +127,7 @@ output "alarm_topic_arn" {
 }
 
 output "alarm_arns" {
-  description = "ARNs of the alarms by key (null when disabled in alarm_enabled): daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors, delivery_throttling; silent_failure and coverage map each NAT gateway key to its alarm."
+  description = "ARNs of the alarms by key (null when disabled in alarm_enabled or not on this path): daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors and delivery_throttling (CloudWatch Logs path), failed_objects (S3 path); silent_failure and coverage map each NAT gateway key to its alarm."
   value = {
     daily_cost                    = one(aws_cloudwatch_metric_alarm.daily_cost[*].arn)
     hourly_cost_anomaly           = one(aws_cloudwatch_metric_alarm.hourly_cost_anomaly[*].arn)
@@ -108,6 +138,7 @@ output "alarm_arns" {
     async_event_age               = one(aws_cloudwatch_metric_alarm.async_event_age[*].arn)
     delivery_errors               = one(aws_cloudwatch_metric_alarm.delivery_errors[*].arn)
     delivery_throttling           = one(aws_cloudwatch_metric_alarm.delivery_throttling[*].arn)
+    failed_objects                = one(aws_cloudwatch_metric_alarm.failed_objects[*].arn)
     silent_failure                = { for k, a in aws_cloudwatch_metric_alarm.silent_failure : k => a.arn }
     coverage                      = { for k, a in aws_cloudwatch_metric_alarm.coverage : k => a.arn }
   }

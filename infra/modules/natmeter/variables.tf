@@ -146,7 +146,7 @@ variable "remote_prefixes" {
 }
 
 variable "flow_log_group_name" {
-  description = "Name of an existing CloudWatch Logs group that receives VPC flow logs covering the NAT gateway ENIs (for example the VPC-wide flow log of terraform-aws-modules/vpc). Leave null when create_nat_flow_logs is true. The module adds a subscription filter to it: a log group takes at most two, so the group must have at most one already."
+  description = "Name of an existing CloudWatch Logs group that receives VPC flow logs covering the NAT gateway ENIs (for example the VPC-wide flow log of terraform-aws-modules/vpc). Leave null when create_nat_flow_logs is true or flow_log_destination is \"s3\". The module adds a subscription filter to it: a log group takes at most two, so the group must have at most one already."
   type        = string
   default     = null
 
@@ -179,9 +179,119 @@ variable "flow_log_format" {
 }
 
 variable "create_nat_flow_logs" {
-  description = "Create a dedicated flow log on each NAT gateway ENI (the module's recommended format, 60-second aggregation) into a dedicated log group, and meter that instead of flow_log_group_name. Costs CloudWatch Logs ingestion for the NAT ENIs only."
+  description = "Create a dedicated flow log on each NAT gateway ENI (the module's recommended format, 60-second aggregation) into a dedicated log group, and meter that instead of flow_log_group_name. Costs CloudWatch Logs ingestion for the NAT ENIs only. With flow_log_destination = \"s3\" the flow logs go to the bucket instead (flow_log_file_format, hourly partitions), without a log group or a role."
   type        = bool
   default     = false
+}
+
+# ---------------------------------------------------------------------------
+# Delivery to S3 (flow_log_destination = "s3", s3.tf)
+# ---------------------------------------------------------------------------
+
+variable "flow_log_destination" {
+  description = "Where the flow logs natmeter meters are delivered. \"cloudwatch\": a CloudWatch Logs group (flow_log_group_name, or the dedicated NAT flow log group of create_nat_flow_logs) to which the function is subscribed. \"s3\": an S3 bucket (created by the module, or flow_log_bucket_name) that notifies an SQS queue of every flow-log object under AWSLogs/; the function reads each object from the queue, writes its results under results_prefix in the same bucket and publishes the same metrics. With create_nat_flow_logs = true the dedicated NAT flow logs go to the bucket; otherwise point your own flow log at it (output flow_log_bucket_arn). README, \"Delivering flow logs to S3\"."
+  type        = string
+  default     = "cloudwatch"
+
+  validation {
+    condition     = contains(["cloudwatch", "s3"], var.flow_log_destination)
+    error_message = "Variable flow_log_destination must be \"cloudwatch\" or \"s3\"."
+  }
+}
+
+variable "flow_log_bucket_name" {
+  description = "With flow_log_destination = \"s3\": the name of an existing bucket in the function's account and Region that receives the flow logs at its root (keys AWSLogs/...). The module then adds only the bucket's event notification (create_flow_log_bucket_notification) and leaves its policy, encryption and lifecycle to you: the bucket policy must let delivery.logs.amazonaws.com write (README, \"Delivering flow logs to S3\"). Null: the module creates the bucket, with its public access block, ownership controls, encryption, lifecycle and delivery policy."
+  type        = string
+  default     = null
+
+  validation {
+    # S3 general purpose bucket naming rules: 3-63 characters of lower-case
+    # letters, digits, dots and hyphens, a letter or digit at both ends, no two
+    # adjacent dots, not formatted as an IP address.
+    condition     = var.flow_log_bucket_name == null || try(can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.flow_log_bucket_name)) && !can(regex("[.][.]", var.flow_log_bucket_name)) && !can(regex("^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$", var.flow_log_bucket_name)), false)
+    error_message = "Variable flow_log_bucket_name must be null or an S3 bucket name: 3-63 lower-case letters, digits, '.' or '-', starting and ending with a letter or digit, without '..', not an IP address."
+  }
+}
+
+variable "create_flow_log_bucket_notification" {
+  description = "With flow_log_destination = \"s3\": create the bucket's event notification (s3:ObjectCreated:* under AWSLogs/ to the module's queue). S3 keeps one notification configuration per bucket and aws_s3_bucket_notification replaces it whole: for an existing bucket (flow_log_bucket_name) that already notifies something else, set false and add the queue (output flow_log_queue_arn) with the prefix AWSLogs/ to the configuration you manage. Must stay true for the bucket the module creates."
+  type        = bool
+  default     = true
+}
+
+variable "flow_log_file_format" {
+  description = "With flow_log_destination = \"s3\" and create_nat_flow_logs = true: the file format of the dedicated NAT flow logs, \"parquet\" (smaller, cheaper to query with Athena) or \"plain-text\" (gzip text with a header line). The function reads both."
+  type        = string
+  default     = "parquet"
+
+  validation {
+    condition     = contains(["parquet", "plain-text"], var.flow_log_file_format)
+    error_message = "Variable flow_log_file_format must be \"parquet\" or \"plain-text\" (the values of the flow log's destination_options.file_format)."
+  }
+}
+
+variable "flow_log_hive_compatible_partitions" {
+  description = "With flow_log_destination = \"s3\" and create_nat_flow_logs = true: Hive-compatible prefixes for the dedicated NAT flow logs (AWSLogs/aws-account-id=.../aws-service=vpcflowlogs/aws-region=.../year=.../month=.../day=.../hour=...) instead of AWSLogs/<account>/vpcflowlogs/<region>/YYYY/MM/DD/HH/. Either way the objects are under AWSLogs/ and partitioned per hour."
+  type        = bool
+  default     = false
+}
+
+variable "flow_log_retention_days" {
+  description = "With flow_log_destination = \"s3\" and the bucket the module creates: days after which the flow-log objects (under AWSLogs/) expire. natmeter has turned them into metrics and results within minutes; keep them longer for Athena queries (natmeter athena-sql) or audits."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.flow_log_retention_days >= 1 && var.flow_log_retention_days <= 3650 && floor(var.flow_log_retention_days) == var.flow_log_retention_days
+    error_message = "Variable flow_log_retention_days must be a whole number of days between 1 and 3650."
+  }
+}
+
+variable "results_prefix" {
+  description = "With flow_log_destination = \"s3\": the key prefix under which the function writes its results in the bucket (NATMETER_RESULTS_PREFIX): what CloudWatch would refuse as metrics (records older than 14 days, such as a backfill or a late redrive), as natmeter.report/v1 objects, one per hour and NAT gateway of each flow-log object: <results_prefix>hour=YYYY-MM-DDTHH/nat_gateway=<id>/<hash>.json (<hash>: a digest of the flow-log object, so that a retry rewrites the same keys). It must end with '/' and must not be under AWSLogs/, whose new objects trigger the function."
+  type        = string
+  default     = "natmeter/results/"
+
+  validation {
+    # S3's safe key characters only (no spaces or characters S3 would need
+    # URL-encoded in an ARN); never under AWSLogs/, or every result would
+    # notify the queue and invoke the function on its own output.
+    condition     = can(regex("^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$", var.results_prefix)) && length(var.results_prefix) <= 512 && !startswith(var.results_prefix, "AWSLogs/")
+    error_message = "Variable results_prefix must be a key prefix such as \"natmeter/results/\": at most 512 characters of A-Z, a-z, 0-9 and !_.*'()- in '/'-separated parts, ending with '/', not starting with '/' and not under \"AWSLogs/\" (where new objects invoke the function)."
+  }
+}
+
+variable "results_retention_days" {
+  description = "With flow_log_destination = \"s3\" and the bucket the module creates: days after which the results objects under results_prefix expire, separately from the flow logs (flow_log_retention_days). Results are small JSON reports; the default keeps a year and a month for year-over-year comparisons."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.results_retention_days >= 1 && var.results_retention_days <= 3650 && floor(var.results_retention_days) == var.results_retention_days
+    error_message = "Variable results_retention_days must be a whole number of days between 1 and 3650."
+  }
+}
+
+variable "sqs_batch_size" {
+  description = "With flow_log_destination = \"s3\": the most flow-log object notifications (SQS messages, one object each) the event source mapping hands the function in one invocation (1-10000). Each object can be up to 75 MB: raise the function's timeout and memory_size with it. Above 10, sqs_batching_window_seconds must be at least 1 (Lambda's rule)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.sqs_batch_size >= 1 && var.sqs_batch_size <= 10000 && floor(var.sqs_batch_size) == var.sqs_batch_size
+    error_message = "Variable sqs_batch_size must be a whole number between 1 and 10000 (Lambda's limit for standard queues)."
+  }
+}
+
+variable "sqs_batching_window_seconds" {
+  description = "With flow_log_destination = \"s3\": how long (0-300 seconds) Lambda gathers notifications before invoking the function with fewer than sqs_batch_size (MaximumBatchingWindowInSeconds). Flow logs are delivered every 5 minutes, so a short wait collects the objects of several gateways into one invocation (fewer invocations and PutMetricData requests) at little cost in freshness. The queue's visibility timeout is 6 x timeout + this window."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.sqs_batching_window_seconds >= 0 && var.sqs_batching_window_seconds <= 300 && floor(var.sqs_batching_window_seconds) == var.sqs_batching_window_seconds
+    error_message = "Variable sqs_batching_window_seconds must be a whole number of seconds between 0 and 300."
+  }
 }
 
 variable "eks_cluster_log_group_name" {
@@ -404,7 +514,7 @@ variable "alarm_name_prefix" {
 }
 
 variable "alarm_enabled" {
-  description = "Which alarms to create, by key; a key left out is created. Keys: daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors, delivery_throttling, silent_failure (one per NAT gateway) and coverage (one per NAT gateway). Example: { hourly_cost_anomaly = false }."
+  description = "Which alarms to create, by key; a key left out is created. Keys: daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors and delivery_throttling (both on the CloudWatch Logs path only), failed_objects (flow_log_destination = \"s3\" only), silent_failure (one per NAT gateway) and coverage (one per NAT gateway). Example: { hourly_cost_anomaly = false }."
   type        = map(bool)
   default     = {}
 
@@ -412,9 +522,9 @@ variable "alarm_enabled" {
     condition = alltrue([for k in keys(var.alarm_enabled) : contains([
       "daily_cost", "hourly_cost_anomaly", "function_error_rate", "failed_events", "async_events_dropped",
       "destination_delivery_failures", "async_event_age", "delivery_errors", "delivery_throttling",
-      "silent_failure", "coverage",
+      "failed_objects", "silent_failure", "coverage",
     ], k)])
-    error_message = "Every key of alarm_enabled must be one of daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors, delivery_throttling, silent_failure, coverage."
+    error_message = "Every key of alarm_enabled must be one of daily_cost, hourly_cost_anomaly, function_error_rate, failed_events, async_events_dropped, destination_delivery_failures, async_event_age, delivery_errors, delivery_throttling, failed_objects, silent_failure, coverage."
   }
 }
 
@@ -452,7 +562,7 @@ variable "log_retention_days" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of a customer managed KMS key that encrypts the log groups, the failed-event queue, the alarm topic, the function's environment and the inventory table (eks_cluster_log_group_name). Its key policy must allow logs.<region>.amazonaws.com and cloudwatch.amazonaws.com, and DynamoDB on behalf of the function's role when the inventory is on. Null uses AWS-owned encryption (the topic then stays unencrypted: CloudWatch alarms cannot publish to a topic under the AWS managed aws/sns key)."
+  description = "ARN of a customer managed KMS key that encrypts the log groups, the failed-event queue, the alarm topic, the function's environment and the inventory table (eks_cluster_log_group_name); with flow_log_destination = \"s3\" also the bucket the module creates (SSE-KMS, with an S3 Bucket Key), the object queues and the objects table. Its key policy must allow logs.<region>.amazonaws.com and cloudwatch.amazonaws.com, and DynamoDB on behalf of the function's role when a table is used; on the S3 path also delivery.logs.amazonaws.com (flow logs writing SSE-KMS objects) and s3.amazonaws.com (kms:GenerateDataKey and kms:Decrypt, to send notifications to the encrypted queue). Null uses AWS-owned encryption (SSE-S3 for the bucket, SSE-SQS for the queues; the topic then stays unencrypted: CloudWatch alarms cannot publish to a topic under the AWS managed aws/sns key)."
   type        = string
   default     = null
 
