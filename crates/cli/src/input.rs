@@ -18,7 +18,10 @@
 //! costs a few chunks per thread, not its size. Anything else is read whole, as before (JSON,
 //! whose documents need not follow line ends; a `.gz` file, inflated whole up to 4 GiB), and the
 //! workers start a new file only when no piece of a split one is waiting, so at most about one
-//! such file per thread is held at a time.
+//! such file per thread is held at a time. A Parquet file (`.log.parquet`, docs/attribution.md
+//! §1.5) is read row group by row group, its rows written as flow-log text in pieces of about a
+//! chunk, each numbered by its first row, so that it goes through the engine exactly as a text
+//! file with a header line and its errors read `file:row`.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -32,6 +35,7 @@ use natmeter_core::flowlog::bytes::find_newline;
 use natmeter_core::flowlog::Format;
 use natmeter_core::sources::detect::{self, count_newlines, split_header, split_json, Doc, Shape};
 use natmeter_core::sources::{gzip, DecodeError, Input, Reader, Text};
+use natmeter_parquet::FlowLogParquet;
 use serde_json::value::RawValue;
 
 /// Expands directories (recursively, sorted) into files. Missing paths are kept, so that reading
@@ -401,10 +405,56 @@ impl<'t> Worker<'t> {
     }
 }
 
-/// A file opened: read whole, or a text file to read chunk by chunk.
+/// A file opened: read whole, a text file to read chunk by chunk, or a Parquet file.
 enum Opened {
     Whole(Box<Content>, Vec<String>),
     Stream(Stream),
+    Parquet(Box<ParquetFile>),
+}
+
+/// A Parquet flow-log file, its footer read: rows are read piece by piece.
+struct ParquetFile {
+    name: Arc<str>,
+    reader: FlowLogParquet,
+}
+
+/// Bytes a flow-log line takes, about: a Parquet file's pieces are `text_bytes` of lines.
+const LINE_BYTES: usize = 200;
+
+/// A name (a path or an S3 key) that promises Parquet: `.parquet`, any case (`.log.parquet` as
+/// S3 delivery names it). Such a file that is not Parquet is a broken export, not text.
+fn parquet_name(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// True when the file is Parquet: PAR1 at its start and at its end (the last four bytes are
+/// read from the file when the first chunk is not all of it), or a Parquet name whatever its
+/// content, so that a broken one is refused with the reason. Anything else is read as before:
+/// text can start with any bytes, but not with PAR1 and end with it too.
+fn is_parquet(
+    name: &str,
+    file: &mut std::fs::File,
+    head: &[u8],
+    whole: bool,
+) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    if parquet_name(name) {
+        return Ok(true);
+    }
+    if !head.starts_with(natmeter_parquet::MAGIC) {
+        return Ok(false);
+    }
+    if whole {
+        return Ok(head.len() >= 8 && head.ends_with(natmeter_parquet::MAGIC));
+    }
+    let mut tail = [0u8; 4];
+    file.seek(SeekFrom::End(-4))?;
+    file.read_exact(&mut tail)?;
+    // Back to where the first chunk ended: a text file goes on being read from there.
+    file.seek(SeekFrom::Start(head.len() as u64))?;
+    Ok(&tail == natmeter_parquet::MAGIC)
 }
 
 /// A flow-log text file bigger than a chunk: its first chunk, read, and the rest to come.
@@ -436,7 +486,21 @@ fn read_file(path: &Path, mut bytes: Vec<u8>, chunk: usize) -> Result<Opened, Ve
     bytes.clear();
     let cannot = |e: std::io::Error| vec![format!("{name}: cannot read: {e}")];
     let mut file = std::fs::File::open(path).map_err(cannot)?;
-    if !read_more(&mut file, &mut bytes, chunk).map_err(cannot)? {
+    let whole = read_more(&mut file, &mut bytes, chunk).map_err(cannot)?;
+    if is_parquet(&name, &mut file, &bytes, whole).map_err(cannot)? {
+        // A small file is parsed from the bytes already read; a big one streamed from disk.
+        let reader = if whole {
+            FlowLogParquet::from_bytes(bytes)
+        } else {
+            FlowLogParquet::open(file)
+        }
+        .map_err(|e| vec![format!("{name}: {e}")])?;
+        return Ok(Opened::Parquet(Box::new(ParquetFile {
+            name: name.into(),
+            reader,
+        })));
+    }
+    if !whole {
         if let Some(s) = stream_start(&name, &bytes) {
             let (format, start, first_line) = s?;
             return Ok(Opened::Stream(Stream {
@@ -677,6 +741,7 @@ fn work_file(w: &mut Worker<'_>, shared: &Shared<'_>, f: usize, on_done: &(dyn F
     let (content, errors) = match read_file(&shared.files[f], read, shared.split.text_bytes) {
         Ok(Opened::Whole(c, errors)) => (*c, errors),
         Ok(Opened::Stream(s)) => return stream_file(w, shared, f, s, on_done),
+        Ok(Opened::Parquet(p)) => return parquet_file(w, shared, f, *p, on_done),
         Err(errors) => {
             lock(&shared.results[f]).errors = errors;
             shared.prepared(Vec::new());
@@ -782,6 +847,70 @@ fn stream_file(
         }
     }
     shared.give(bytes);
+    shared.prepared(Vec::new());
+    shared.done(f, on_done);
+}
+
+/// Reads a Parquet file's rows as flow-log lines in pieces of `text_bytes / LINE_BYTES` rows,
+/// each queued as a piece of text with the file's format, numbered by its first row (from 1),
+/// so that it is attributed exactly as a text file with a header line (docs/attribution.md
+/// §1.5). Like [`stream_file`], the reader processes queued pieces itself while there are as
+/// many as threads. An error in a row group is reported after the rows read before it; a file
+/// without rows is one empty piece (it was read, and its format is noted, as a header-only text
+/// file's is), and a file that fails before its first row is not read.
+fn parquet_file(
+    w: &mut Worker<'_>,
+    shared: &Shared<'_>,
+    f: usize,
+    p: ParquetFile,
+    on_done: &(dyn Fn() + Sync),
+) {
+    let ParquetFile { name, mut reader } = p;
+    let format = Arc::new(reader.format().clone());
+    let rows = (shared.split.text_bytes / LINE_BYTES).max(1);
+    shared.remaining[f].store(1, Ordering::Release);
+    let (mut index, mut first_row) = (0, 1u64);
+    loop {
+        let mut bytes = shared.buffer();
+        let (mut got, mut end, mut failed) = (0, false, false);
+        while got < rows {
+            match reader.next_lines(&mut bytes, rows - got) {
+                Ok(0) => {
+                    end = true;
+                    break;
+                }
+                Ok(n) => got += n,
+                Err(e) => {
+                    lock(&shared.results[f]).errors.push(format!("{name}: {e}"));
+                    (end, failed) = (true, true);
+                    break;
+                }
+            }
+        }
+        // Nothing more to attribute; a file that failed before its first row was not read.
+        if got == 0 && (index > 0 || failed) {
+            shared.give(bytes);
+            break;
+        }
+        while let Some(job) = shared.backlog() {
+            shared.run_job(w, job, on_done);
+        }
+        shared.push(Job {
+            file: f,
+            index,
+            work: Work::Lines(Lines {
+                name: Arc::clone(&name),
+                format: Some(Arc::clone(&format)),
+                bytes,
+                start: 0,
+                first_line: first_row,
+            }),
+        });
+        (index, first_row) = (index + 1, first_row + got as u64);
+        if end {
+            break;
+        }
+    }
     shared.prepared(Vec::new());
     shared.done(f, on_done);
 }
