@@ -82,6 +82,8 @@ test-package: package-x86_64 build
 	cd $(X86_DIR) && python3 -c "import zipfile; zipfile.ZipFile('../bootstrap/bootstrap.zip').extractall('.')" && chmod +x bootstrap
 	NATMETER_BIN=$(CURDIR)/$(NATMETER) BOOTSTRAP_BIN=$(CURDIR)/$(X86_DIR)/bootstrap \
 	    tests/e2e/run.sh tests/e2e/test_bad_input_matrix.py tests/e2e/test_packaged.py
+	NATMETER_BIN=$(CURDIR)/$(NATMETER) BOOTSTRAP_BIN=$(CURDIR)/$(X86_DIR)/bootstrap NATMETER_E2E_BIG_OBJECT_MB=75 \
+	    tests/e2e/run.sh tests/e2e/test_s3_delivery.py -k large_object
 
 # The arm64 package, run: every end-to-end test with the arm64 bootstrap under qemu-user (the
 # portable SWAR paths run for real). qemu and the arm64 C library come from Debian's apt.

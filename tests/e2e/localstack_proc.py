@@ -1,7 +1,7 @@
 """Start and stop LocalStack on the host (no Docker), exactly as docs/testing.md §3.1 says.
 
     FILESYSTEM_ROOT=<dir> CONFIG_DIR=<dir> GATEWAY_LISTEN=127.0.0.1:<port> GATEWAY_SERVER=hypercorn
-    DNS_ADDRESS=0 SERVICES=cloudwatch,logs,ec2 EAGER_SERVICE_LOADING=1 DISABLE_EVENTS=1
+    DNS_ADDRESS=0 SERVICES=cloudwatch,logs,ec2,s3,sqs EAGER_SERVICE_LOADING=1 DISABLE_EVENTS=1
     SKIP_SSL_CERT_DOWNLOAD=1 <venv>/bin/python -m localstack.runtime.main
 
 Usable on its own for a smoke check:  .venv/bin/python tests/e2e/localstack_proc.py
@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
-SERVICES = ("cloudwatch", "logs", "ec2")
+SERVICES = ("cloudwatch", "logs", "ec2", "s3", "sqs")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

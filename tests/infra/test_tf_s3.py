@@ -9,8 +9,7 @@ that reads one. With the default "cloudwatch" none of it exists, and the S3
 variables change nothing.
 
 The three environment variables are fixed by the contract below, which the
-Rust side implements. The check against `natmeter metrics --json` says
-"xfail" while the binary declares none of them.
+Rust side implements; `natmeter metrics --json` must declare them.
 """
 
 from __future__ import annotations
@@ -706,16 +705,7 @@ def test_outputs(s3):
     assert set(ids) == (set(ev.local("nat_keys")) if ev.variables["create_nat_flow_logs"] else set())
 
 
-def model_declares_s3(model: dict) -> bool:
-    return bool(CONTRACT_CONFIG_VARIABLES & set(model["config_variables"]))
-
-
 def test_the_binary_reads_the_s3_settings(metric_model):
-    if not model_declares_s3(metric_model):
-        pytest.xfail(
-            "`natmeter metrics --json` declares none of NATMETER_RESULTS_BUCKET, NATMETER_RESULTS_PREFIX, "
-            "NATMETER_OBJECTS_TABLE yet: the function side of the S3 path has not landed in this binary"
-        )
     missing = CONTRACT_CONFIG_VARIABLES - set(metric_model["config_variables"])
     assert not missing, f"config_variables lacks {sorted(missing)}"
 

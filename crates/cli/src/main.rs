@@ -13,6 +13,7 @@
 
 mod athena;
 mod audit;
+mod backfill;
 mod bench;
 mod cost;
 mod emit;
@@ -63,6 +64,9 @@ enum Command {
     AthenaSql(athena::AthenaArgs),
     /// Print the built-in price table: each region's NAT and inter-AZ rates, with their sources.
     Prices(PricesArgs),
+    /// Print the `aws s3control create-job` command of the S3 Batch Operations job that runs the
+    /// function over flow-log objects already in S3, from one day to another (docs/s3.md §5).
+    Backfill(backfill::BackfillArgs),
 }
 
 #[derive(clap::Args)]
@@ -291,6 +295,7 @@ fn main() -> ExitCode {
         Command::Prices(a) => print_prices(a).map(|()| ExitCode::SUCCESS),
         Command::Discover(a) => discover(a).map(|()| ExitCode::SUCCESS),
         Command::AthenaSql(a) => athena::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Backfill(a) => backfill::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -355,7 +360,45 @@ pub(crate) fn run_inputs(
     Some(engine)
 }
 
+/// The inputs that are `natmeter.report/v1` documents (the function's results objects, or a
+/// saved `--output json`), read and parsed, and the rest (docs/s3.md §4).
+fn report_documents(inputs: &[PathBuf]) -> anyhow::Result<(Vec<Report>, Vec<PathBuf>)> {
+    let mut reports = Vec::new();
+    let mut rest = Vec::new();
+    for path in input::expand(inputs) {
+        let mut head = [0u8; 128];
+        let n = std::fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        if natmeter_core::merge::looks_like_report(&head[..n]) {
+            let bytes =
+                std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let r = natmeter_core::merge::parse(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            reports.push(r);
+        } else {
+            rest.push(path);
+        }
+    }
+    Ok((reports, rest))
+}
+
 fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (documents, inputs) = report_documents(&a.inputs)?;
+    if !documents.is_empty() {
+        eprintln!(
+            "natmeter: {} report documents (results objects) merged",
+            documents.len()
+        );
+    }
+    if inputs.is_empty() && !documents.is_empty() {
+        // Results objects alone: their gateways and prices are in them, no settings needed.
+        let Some(report) = natmeter_core::merge::merge(documents).map_err(anyhow::Error::msg)?
+        else {
+            unreachable!("documents is not empty")
+        };
+        return print_report(&a, &report);
+    }
     let cfg = a.engine.settings()?;
     let ranges = match &a.ip_ranges {
         None => None,
@@ -400,7 +443,7 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|l| &l.inventory as &dyn natmeter_core::identity::Resolver);
     let Some(engine) = run_inputs(
-        &a.inputs,
+        &inputs,
         &cfg,
         a.threads,
         resolver,
@@ -413,6 +456,19 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         Some(_) => Report::build_named(&engine, &cfg.topology, cfg.price_per_gb),
         None => Report::build(&engine, &cfg.topology, cfg.price_per_gb),
     };
+    let report = if documents.is_empty() {
+        report
+    } else {
+        let mut all = vec![report];
+        all.extend(documents);
+        natmeter_core::merge::merge(all)
+            .map_err(anyhow::Error::msg)?
+            .expect("at least one report")
+    };
+    print_report(&a, &report)
+}
+
+fn print_report(a: &ReportArgs, report: &Report) -> anyhow::Result<ExitCode> {
     let by = a.by.unwrap_or(if report.workloads.is_some() {
         By::Workload
     } else {
@@ -423,7 +479,7 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match a.output {
         Output::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
+            serde_json::to_writer_pretty(&mut out, report)?;
             writeln!(out)?;
         }
         Output::Csv => out.write_all(report.to_csv_by(by).as_bytes())?,

@@ -16,10 +16,16 @@ pub const MAX_FUTURE_SECONDS: i64 = 2 * 3600;
 /// Margin for clock skew and the time the request takes.
 const WINDOW_MARGIN_SECONDS: i64 = 300;
 
+/// The oldest timestamp [`within_window`] keeps at clock `now`: what is older goes to results
+/// objects on the S3 path instead (docs/s3.md §4).
+pub fn oldest_sendable(now: i64) -> i64 {
+    now - MAX_AGE_SECONDS + WINDOW_MARGIN_SECONDS
+}
+
 /// Splits off the datums CloudWatch would refuse for their timestamp (records dated in 1970 or
 /// 2100, or replays older than two weeks), returning the sendable ones and how many were dropped.
 pub fn within_window(datums: Vec<Datum>, now: i64) -> (Vec<Datum>, usize) {
-    let oldest = now - MAX_AGE_SECONDS + WINDOW_MARGIN_SECONDS;
+    let oldest = oldest_sendable(now);
     let newest = now + MAX_FUTURE_SECONDS - WINDOW_MARGIN_SECONDS;
     let before = datums.len();
     let kept: Vec<Datum> = datums

@@ -88,7 +88,24 @@ pub struct Config {
     /// `NATMETER_REMOTE_PREFIXES=on`: internet destinations split by the remote's /24 (IPv6
     /// /48) in the source detail lines (docs/attribution.md §5.3).
     pub remote_prefixes: bool,
+    /// Flow logs delivered to S3 (docs/s3.md): where results older than CloudWatch's window go,
+    /// and the table that makes a repeated object count once.
+    pub s3: S3Config,
 }
+
+/// `NATMETER_RESULTS_BUCKET`, `NATMETER_RESULTS_PREFIX`, `NATMETER_OBJECTS_TABLE`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct S3Config {
+    /// Where results of records older than CloudWatch accepts are written as report objects;
+    /// `None`: such records are counted as out of the window and not kept.
+    pub results_bucket: Option<String>,
+    pub results_prefix: String,
+    /// The DynamoDB table holding (bucket, key, etag) claims; `None`: this container's memory
+    /// only (docs/s3.md §3).
+    pub objects_table: Option<String>,
+}
+
+pub const DEFAULT_RESULTS_PREFIX: &str = "natmeter/results/";
 
 /// AWS's published address ranges, the default of `NATMETER_IP_RANGES_URL`.
 pub const DEFAULT_IP_RANGES_URL: &str = "https://ip-ranges.amazonaws.com/ip-ranges.json";
@@ -339,7 +356,55 @@ impl Config {
                 ))
             }
         };
+        let s3 = S3Config {
+            results_bucket: match get("NATMETER_RESULTS_BUCKET") {
+                None => None,
+                Some(b) => {
+                    let t = b.trim();
+                    let ok = (3..=63).contains(&t.len())
+                        && t.bytes().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || b".-".contains(&c)
+                        });
+                    if !ok {
+                        return Err(err(
+                            "NATMETER_RESULTS_BUCKET",
+                            &b,
+                            "expected an S3 bucket name (3-63 characters of a-z, 0-9, '.', '-')"
+                                .into(),
+                        ));
+                    }
+                    Some(t.to_string())
+                }
+            },
+            results_prefix: match get("NATMETER_RESULTS_PREFIX") {
+                None => DEFAULT_RESULTS_PREFIX.to_string(),
+                Some(p) => {
+                    let t = p.trim().trim_start_matches('/');
+                    if t.is_empty() || t.len() > 512 || t.contains(char::is_whitespace) {
+                        return Err(err("NATMETER_RESULTS_PREFIX", &p, format!("expected a key prefix without spaces, e.g. {DEFAULT_RESULTS_PREFIX}")));
+                    }
+                    if t.ends_with('/') {
+                        t.to_string()
+                    } else {
+                        format!("{t}/")
+                    }
+                }
+            },
+            objects_table: match get("NATMETER_OBJECTS_TABLE") {
+                None => None,
+                Some(t) => {
+                    let ok = (3..=255).contains(&t.len())
+                        && t.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                    if !ok {
+                        return Err(err("NATMETER_OBJECTS_TABLE", &t, "expected a DynamoDB table name (3-255 characters of A-Z, a-z, 0-9, '_', '-', '.')".into()));
+                    }
+                    Some(t)
+                }
+            },
+        };
         Ok(Config {
+            s3,
             remote_prefixes,
             ip_ranges_url,
             discovery,
@@ -360,6 +425,47 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn s3_settings() {
+        let base = [("NATMETER_NAT_GATEWAYS", GW), ("AWS_REGION", "us-east-1")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = base.to_vec();
+            vars.extend_from_slice(extra);
+            cfg(&vars)
+        };
+        let c = with(&[]).unwrap().s3;
+        assert_eq!(
+            c,
+            S3Config {
+                results_bucket: None,
+                results_prefix: DEFAULT_RESULTS_PREFIX.into(),
+                objects_table: None
+            }
+        );
+        let c = with(&[
+            ("NATMETER_RESULTS_BUCKET", "flow-logs.b"),
+            ("NATMETER_RESULTS_PREFIX", "/r/x"),
+            ("NATMETER_OBJECTS_TABLE", "natmeter-objects"),
+        ])
+        .unwrap()
+        .s3;
+        assert_eq!(
+            c,
+            S3Config {
+                results_bucket: Some("flow-logs.b".into()),
+                results_prefix: "r/x/".into(),
+                objects_table: Some("natmeter-objects".into())
+            }
+        );
+        for (var, bad) in [
+            ("NATMETER_RESULTS_BUCKET", "Bad_Bucket"),
+            ("NATMETER_RESULTS_PREFIX", "a b"),
+            ("NATMETER_OBJECTS_TABLE", "a b"),
+        ] {
+            assert_eq!(with(&[(var, bad)]).unwrap_err().variable, var);
+        }
+    }
 
     #[test]
     fn ip_ranges_url() {

@@ -29,7 +29,7 @@ const MAX_SAMPLES: usize = 5;
 const MAX_ENIS_SEEN: usize = 20;
 
 /// Batch (subscription event) counters.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BatchStats {
     pub read: u64,
     pub control_messages: u64,
@@ -37,7 +37,8 @@ pub struct BatchStats {
 }
 
 /// Record counters: every record read lands in exactly one of the others.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RecordStats {
     pub read: u64,
     pub counted: u64,
@@ -180,6 +181,43 @@ impl Results {
         self.batches.skipped_not_nat += other.batches.skipped_not_nat;
         self.records.merge(&other.records);
         self.merge_observations(&other.observed);
+    }
+
+    /// Moves the ledger entries of the (minute, gateway index) slots `part` names into results
+    /// of their own, one per part, ordered by part. The record and batch counters and the
+    /// observations stay here: they describe the input read, not a slot of it.
+    pub fn split_off<P: Ord>(
+        &mut self,
+        part: impl FnMut(i64, u16) -> Option<P>,
+    ) -> Vec<(P, Results)> {
+        self.ledger
+            .split_off(part)
+            .into_iter()
+            .map(|(p, ledger)| {
+                let r = Results {
+                    ledger,
+                    answers: self.answers.clone(),
+                    batches: BatchStats::default(),
+                    records: RecordStats::default(),
+                    observed: Observations::default(),
+                    home_region: self.home_region.clone(),
+                };
+                (p, r)
+            })
+            .collect()
+    }
+
+    /// Moves the record and batch counters and the observations of `other` into these (the
+    /// ledger stays as it is): the counters of an input whose entries were split off.
+    pub fn take_counters(&mut self, other: &mut Results) {
+        self.batches.read += other.batches.read;
+        self.batches.control_messages += other.batches.control_messages;
+        self.batches.skipped_not_nat += other.batches.skipped_not_nat;
+        self.records.merge(&other.records);
+        self.merge_observations(&other.observed);
+        other.batches = BatchStats::default();
+        other.records = RecordStats::default();
+        other.observed = Observations::default();
     }
 
     /// Takes what was noticed so far out (to be merged later, in input order), leaving none.

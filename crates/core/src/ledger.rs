@@ -372,6 +372,44 @@ impl Ledger {
         }
     }
 
+    /// Moves the entries of the slots `part` names out, one ledger per part (ordered by part);
+    /// the slots it answers `None` for stay. Each part keeps the whole destination and source
+    /// tables, so the ids of its keys mean what they meant here.
+    pub fn split_off<P: Ord>(
+        &mut self,
+        mut part: impl FnMut(i64, u16) -> Option<P>,
+    ) -> std::collections::BTreeMap<P, Ledger> {
+        let mut parts: std::collections::BTreeMap<P, Ledger> = std::collections::BTreeMap::new();
+        let tables = std::mem::take(&mut self.tables);
+        self.index.clear();
+        self.last = None;
+        for (slot, table) in tables {
+            match part(slot.0, slot.1) {
+                Some(p) => {
+                    let l = parts.entry(p).or_insert_with(|| Ledger {
+                        index: FxHashMap::default(),
+                        tables: Vec::new(),
+                        last: None,
+                        spare: Vec::new(),
+                        destinations: self.destinations.clone(),
+                        regions: self.regions.clone(),
+                        prefixes: self.prefixes.clone(),
+                        prefix_index: self.prefix_index.clone(),
+                        prefixes_folded: 0,
+                        sources: self.sources.clone(),
+                    });
+                    l.index.insert(slot, l.tables.len());
+                    l.tables.push((slot, table));
+                }
+                None => {
+                    self.index.insert(slot, self.tables.len());
+                    self.tables.push((slot, table));
+                }
+            }
+        }
+        parts
+    }
+
     /// Empties the ledger but keeps its allocations (warm Lambda containers reuse them).
     pub fn clear(&mut self) {
         for (_, mut t) in self.tables.drain(..) {

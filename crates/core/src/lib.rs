@@ -26,6 +26,7 @@ pub mod identity;
 pub mod inventory;
 pub mod ipranges;
 pub mod ledger;
+pub mod merge;
 pub mod metrics;
 pub mod price;
 pub mod report;

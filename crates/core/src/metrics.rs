@@ -180,6 +180,9 @@ pub const CONFIG_VARIABLES: &[&str] = &[
     "NATMETER_REDISCOVER_SECONDS",
     "NATMETER_IP_RANGES_URL",
     "NATMETER_REMOTE_PREFIXES",
+    "NATMETER_RESULTS_BUCKET",
+    "NATMETER_RESULTS_PREFIX",
+    "NATMETER_OBJECTS_TABLE",
 ];
 
 /// The fields of a source detail line, and the member that marks it.

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::attribution::Direction;
 use crate::engine::{BatchStats, RecordStats, Results};
@@ -15,7 +15,7 @@ use crate::topology::Topology;
 
 pub const SCHEMA: &str = "natmeter.report/v1";
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Totals {
     pub bytes: u64,
     pub outbound_bytes: u64,
@@ -37,7 +37,7 @@ pub struct Totals {
     pub avoidable_cost_usd: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DestinationBytes {
     pub destination: String,
     /// With AWS's ranges: the remote's region (`GLOBAL` for global services), where known.
@@ -94,7 +94,7 @@ pub struct SourceRow {
 
 /// One workload's bytes (with an inventory): nodes are `("", "Node", name)`, and every
 /// unresolved address together is `("", "Unresolved", "")`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WorkloadRow {
     pub namespace: String,
     pub kind: String,
@@ -108,7 +108,7 @@ pub struct WorkloadRow {
 }
 
 /// How much of the NAT bytes have a name (with an inventory).
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct IdentityTotals {
     /// Bytes of pods.
     pub resolved_bytes: u64,
@@ -169,7 +169,7 @@ impl std::str::FromStr for By {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GatewayRow {
     pub nat_gateway: String,
     pub eni: String,
@@ -291,7 +291,7 @@ fn group_key(by: By, i: usize, r: &SourceRow) -> Vec<String> {
 }
 
 /// Biggest first, then by name, region and remote network: a total order.
-fn sort_destinations(v: &mut [DestinationBytes]) {
+pub(crate) fn sort_destinations(v: &mut [DestinationBytes]) {
     v.sort_by(|a, b| {
         b.bytes
             .cmp(&a.bytes)

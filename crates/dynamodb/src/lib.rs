@@ -12,6 +12,8 @@
 //! core's inventory) or swallow an error (a failed write or read fails the invocation, which
 //! Lambda retries).
 
+pub mod objects;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

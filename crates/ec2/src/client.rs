@@ -74,7 +74,7 @@ impl Ec2Error {
     }
 }
 
-type Http =
+pub(crate) type Http =
     hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A signed EC2 Query client.
@@ -109,8 +109,70 @@ pub fn endpoint(region: &str, get: impl Fn(&str) -> Option<String>) -> String {
     format!("https://ec2.{region}.{suffix}")
 }
 
+/// Signs `req` in place (SigV4) for `service` in `region`: the host header, the date and the
+/// authorization, as the SDKs send them. Shared by the EC2 and S3 calls.
+pub(crate) fn sign_request(
+    req: &mut http::Request<Full<Bytes>>,
+    body: SignableBody<'_>,
+    service: &str,
+    region: &str,
+    identity: &Identity,
+    settings: SigningSettings,
+) -> Result<(), String> {
+    let uri = req.uri().to_string();
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .ok_or_else(|| format!("endpoint {uri:?} has no host"))?;
+    req.headers_mut().insert(
+        "host",
+        http::HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
+    );
+    let params = v4::SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|e| format!("signing: {e}"))?
+        .into();
+    let headers: Vec<(&str, &str)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let signable = SignableRequest::new(req.method().as_str(), &uri, headers.into_iter(), body)
+        .map_err(|e| format!("signing: {e}"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| format!("signing: {e}"))?
+        .into_parts();
+    instructions.apply_to_request_http1x(req);
+    Ok(())
+}
+
+/// The region and credentials of the SDK's default chain (or `region`).
+pub(crate) async fn sdk_identity(
+    region: Option<&str>,
+) -> Result<(String, SharedCredentialsProvider), String> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    let conf = loader.load().await;
+    let region = conf
+        .region()
+        .map(|r| r.to_string())
+        .ok_or_else(|| "no region (set AWS_REGION)".to_string())?;
+    let credentials = conf
+        .credentials_provider()
+        .ok_or_else(|| "no credentials provider".to_string())?;
+    Ok((region, credentials))
+}
+
 /// An HTTP(S) client on the SDK's TLS stack (aws-lc-rs, the system's roots).
-fn http_client() -> Result<Http, Ec2Error> {
+pub(crate) fn http_client() -> Result<Http, Ec2Error> {
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(provider)
@@ -170,18 +232,7 @@ impl Client {
     /// A client with the SDK's default credentials chain and region (or `region`), and the
     /// endpoint of [`endpoint`] from the process environment.
     pub async fn from_env(region: Option<&str>) -> Result<Client, Ec2Error> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(r) = region {
-            loader = loader.region(aws_config::Region::new(r.to_string()));
-        }
-        let conf = loader.load().await;
-        let region = conf
-            .region()
-            .map(|r| r.to_string())
-            .ok_or_else(|| Ec2Error::Setup("no region (set AWS_REGION)".into()))?;
-        let credentials = conf
-            .credentials_provider()
-            .ok_or_else(|| Ec2Error::Setup("no credentials provider".into()))?;
+        let (region, credentials) = sdk_identity(region).await.map_err(Ec2Error::Setup)?;
         let endpoint = endpoint(&region, |k| std::env::var(k).ok());
         Client::new(endpoint, region, credentials)
     }
@@ -336,40 +387,15 @@ impl Client {
             )
             .body(Full::new(Bytes::from(body.clone())))
             .map_err(|e| Ec2Error::Setup(format!("request to {uri}: {e}")))?;
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .ok_or_else(|| Ec2Error::Setup(format!("endpoint {uri:?} has no host")))?;
-        req.headers_mut().insert(
-            "host",
-            http::HeaderValue::from_str(&host).map_err(|e| Ec2Error::Setup(e.to_string()))?,
-        );
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ec2")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| Ec2Error::Setup(format!("signing: {e}")))?
-            .into();
-        let headers: Vec<(&str, &str)> = req
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-            .collect();
-        let signable = SignableRequest::new(
-            "POST",
-            uri.as_str(),
-            headers.into_iter(),
+        sign_request(
+            &mut req,
             SignableBody::Bytes(body.as_bytes()),
+            "ec2",
+            &self.region,
+            &identity,
+            SigningSettings::default(),
         )
-        .map_err(|e| Ec2Error::Setup(format!("signing: {e}")))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| Ec2Error::Setup(format!("signing: {e}")))?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut req);
+        .map_err(Ec2Error::Setup)?;
 
         let resp = self
             .http

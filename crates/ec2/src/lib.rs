@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod parse;
+pub mod s3;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

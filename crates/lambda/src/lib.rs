@@ -8,7 +8,9 @@
 
 pub mod discovery;
 pub mod names;
+pub mod objects;
 pub mod recent;
+pub mod s3event;
 
 /// The events the integration tests use, for the unit tests too.
 #[cfg(test)]
@@ -76,6 +78,10 @@ pub struct Function<S> {
     /// this text panics the handler, which shows whether the shipped build unwinds into an error
     /// response or aborts the process.
     panic_on: Option<String>,
+    /// S3 delivery: the client, made on the first S3 event (subscription-only functions never
+    /// pay for it), and the claims that make a repeated object count once.
+    s3: tokio::sync::OnceCell<Result<natmeter_ec2::s3::S3, String>>,
+    claims: objects::Claims,
 }
 
 /// One invocation's inputs besides the event.
@@ -99,7 +105,34 @@ impl<S: Sender> Function<S> {
             recent: Mutex::new(RecentBatches::new(RECENT_BATCHES, PARTIAL_BATCHES)),
             names: None,
             panic_on: panic_on.filter(|m| !m.is_empty()),
+            s3: tokio::sync::OnceCell::new(),
+            claims: objects::Claims::Local(Mutex::default()),
         }
+    }
+
+    /// The same function claiming S3 objects in a DynamoDB table (`NATMETER_OBJECTS_TABLE`)
+    /// instead of this container's memory.
+    pub fn with_object_claims(mut self, table: natmeter_dynamodb::objects::Objects) -> Function<S> {
+        self.claims = objects::Claims::Table(table);
+        self
+    }
+
+    /// The same function reading S3 with `s3` (tests; otherwise made from the environment on
+    /// the first S3 event).
+    pub fn with_s3(self, s3: natmeter_ec2::s3::S3) -> Function<S> {
+        let _ = self.s3.set(Ok(s3));
+        self
+    }
+
+    async fn s3_client(&self) -> Result<natmeter_ec2::s3::S3, String> {
+        self.s3
+            .get_or_init(|| async {
+                natmeter_ec2::s3::S3::from_env(self.config().region.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .clone()
     }
 
     /// The same function naming sources from the inventory in `table`, and storing the EKS
@@ -165,7 +198,19 @@ impl<S: Sender> Function<S> {
             }
         };
         // The envelope is parsed once: its data feeds both the duplicate check and the engine.
-        let data = event_data(event).map_err(bad_event)?;
+        // An event that is not a subscription event may be one of S3's shapes (docs/s3.md §1);
+        // only then is it parsed again, so subscription batches pay nothing for them.
+        let data = match event_data(event) {
+            Ok(d) => d,
+            Err(e) => {
+                return match s3event::parse(event) {
+                    // Boxed: the S3 path's futures nest deep enough to overflow the layout
+                    // query of the runtime's handler future otherwise.
+                    Some(ev) => Box::pin(self.invoke_s3(ev, inv, out)).await,
+                    None => Err(bad_event(e)),
+                };
+            }
+        };
         let key = BatchKey::of(&data);
         if lock(&self.recent).contains(&key) {
             tracing::warn!(request_id = %request_id, "duplicate delivery of a batch this container already published; skipped");

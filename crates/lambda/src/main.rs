@@ -83,6 +83,7 @@ async fn main() -> Result<(), Error> {
         None => None,
     };
     let inventory = cfg.inventory.clone();
+    let objects_table = cfg.s3.objects_table.clone();
     let ip_ranges_url = cfg.ip_ranges_url.clone();
     let discovery = match cfg.discovery.clone() {
         None => None,
@@ -118,6 +119,10 @@ async fn main() -> Result<(), Error> {
             i.retention_hours,
         );
         function = function.with_inventory(table, i.retention_hours);
+    }
+    if let Some(t) = objects_table {
+        let claims = natmeter_dynamodb::objects::Objects::new(natmeter_dynamodb::client().await, t);
+        function = function.with_object_claims(claims);
     }
     let function = Arc::new(function);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Box<RawValue>>| {

@@ -17,9 +17,13 @@ pub(crate) fn gzip_error(msg: &str) -> DecodeError {
     ))
 }
 
+/// What [`gzip_header_len`] says when `b` ends inside the header: a streaming reader waits for
+/// more bytes instead (`object::ObjectText`).
+pub const GZIP_HEADER_INCOMPLETE: &str = "unexpected end of file in the gzip header";
+
 /// Length of a gzip member header (RFC 1952 §2.3), or why it is not one.
 pub fn gzip_header_len(b: &[u8]) -> Result<usize, DecodeError> {
-    let eof = || gzip_error("unexpected end of file in the gzip header");
+    let eof = || gzip_error(GZIP_HEADER_INCOMPLETE);
     if b.len() < 10 {
         return Err(eof());
     }

@@ -16,6 +16,7 @@
 
 pub mod detect;
 pub mod gzip;
+pub mod object;
 pub mod payload;
 pub mod scan;
 pub mod subscription;
