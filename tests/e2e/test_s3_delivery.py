@@ -318,3 +318,51 @@ def test_parquet_objects_meter_as_their_text_does(simulate, s3, bucket, localsta
                and "srcaddr" in x["error"] for x in lines_of)
     want = truth_by_gateway(sim)
     assert nat_bytes_by_gateway(cw, sim, namespace, want) == want
+
+
+def test_a_partly_delivered_object_resumes_in_another_container_without_double_counting(
+        simulate, s3, bucket, localstack, start_bootstrap, cw, namespace, fault_proxy, dynamodb, inventory_table):
+    """CloudWatch accepts one of an object's PutMetricData requests and fails the rest until the
+    deadline: the message is reported failed, and the claim in NATMETER_OBJECTS_TABLE keeps the
+    clock and the delivered request. The retry, in a new container, resumes from there: it sends
+    only the requests that failed, and CloudWatch holds the object's truth exactly once."""
+    sim = simulate(seed=46, pods=100, nodes=4, nat_gateways=2, minutes=60, external_snat=False, scope="nat-enis")
+    lines = [l for _, ls in sorted(records_by_object(sim).items()) for l in ls]
+    key = object_key("eni-all", sim.start, prefix="partial/")
+    body = text_object(sim.log_format, lines)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    ev = sqs_event([{"MessageId": "m1", "ReceiptHandle": "r", "Body": notification_body(bucket, key, len(body), "e")}])
+    proxy = fault_proxy()
+    first: dict = {}
+
+    def rule(r):
+        if r.operation != "PutMetricData":
+            return "pass"
+        first.setdefault("sha", r.body_sha256)
+        return "pass" if r.body_sha256 == first["sha"] else "500"
+
+    proxy.set_rule(rule)
+    env = s3_env(sim, namespace, localstack, NATMETER_MIN_SOURCE_SHARE="0", NATMETER_MAX_SOURCES="500",
+                 NATMETER_OBJECTS_TABLE=inventory_table,
+                 AWS_ENDPOINT_URL_DYNAMODB=dynamodb)
+    one = start_bootstrap(env, endpoint=proxy.url, name="first")
+    # Time enough past reading the object (seconds in the debug build) for the delivered request's
+    # answer to arrive: a request delivered but unanswered at the deadline is not known delivered,
+    # and is sent again (the bound docs/s3.md §3 states).
+    inv = one.invoke_detail(ev, timeout_s=90, deadline_s=20.0)
+    assert inv.kind == "response" and inv.json()["batchItemFailures"] == [{"itemIdentifier": "m1"}], inv.text()[:500]
+    proxy.wait_idle()
+    puts = [r for r in proxy.since(0) if r.operation == "PutMetricData"]
+    assert len({r.body_sha256 for r in puts}) >= 2, "the object must need two requests at least"
+    delivered = [r for r in puts if r.forwarded_ok]
+    assert len({r.body_sha256 for r in delivered}) == 1
+    proxy.healthy()
+    mark = proxy.mark()
+    two = start_bootstrap(env, endpoint=proxy.url, name="retry")
+    retry = two.invoke_detail(ev, timeout_s=60, deadline_s=30.0)
+    assert retry.kind == "response" and retry.json()["batchItemFailures"] == [], retry.text()[:500]
+    proxy.wait_idle()
+    resent = {r.body_sha256 for r in proxy.since(mark) if r.operation == "PutMetricData"}
+    assert first["sha"] not in resent, "the request delivered the first time was sent again"
+    want = truth_by_gateway(sim)
+    assert nat_bytes_by_gateway(cw, sim, namespace, want) == want
