@@ -74,16 +74,15 @@ package: package-arm64 package-x86_64
 	@ls -l target/lambda/*/bootstrap/bootstrap.zip target/lambda/bootstrap/bootstrap.zip
 
 # The artifact users deploy, tested: the x86_64 zip from `make package-x86_64`, unzipped, runs the
-# function-side bad-input matrix and the panic test through the Runtime API (the arm64 zip runs the
-# whole suite under qemu in `make smoke-arm64`).
+# function-side bad-input matrix, the panic test and a 75 MB S3 object (its peak memory) through
+# the Runtime API (the arm64 zip runs the whole suite under qemu in `make smoke-arm64`).
 X86_DIR := target/lambda/x86_64/unzipped
 test-package: package-x86_64 build
 	rm -rf $(X86_DIR) && mkdir -p $(X86_DIR)
 	cd $(X86_DIR) && python3 -c "import zipfile; zipfile.ZipFile('../bootstrap/bootstrap.zip').extractall('.')" && chmod +x bootstrap
-	NATMETER_BIN=$(CURDIR)/$(NATMETER) BOOTSTRAP_BIN=$(CURDIR)/$(X86_DIR)/bootstrap \
-	    tests/e2e/run.sh tests/e2e/test_bad_input_matrix.py tests/e2e/test_packaged.py
 	NATMETER_BIN=$(CURDIR)/$(NATMETER) BOOTSTRAP_BIN=$(CURDIR)/$(X86_DIR)/bootstrap NATMETER_E2E_BIG_OBJECT_MB=75 \
-	    tests/e2e/run.sh tests/e2e/test_s3_delivery.py -k large_object
+	    tests/e2e/run.sh tests/e2e/test_bad_input_matrix.py tests/e2e/test_packaged.py \
+	    tests/e2e/test_s3_delivery.py::test_a_large_object_is_streamed_in_bounded_memory
 
 # The arm64 package, run: every end-to-end test with the arm64 bootstrap under qemu-user (the
 # portable SWAR paths run for real). qemu and the arm64 C library come from Debian's apt.

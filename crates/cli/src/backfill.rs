@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use natmeter_core::civil::{civil_from_days as civil, days_from_civil, days_in_month};
 use serde_json::json;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -58,45 +59,10 @@ fn day(s: &str, flag: &str) -> anyhow::Result<i64> {
         p.parse::<i64>().map_err(|_| bad())
     };
     let (y, m, d) = (part(4)?, part(2)?, part(2)?);
-    let days_in = [
-        31,
-        if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) {
-            29
-        } else {
-            28
-        },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] {
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return Err(bad());
     }
-    // Howard Hinnant's days_from_civil.
-    let yy = if m <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    Ok(era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468)
-}
-
-fn civil(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    Ok(days_from_civil(y, m, d))
 }
 
 /// Most days one job takes: a year of daily prefixes. Longer backfills are several jobs.

@@ -20,6 +20,7 @@
 //! lives in the Lambda crate).
 
 pub mod attribution;
+pub mod civil;
 pub mod config;
 pub mod engine;
 pub mod identity;

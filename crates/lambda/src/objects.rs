@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use natmeter_cloudwatch::publish::PublishError;
 use natmeter_cloudwatch::put::Sender;
+use natmeter_core::civil::{civil_from_days, days_from_civil};
 use natmeter_core::config::Config;
 use natmeter_core::engine::{Attributor, Results};
 use natmeter_core::report::Report;
@@ -222,35 +223,11 @@ pub fn key_time(key: &str) -> Option<i64> {
     })
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// `YYYY-MM-DDTHH` of an hour since the epoch.
 pub fn hour_label(hour: i64) -> String {
     let days = hour.div_euclid(24);
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}T{:02}", hour.rem_euclid(24))
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// A stable short digest of the object a result came from: its results objects' names, so a
