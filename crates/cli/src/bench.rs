@@ -15,7 +15,10 @@
 //!   bytes in non-NAT batches) and a NAT-heavy corpus (2,000 sources, many minutes, ~83 KB
 //!   batches, 80% of the bytes in NAT batches), as a directory and as one JSON-lines file;
 //! - whole process, one thread: the NAT-heavy corpus's NAT records as plain flow-log lines in
-//!   the 19-field format of `infra/examples/complete`.
+//!   the 19-field format of `infra/examples/complete`;
+//! - in process, one thread: S3 delivery's objects of the NAT batch's records (a ~4 MB gzip text
+//!   object, the same records as Parquet, a ~75 MB gzip object) through the function's path,
+//!   against the NAT batch in the same rounds.
 //!
 //! The output is markdown, with the date and the command, to paste as an example run.
 
@@ -26,8 +29,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use natmeter_core::engine::Attributor;
+use natmeter_core::sources::object::ObjectText;
 use natmeter_core::sources::subscription::{event_data_serde, Decoder, Payload};
-use natmeter_core::sources::{gzip, Input, Reader};
+use natmeter_core::sources::{gzip, Input, Reader, Text};
+use natmeter_parquet::FlowLogParquet;
 use natmeter_sim::{lambda_event, simulate, Scope, SimConfig, SimEvent, Simulation};
 
 #[derive(clap::Args)]
@@ -50,6 +55,10 @@ pub struct BenchArgs {
     /// Where to write the generated inputs (kept for re-runs).
     #[arg(long, default_value = "target/bench")]
     dir: PathBuf,
+    /// Internal: read the big S3 object written under this directory through the function's
+    /// path and print this process's peak RSS (the S3 object table's memory column).
+    #[arg(long, hide = true)]
+    read_object: Option<PathBuf>,
 }
 
 /// One row of the JSON-input table. Times are seconds per pass over `decoded` bytes.
@@ -603,6 +612,9 @@ fn machine() -> String {
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &a.read_object {
+        return read_object_child(dir);
+    }
     // Durations are built from it: a negative or non-finite value would panic there.
     anyhow::ensure!(
         a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 3600.0,
@@ -800,9 +812,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     eprintln!("natmeter bench: names from a 2,000-pod inventory...");
     let names = names_row(&a, &nat_sim, nat_event)?;
 
+    eprintln!("natmeter bench: S3 objects (gzip text and Parquet)...");
+    let objects = object_rows(&a, &nat_sim, nat_event, &a.dir.join("objects"))?;
+
     print_tables(&a, &started, &host, &rows, &text_row, median_kb);
     print_gzip(&gzip);
     print_names(&names);
+    print_objects(&objects);
     Ok(())
 }
 
@@ -1124,4 +1140,543 @@ fn print_tables(
          one thread.",
         a.seconds
     );
+}
+
+/// Rows of a Parquet object turned into text lines per engine call: the function's
+/// (`PARQUET_ROWS` in crates/lambda/src/objects.rs).
+const PARQUET_ROWS: usize = 8192;
+/// The pieces an S3 body is pushed in, as it arrives.
+const S3_PIECE: usize = 64 << 10;
+/// Rows per row group of the Parquet object. AWS does not document its row groups; 128 Ki
+/// rows of these records are ~1.3 MB of GZIP pages, so the reader crosses row groups as in a
+/// bigger file.
+const PARQUET_GROUP_ROWS: usize = 128 << 10;
+/// Compressed size of the measured text object, and of the big one (S3 delivery's objects go
+/// up to ~75 MB: docs/s3.md §2).
+const OBJECT_MB: f64 = 4.0;
+const BIG_OBJECT_MB: f64 = 75.0;
+const OBJECT_ORIGIN: &str = "s3://bench/AWSLogs/nat.log.gz";
+
+/// The NAT records of `events` as S3 delivery writes them: the messages, one per line, in the
+/// simulation's format (malformed lines included, as they are).
+fn nat_lines(sim: &Simulation, events: &[&SimEvent]) -> anyhow::Result<(Vec<u8>, u64)> {
+    let mut text = Vec::new();
+    let mut lines = 0u64;
+    for e in events.iter().filter(|e| is_nat(sim, e)) {
+        let json = decode(e)?;
+        for ev in Payload::parse_serde(&json)?.log_events {
+            text.extend_from_slice(ev.message.as_bytes());
+            text.push(b'\n');
+            lines += 1;
+        }
+    }
+    Ok((text, lines))
+}
+
+/// The header line S3 delivery writes first: the format's field names.
+fn header_line(sim: &Simulation) -> String {
+    field_names(&sim.log_format).join(" ") + "\n"
+}
+
+/// One gzip member (default level) of the header line and `repeats` copies of `lines`.
+fn gzip_object(header: &str, lines: &[u8], repeats: usize) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(header.as_bytes())?;
+    for _ in 0..repeats {
+        z.write_all(lines)?;
+    }
+    Ok(z.finish()?)
+}
+
+/// A text object through the function's path (crates/lambda/src/objects.rs `read_into`): the
+/// body pushed to [`ObjectText`] in [`S3_PIECE`]s, each run of lines ingested as a `Text`
+/// input into `engine`. Returns the decoded bytes.
+fn read_text_object(
+    attributor: &Attributor<'_>,
+    body: &[u8],
+    engine: &mut natmeter_core::engine::Results,
+) -> anyhow::Result<u64> {
+    let mut reader = Reader::default();
+    let mut text = ObjectText::new();
+    let mut ingest = |t: Text<'_>| {
+        let _ = attributor.ingest(Input::Text(t), &mut reader, engine);
+    };
+    // The format has `start`: the key's time (the fallback) is never used.
+    for piece in body.chunks(S3_PIECE) {
+        text.push(piece, OBJECT_ORIGIN, 0, &mut ingest)?;
+    }
+    text.finish(OBJECT_ORIGIN, 0, &mut ingest)?;
+    Ok(text.decoded_bytes())
+}
+
+/// A Parquet object through the function's path (`read_parquet`): the file it spilled opened
+/// with [`FlowLogParquet::open`], [`PARQUET_ROWS`] rows of lines at a time ingested as `Text`
+/// inputs. Returns the bytes of those lines.
+fn read_parquet_object(
+    attributor: &Attributor<'_>,
+    path: &Path,
+    engine: &mut natmeter_core::engine::Results,
+) -> anyhow::Result<u64> {
+    let mut reader = Reader::default();
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut p = FlowLogParquet::open(file)?;
+    let format = p.format().clone();
+    let mut buf = Vec::with_capacity(1 << 20);
+    let (mut row, mut decoded) = (1u64, 0u64);
+    loop {
+        buf.clear();
+        let n = p.next_lines(&mut buf, PARQUET_ROWS)?;
+        if n == 0 {
+            return Ok(decoded);
+        }
+        decoded += buf.len() as u64;
+        let input = Input::Text(Text {
+            bytes: &buf,
+            format: Some(&format),
+            origin: "s3://bench/AWSLogs/nat.log.parquet",
+            first_line: row,
+            fallback_time: 0,
+        });
+        let _ = attributor.ingest(input, &mut reader, engine);
+        row += n as u64;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ObjectKind {
+    Text,
+    Parquet,
+}
+
+/// An S3 object of the NAT records and what reading it must give.
+struct S3Object {
+    name: String,
+    kind: ObjectKind,
+    /// The object's bytes as S3 serves them (gzip text; the Parquet file, also on disk at `path`).
+    body: Vec<u8>,
+    path: PathBuf,
+    /// Decoded flow-log text: the inflated object, or the lines the Parquet rows make.
+    decoded: u64,
+    records: u64,
+    nat_bytes: u64,
+}
+
+impl S3Object {
+    /// One read into `engine` (reset first); the decoded bytes.
+    fn read(
+        &self,
+        attributor: &Attributor<'_>,
+        engine: &mut natmeter_core::engine::Results,
+    ) -> anyhow::Result<u64> {
+        attributor.reset(engine);
+        match self.kind {
+            ObjectKind::Text => read_text_object(attributor, &self.body, engine),
+            ObjectKind::Parquet => read_parquet_object(attributor, &self.path, engine),
+        }
+    }
+
+    /// Reads it once and checks the answer: every record read, the simulation's NAT bytes.
+    fn check(
+        &self,
+        attributor: &Attributor<'_>,
+        engine: &mut natmeter_core::engine::Results,
+    ) -> anyhow::Result<()> {
+        let decoded = self.read(attributor, engine)?;
+        let (read, bytes) = (engine.records().read, engine.ledger().total_bytes());
+        anyhow::ensure!(
+            decoded == self.decoded && read == self.records && bytes == self.nat_bytes,
+            "{}: read {decoded} decoded bytes, {read} records, {bytes} NAT bytes; expected {}, {} and {}",
+            self.name,
+            self.decoded,
+            self.records,
+            self.nat_bytes
+        );
+        Ok(())
+    }
+}
+
+/// The S3 objects of the simulation's NAT records: a ~[`OBJECT_MB`] gzip text object with its
+/// header line, the same records as a Parquet file in AWS's shape, and a ~[`BIG_OBJECT_MB`]
+/// gzip text object. The records are repeated to reach the sizes (the truth with them).
+fn s3_objects(
+    sim: &Simulation,
+    dir: &Path,
+    mb: f64,
+    big_mb: f64,
+) -> anyhow::Result<(S3Object, S3Object, S3Object)> {
+    let events: Vec<&SimEvent> = sim.events.iter().collect();
+    let (lines, count) = nat_lines(sim, &events)?;
+    let header = header_line(sim);
+    let one = gzip_object(&header, &lines, 1)?;
+    let repeats = |mb: f64| ((mb * 1e6 / one.len() as f64).round() as usize).max(1);
+    let text = |name: String, repeats: usize| -> anyhow::Result<S3Object> {
+        Ok(S3Object {
+            name,
+            kind: ObjectKind::Text,
+            body: gzip_object(&header, &lines, repeats)?,
+            path: PathBuf::new(),
+            decoded: (header.len() + lines.len() * repeats) as u64,
+            records: count * repeats as u64,
+            nat_bytes: sim.truth.totals.bytes * repeats as u64,
+        })
+    };
+    let n = repeats(mb);
+    let medium = text(format!("gzip text, one NAT ENI's records x{n}"), n)?;
+    let big_n = repeats(big_mb);
+    let big = text(format!("gzip text, one NAT ENI's records x{big_n}"), big_n)?;
+
+    let repeated = lines.repeat(n);
+    let fields = field_names(&sim.log_format);
+    let w = natmeter_parquet::testing::write_aws_parquet(&fields, repeated, PARQUET_GROUP_ROWS)
+        .map_err(|e| anyhow::anyhow!("writing the Parquet object: {e}"))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("nat.log.parquet");
+    write_synced(&path, &w.file)?;
+    // The lines the rows make are the text's, less those Parquet cannot hold (a line missing a
+    // field): measured, by reading it once.
+    let parquet = S3Object {
+        name: format!(
+            "Parquet, the same records ({} rows in {} row groups of {} Ki)",
+            w.rows,
+            w.rows.div_ceil(PARQUET_GROUP_ROWS as u64),
+            PARQUET_GROUP_ROWS >> 10
+        ),
+        kind: ObjectKind::Parquet,
+        body: w.file,
+        path,
+        decoded: 0,
+        records: w.rows,
+        nat_bytes: sim.truth.totals.bytes * n as u64,
+    };
+    Ok((medium, parquet, big))
+}
+
+/// One row of the S3 object table: seconds per read of the object.
+struct ObjectRow {
+    name: String,
+    compressed: usize,
+    decoded: u64,
+    records: u64,
+    secs: f64,
+    /// Peak RSS of a process reading it, and the peak's growth during the read, bytes.
+    memory: Option<(u64, Option<u64>)>,
+}
+
+/// The S3 object cases and the subscription batch they are compared with, measured in the same
+/// rounds.
+struct ObjectRows {
+    batch: ObjectRow,
+    rows: Vec<ObjectRow>,
+}
+
+/// A `/proc/self/status` value, bytes (`VmHWM`, `VmRSS`).
+fn proc_status_bytes(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line[key.len()..]
+        .trim_start_matches(':')
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs `f` with this process's peak RSS reset first (`/proc/self/clear_refs`, Linux 4.0+):
+/// how far the peak rose above the resident size before it. `None` where that is unavailable.
+fn peak_rss_growth<T>(f: impl FnOnce() -> T) -> (T, Option<u64>) {
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let before = proc_status_bytes("VmRSS");
+    let out = f();
+    let after = proc_status_bytes("VmHWM");
+    let growth = match (reset, before, after) {
+        (true, Some(b), Some(a)) => Some(a.saturating_sub(b)),
+        _ => None,
+    };
+    (out, growth)
+}
+
+fn object_rows(
+    a: &BenchArgs,
+    sim: &Simulation,
+    event: &SimEvent,
+    dir: &Path,
+) -> anyhow::Result<ObjectRows> {
+    let started = Instant::now();
+    let (medium, mut parquet, big) = s3_objects(sim, dir, OBJECT_MB, BIG_OBJECT_MB)?;
+    eprintln!(
+        "natmeter bench: S3 objects written in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let topo = sim.topology();
+    let attributor = Attributor::new(&topo, sim.format());
+    let mut engine = attributor.results();
+    parquet.decoded = parquet.read(&attributor, &mut engine)?;
+    for o in [&medium, &parquet] {
+        o.check(&attributor, &mut engine)?;
+    }
+    let slice = Duration::from_secs_f64(a.seconds / f64::from(ROUNDS));
+    let mut reader = Reader::default();
+    let bytes = event.json.as_bytes();
+    let mut best = [f64::INFINITY; 3];
+    // Interleaved with the subscription batch, as the in-process cases: all meet the same load.
+    for _ in 0..ROUNDS {
+        let t = time_per_run(slice, || {
+            attributor.reset(&mut engine);
+            let input = Input::Event {
+                bytes,
+                origin: "bench",
+            };
+            let _ = std::hint::black_box(attributor.ingest(input, &mut reader, &mut engine));
+        });
+        best[0] = best[0].min(t);
+        for (o, best) in [&medium, &parquet].into_iter().zip(&mut best[1..]) {
+            let t = time_per_run(slice, || {
+                let _ = std::hint::black_box(o.read(&attributor, &mut engine));
+            });
+            *best = best.min(t);
+        }
+    }
+    attributor.reset(&mut engine);
+    attributor.ingest(
+        Input::Event {
+            bytes,
+            origin: "bench",
+        },
+        &mut reader,
+        &mut engine,
+    )?;
+    let batch = ObjectRow {
+        name: "1 MB NAT-ENI batch (subscription), in the same rounds".into(),
+        compressed: base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &*event_data_serde(bytes)?,
+        )?
+        .len(),
+        decoded: event.decoded_bytes as u64,
+        records: engine.records().read,
+        secs: best[0],
+        memory: None,
+    };
+    let row = |o: &S3Object, secs: f64, memory: Option<(u64, Option<u64>)>| ObjectRow {
+        name: o.name.clone(),
+        compressed: o.body.len(),
+        decoded: o.decoded,
+        records: o.records,
+        secs,
+        memory,
+    };
+    let mut rows = vec![row(&medium, best[1], None), row(&parquet, best[2], None)];
+    // The big object: seconds a read, so the median of three (each checked).
+    let secs = median_of_three(|| big.check(&attributor, &mut engine))?;
+    // Its memory in a process of its own, the body streamed from a file in S3-sized pieces:
+    // in this one, the allocator's free memory from the cases before hides what a read needs.
+    write_synced(&dir.join(BIG_OBJECT_FILE), &big.body)?;
+    std::fs::write(dir.join("log-format.txt"), &sim.log_format)?;
+    std::fs::write(
+        dir.join("nat-gateways.json"),
+        serde_json::to_vec(&sim.gateways)?,
+    )?;
+    let out = run_ok(
+        Command::new(std::env::current_exe()?)
+            .arg("bench")
+            .arg("--read-object")
+            .arg(dir),
+        "natmeter bench --read-object",
+    )?;
+    let child: ChildRead =
+        serde_json::from_slice(&out.stdout).context("natmeter bench --read-object's JSON")?;
+    anyhow::ensure!(
+        child.records == big.records && child.nat_bytes == big.nat_bytes,
+        "the big object read in a child: {} records, {} NAT bytes; expected {} and {}",
+        child.records,
+        child.nat_bytes,
+        big.records,
+        big.nat_bytes
+    );
+    rows.push(ObjectRow {
+        memory: child.peak.map(|peak| (peak, child.growth)),
+        ..row(&big, secs, None)
+    });
+    Ok(ObjectRows { batch, rows })
+}
+
+/// The big text object's file under the objects directory.
+const BIG_OBJECT_FILE: &str = "nat-big.log.gz";
+
+/// What `natmeter bench --read-object` prints.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChildRead {
+    records: u64,
+    nat_bytes: u64,
+    /// Peak RSS of the process, bytes (VmHWM).
+    peak: Option<u64>,
+    /// How far the peak rose during the read above the resident size before it.
+    growth: Option<u64>,
+}
+
+/// `natmeter bench --read-object DIR`: the big object read as the function reads it (the body
+/// in [`S3_PIECE`]s, never whole), then this process's peak RSS and its growth over the read.
+fn read_object_child(dir: &Path) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let gateways: Vec<natmeter_core::topology::NatGateway> =
+        serde_json::from_slice(&std::fs::read(dir.join("nat-gateways.json"))?)?;
+    let private = natmeter_core::topology::Topology::cidrs_from_list(
+        natmeter_core::topology::DEFAULT_PRIVATE_CIDRS,
+    )?;
+    let topo = natmeter_core::topology::Topology::new(gateways, private)?;
+    let format = flowlog::Format::parse(&std::fs::read_to_string(dir.join("log-format.txt"))?)?;
+    let attributor = Attributor::new(&topo, format);
+    let mut engine = attributor.results();
+    let mut file = std::fs::File::open(dir.join(BIG_OBJECT_FILE))?;
+    let mut piece = vec![0u8; S3_PIECE];
+    let (read, growth) = peak_rss_growth(|| -> anyhow::Result<()> {
+        let mut reader = Reader::default();
+        let mut text = ObjectText::new();
+        let mut ingest = |t: Text<'_>| {
+            let _ = attributor.ingest(Input::Text(t), &mut reader, &mut engine);
+        };
+        loop {
+            let n = file.read(&mut piece)?;
+            if n == 0 {
+                break;
+            }
+            text.push(&piece[..n], OBJECT_ORIGIN, 0, &mut ingest)?;
+        }
+        text.finish(OBJECT_ORIGIN, 0, &mut ingest)?;
+        Ok(())
+    });
+    read?;
+    let out = ChildRead {
+        records: engine.records().read,
+        nat_bytes: engine.ledger().total_bytes(),
+        peak: proc_status_bytes("VmHWM"),
+        growth,
+    };
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+fn print_objects(r: &ObjectRows) {
+    let per_record = |row: &ObjectRow| row.records as f64 / row.secs;
+    let per_mb = |row: &ObjectRow| row.decoded as f64 / 1e6 / row.secs;
+    println!();
+    println!("| S3 object | compressed MB | decoded MB | records | decoded MB/s | compressed MB/s | M records/s | vs NAT batch per record | vs NAT batch per decoded MB | peak RSS MB (growth over the read), CLI process |");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for row in std::iter::once(&r.batch).chain(&r.rows) {
+        let memory = match row.memory {
+            Some((peak, growth)) => format!(
+                "{:.1} ({})",
+                peak as f64 / 1e6,
+                growth.map_or_else(|| "?".into(), |g| format!("+{:.1}", g as f64 / 1e6))
+            ),
+            None => String::new(),
+        };
+        println!(
+            "| {} | {:.2} | {:.1} | {} | {:.0} | {:.1} | {:.2} | {:.2}x | {:.2}x | {} |",
+            row.name,
+            row.compressed as f64 / 1e6,
+            row.decoded as f64 / 1e6,
+            row.records,
+            per_mb(row),
+            row.compressed as f64 / 1e6 / row.secs,
+            per_record(row) / 1e6,
+            per_record(row) / per_record(&r.batch),
+            per_mb(row) / per_mb(&r.batch),
+            memory,
+        );
+    }
+    println!();
+    println!(
+        "S3 delivery's objects of the 1 MB batch's simulation (its NAT ENI's records, repeated to \
+         the size), read in process on one thread through the function's path: a gzip text object \
+         (header line first, one gzip member, default level) pushed to `ObjectText` in 64 KiB \
+         pieces as S3's body arrives, each run of lines ingested as a `Text` input; the same \
+         records as Parquet in AWS's shape (GZIP pages), opened from its file with \
+         `FlowLogParquet::open` (the function's spill to /tmp not timed) and read {PARQUET_ROWS} \
+         rows at a time. Decoded MB are the flow-log text (for Parquet, the lines its rows make); \
+         the batch's are its JSON payload and its compressed MB its gzip member, so per record is \
+         the like-for-like ratio. The first rows: {ROUNDS} interleaved rounds with the batch, the \
+         fastest kept; the big object: the median of 3 reads. Its memory is a child `natmeter \
+         bench` process's (VmHWM, and its growth over the read after a reset through \
+         /proc/self/clear_refs) reading the object from a file in 64 KiB pieces: the CLI's \
+         figure (glibc malloc), not the function's. Every read is checked: all records read, the \
+         simulation's NAT bytes."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The object cases count what the subscription path counts over the same records: the
+    /// simulation's NAT bytes (its truth, summed from the conversations), times the repeats.
+    #[test]
+    fn s3_objects_count_the_subscription_paths_bytes() {
+        let sim = simulate(&SimConfig {
+            seed: 2024,
+            pods: 30,
+            nodes: 3,
+            nat_gateways: 1,
+            minutes: 4,
+            scope: Scope::NatEnis,
+            ..SimConfig::default()
+        });
+        let topo = sim.topology();
+        let attributor = Attributor::new(&topo, sim.format());
+        let mut subscription = attributor.results();
+        let mut reader = Reader::default();
+        for e in sim.events.iter().filter(|e| is_nat(&sim, e)) {
+            let input = Input::Event {
+                bytes: e.json.as_bytes(),
+                origin: "test",
+            };
+            attributor
+                .ingest(input, &mut reader, &mut subscription)
+                .unwrap();
+        }
+        let truth = sim.truth.totals.bytes;
+        assert!(truth > 0);
+        assert_eq!(subscription.ledger().total_bytes(), truth);
+        assert_eq!(subscription.records().read, sim.truth.records.read);
+
+        let dir = tempfile::tempdir().unwrap();
+        let one = {
+            let (lines, _) = nat_lines(&sim, &sim.events.iter().collect::<Vec<_>>()).unwrap();
+            gzip_object(&header_line(&sim), &lines, 1).unwrap().len() as f64 / 1e6
+        };
+        let (medium, mut parquet, big) =
+            s3_objects(&sim, dir.path(), one * 2.0, one * 5.0).unwrap();
+        let mut engine = attributor.results();
+        parquet.decoded = parquet.read(&attributor, &mut engine).unwrap();
+        for (o, repeats) in [(&medium, 2), (&parquet, 2), (&big, 5)] {
+            assert_eq!(o.nat_bytes, truth * repeats, "{}", o.name);
+            o.check(&attributor, &mut engine).unwrap();
+            assert_eq!(engine.ledger().total_bytes(), truth * repeats);
+            // Every source's bytes each way, not only the total.
+            let by_source = |r: &natmeter_core::engine::Results, times: u64| {
+                let mut v: Vec<(String, u64, u64)> =
+                    natmeter_core::report::Report::build(r, &topo, 0.045)
+                        .sources
+                        .into_iter()
+                        .map(|s| (s.source, s.outbound_bytes * times, s.inbound_bytes * times))
+                        .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(
+                by_source(&engine, 1),
+                by_source(&subscription, repeats),
+                "{}",
+                o.name
+            );
+        }
+        assert_eq!(medium.records, sim.truth.records.read * 2);
+        assert_eq!(big.records, sim.truth.records.read * 5);
+        // Parquet holds every line with all its fields (a line missing one has no row).
+        assert!(parquet.records <= medium.records && parquet.records * 10 > medium.records * 9);
+        assert_eq!(parquet.body[..4], *natmeter_parquet::MAGIC);
+    }
 }

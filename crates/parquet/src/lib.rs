@@ -30,6 +30,8 @@ use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::schema::types::ColumnDescPtr;
 
+pub mod testing;
+
 /// The four bytes a Parquet file starts and ends with.
 pub const MAGIC: &[u8; 4] = b"PAR1";
 
