@@ -284,7 +284,10 @@ def _fail_all_but_the_first_request(sim, start_bootstrap, namespace, fault_proxy
     env = sim.env(namespace, NATMETER_MIN_SOURCE_SHARE="0")
     b = start_bootstrap(env, endpoint=proxy.url)
     event = sim.events[1]  # 1,023 datums with this seed: two requests
-    inv = b.invoke_detail(event.read_bytes(), timeout_s=40, deadline_s=4.0)
+    # The passing request must be answered before the deadline: 4 s left too little on a loaded
+    # 2-core machine once LocalStack also ran S3 and SQS (the first request timed out in 2 of 5
+    # runs); the failing ones are retried until the deadline whatever its length.
+    inv = b.invoke_detail(event.read_bytes(), timeout_s=40, deadline_s=8.0)
     assert inv.kind == "error", f"a request failed until the deadline, yet: {inv.kind} {inv.text()[:300]}"
     m = ERROR_RX.search(inv.json().get("errorMessage", ""))
     assert m, inv.text()[:500]

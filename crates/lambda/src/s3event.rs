@@ -83,14 +83,16 @@ impl ResultCode {
 pub fn parse(event: &[u8]) -> Option<S3Event> {
     let v: Value = serde_json::from_slice(event).ok()?;
     if let Some(records) = v.get("Records").and_then(Value::as_array) {
+        // Only a record that says where it comes from makes a shape: `{"Records":[]}` (a
+        // misconfigured trigger) is no S3 event and fails as the bad event it is.
         let source = records
             .first()
-            .and_then(|r| r.get("eventSource").or_else(|| r.get("EventSource")))
+            .and_then(|r| r.get("eventSource"))
             .and_then(Value::as_str);
         return match source {
             Some("aws:sqs") => Some(S3Event::Sqs(records.iter().map(sqs_message).collect())),
-            Some("aws:s3") | None => notification(records).ok().map(S3Event::Notification),
-            Some(_) => None,
+            Some("aws:s3") => notification(records).ok().map(S3Event::Notification),
+            _ => None,
         };
     }
     if is_test_event(&v) {
