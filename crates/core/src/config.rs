@@ -135,6 +135,23 @@ pub struct InventoryConfig {
 
 pub const DEFAULT_INVENTORY_RETENTION_HOURS: u32 = 24;
 
+/// A DynamoDB table name from `variable`, as DynamoDB allows them.
+fn table_name(variable: &'static str, t: String) -> Result<String, ConfigError> {
+    let ok = (3..=255).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        return Err(ConfigError {
+            variable,
+            problem:
+                "expected a DynamoDB table name (3-255 characters of A-Z, a-z, 0-9, '_', '-', '.')"
+                    .into(),
+            value: t,
+        });
+    }
+    Ok(t)
+}
+
 impl Config {
     /// Builds and validates the configuration. `get(name)` returns a variable's value.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -316,18 +333,10 @@ impl Config {
         };
         let inventory = match get("NATMETER_INVENTORY_TABLE") {
             None => None,
-            Some(t) => {
-                let ok = (3..=255).contains(&t.len())
-                    && t.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-                if !ok {
-                    return Err(err("NATMETER_INVENTORY_TABLE", &t, "expected a DynamoDB table name (3-255 characters of A-Z, a-z, 0-9, '_', '-', '.')".into()));
-                }
-                Some(InventoryConfig {
-                    table: t,
-                    retention_hours,
-                })
-            }
+            Some(t) => Some(InventoryConfig {
+                table: table_name("NATMETER_INVENTORY_TABLE", t)?,
+                retention_hours,
+            }),
         };
         let ip_ranges_url = match get("NATMETER_IP_RANGES_URL") {
             None => Some(DEFAULT_IP_RANGES_URL.to_string()),
@@ -392,15 +401,7 @@ impl Config {
             },
             objects_table: match get("NATMETER_OBJECTS_TABLE") {
                 None => None,
-                Some(t) => {
-                    let ok = (3..=255).contains(&t.len())
-                        && t.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-                    if !ok {
-                        return Err(err("NATMETER_OBJECTS_TABLE", &t, "expected a DynamoDB table name (3-255 characters of A-Z, a-z, 0-9, '_', '-', '.')".into()));
-                    }
-                    Some(t)
-                }
+                Some(t) => Some(table_name("NATMETER_OBJECTS_TABLE", t)?),
             },
         };
         Ok(Config {

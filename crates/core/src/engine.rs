@@ -84,17 +84,32 @@ impl RecordStats {
         }
     }
 
-    fn merge(&mut self, o: &RecordStats) {
-        self.read += o.read;
-        self.counted += o.counted;
-        self.public_side += o.public_side;
-        self.not_nat += o.not_nat;
-        self.rejected += o.rejected;
-        self.no_data += o.no_data;
-        self.skip_data += o.skip_data;
-        self.zero_bytes += o.zero_bytes;
-        self.ambiguous += o.ambiguous;
-        self.parse_errors += o.parse_errors;
+    /// Adds another run's counters (saturating: counters read back from report documents are
+    /// not trusted to be small).
+    pub fn merge(&mut self, o: &RecordStats) {
+        for (a, b) in [
+            (&mut self.read, o.read),
+            (&mut self.counted, o.counted),
+            (&mut self.public_side, o.public_side),
+            (&mut self.not_nat, o.not_nat),
+            (&mut self.rejected, o.rejected),
+            (&mut self.no_data, o.no_data),
+            (&mut self.skip_data, o.skip_data),
+            (&mut self.zero_bytes, o.zero_bytes),
+            (&mut self.ambiguous, o.ambiguous),
+            (&mut self.parse_errors, o.parse_errors),
+        ] {
+            *a = a.saturating_add(b);
+        }
+    }
+}
+
+impl BatchStats {
+    /// Adds another run's counters (saturating, as [`RecordStats::merge`]).
+    pub fn merge(&mut self, o: &BatchStats) {
+        self.read = self.read.saturating_add(o.read);
+        self.control_messages = self.control_messages.saturating_add(o.control_messages);
+        self.skipped_not_nat = self.skipped_not_nat.saturating_add(o.skipped_not_nat);
     }
 }
 
@@ -176,9 +191,12 @@ impl Results {
         if self.home_region.is_none() {
             self.home_region.clone_from(&other.home_region);
         }
-        self.batches.read += other.batches.read;
-        self.batches.control_messages += other.batches.control_messages;
-        self.batches.skipped_not_nat += other.batches.skipped_not_nat;
+        self.merge_counters(other);
+    }
+
+    /// The record and batch counters and the observations of `other`, added to these.
+    fn merge_counters(&mut self, other: &Results) {
+        self.batches.merge(&other.batches);
         self.records.merge(&other.records);
         self.merge_observations(&other.observed);
     }
@@ -210,11 +228,7 @@ impl Results {
     /// Moves the record and batch counters and the observations of `other` into these (the
     /// ledger stays as it is): the counters of an input whose entries were split off.
     pub fn take_counters(&mut self, other: &mut Results) {
-        self.batches.read += other.batches.read;
-        self.batches.control_messages += other.batches.control_messages;
-        self.batches.skipped_not_nat += other.batches.skipped_not_nat;
-        self.records.merge(&other.records);
-        self.merge_observations(&other.observed);
+        self.merge_counters(other);
         other.batches = BatchStats::default();
         other.records = RecordStats::default();
         other.observed = Observations::default();

@@ -276,25 +276,8 @@ pub fn merge(reports: Vec<Report>) -> Result<Option<Report>, String> {
         add(&mut t.packets, u.packets);
         add_opt(&mut t.cross_az_bytes, u.cross_az_bytes);
         add_opt(&mut t.avoidable_bytes, u.avoidable_bytes);
-        let (b, c) = (&mut out.batches, r.batches);
-        add(&mut b.read, c.read);
-        add(&mut b.control_messages, c.control_messages);
-        add(&mut b.skipped_not_nat, c.skipped_not_nat);
-        let (a, x) = (&mut out.records, r.records);
-        for (dst, src) in [
-            (&mut a.read, x.read),
-            (&mut a.counted, x.counted),
-            (&mut a.public_side, x.public_side),
-            (&mut a.not_nat, x.not_nat),
-            (&mut a.rejected, x.rejected),
-            (&mut a.no_data, x.no_data),
-            (&mut a.skip_data, x.skip_data),
-            (&mut a.zero_bytes, x.zero_bytes),
-            (&mut a.ambiguous, x.ambiguous),
-            (&mut a.parse_errors, x.parse_errors),
-        ] {
-            add(dst, src);
-        }
+        out.batches.merge(&r.batches);
+        out.records.merge(&r.records);
         for s in r.sources {
             match sources.get(&source_key(&s)) {
                 Some(&i) => {

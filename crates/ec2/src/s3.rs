@@ -192,6 +192,16 @@ impl S3 {
         }
     }
 
+    fn transport(&self, action: &'static str, bucket: &str, key: &str, problem: String) -> S3Error {
+        S3Error::Transport {
+            action,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            endpoint: self.url(bucket, ""),
+            problem,
+        }
+    }
+
     /// `GetObject`: the body as it streams in.
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Body, S3Error> {
         let resp = self.send("GetObject", "GET", bucket, key, None).await?;
@@ -253,13 +263,12 @@ impl S3 {
             )
             .await
             .unwrap_or_else(|_| {
-                Err(S3Error::Transport {
+                Err(self.transport(
                     action,
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                    endpoint: self.url(bucket, ""),
-                    problem: format!("no answer within {HEAD_TIMEOUT:?}"),
-                })
+                    bucket,
+                    key,
+                    format!("no answer within {HEAD_TIMEOUT:?}"),
+                ))
             });
             match res {
                 Err(e) if attempt < ATTEMPTS && e.retryable() => {
@@ -309,13 +318,7 @@ impl S3 {
             .http
             .request(req)
             .await
-            .map_err(|e| S3Error::Transport {
-                action,
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                endpoint: self.url(bucket, ""),
-                problem: format!("{e:#}"),
-            })?;
+            .map_err(|e| self.transport(action, bucket, key, format!("{e:#}")))?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(resp);

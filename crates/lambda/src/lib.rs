@@ -160,6 +160,23 @@ impl<S: Sender> Function<S> {
         self
     }
 
+    /// The attributor of one invocation: the configuration's topology and format, names from
+    /// the inventory when there is one, AWS's ranges when they were read.
+    pub(crate) fn attributor<'a>(
+        &'a self,
+        cfg: &'a Config,
+        inventory: Option<&'a natmeter_core::inventory::Inventory>,
+    ) -> Attributor<'a> {
+        let mut a = Attributor::new(&cfg.topology, cfg.format.clone());
+        if let Some(i) = inventory {
+            a = a.with_resolver(i);
+        }
+        if let Some(r) = &self.ranges {
+            a = a.with_ranges(r, cfg.region.as_deref());
+        }
+        a.with_remote_prefixes(cfg.remote_prefixes)
+    }
+
     /// The configuration in force (its topology as last described).
     pub fn config(&self) -> Arc<Config> {
         Arc::clone(&self.cfg.read().unwrap_or_else(|p| p.into_inner()))
@@ -236,14 +253,7 @@ impl<S: Sender> Function<S> {
         let mut described = false;
         let (engine, kind) = loop {
             let cfg = &*cfg_now;
-            let mut attributor = Attributor::new(&cfg.topology, cfg.format.clone());
-            if let Some(n) = &names {
-                attributor = attributor.with_resolver(n.inventory());
-            }
-            if let Some(r) = &self.ranges {
-                attributor = attributor.with_ranges(r, cfg.region.as_deref());
-            }
-            attributor = attributor.with_remote_prefixes(cfg.remote_prefixes);
+            let attributor = self.attributor(cfg, names.as_ref().map(|n| n.inventory()));
             let mut engine = attributor.results();
             let kind = {
                 let mut reader = lock(&self.scratch);

@@ -259,7 +259,6 @@ pub fn results_key(prefix: &str, hour: i64, gateway: &str, digest: &str) -> Stri
 
 /// Reads `o`'s body into `engine` as text (gzip or plain) or Parquet.
 async fn read_into(
-    s3: &S3,
     o: &ObjectRef,
     body: &mut natmeter_ec2::s3::Body,
     attributor: &Attributor<'_>,
@@ -310,7 +309,6 @@ async fn read_into(
                 .map_err(|e| failed(o, ResultCode::PermanentFailure, e))?,
         }
     }
-    let _ = s3;
     match spill {
         None => text
             .finish(&origin, fallback_time, &mut ingest)
@@ -474,18 +472,11 @@ impl<S: Sender> Function<S> {
             ),
             None => None,
         };
-        let mut attributor = Attributor::new(&cfg.topology, cfg.format.clone());
-        if let Some(n) = &names {
-            attributor = attributor.with_resolver(n.inventory());
-        }
-        if let Some(r) = &self.ranges {
-            attributor = attributor.with_ranges(r, cfg.region.as_deref());
-        }
-        attributor = attributor.with_remote_prefixes(cfg.remote_prefixes);
+        let attributor = self.attributor(&cfg, names.as_ref().map(|n| n.inventory()));
         let mut engine = attributor.results();
         let fallback = key_time(&o.key).unwrap_or(inv.now);
         let started = std::time::Instant::now();
-        let size = read_into(s3, o, body, &attributor, &mut engine, fallback)
+        let size = read_into(o, body, &attributor, &mut engine, fallback)
             .await
             .map_err(|f| (f, none()))?;
         let r = engine.records();
