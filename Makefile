@@ -19,23 +19,39 @@ help:
 	@echo "make fuzz      cargo-fuzz targets (FUZZ_SECONDS each, default 60)"
 	@echo "make load      1,000 events through the real bootstrap against LocalStack"
 
+# One compilation serves the lint and the tests. `cargo clippy` is `cargo check` with clippy-driver
+# as the compiler of the workspace's crates (RUSTC_WORKSPACE_WRAPPER) and its `-- -D warnings` in
+# CLIPPY_ARGS; the same two variables on `cargo build` lint the workspace while building it, so
+# the dependencies compile once (built) instead of twice (checked for clippy, then built). Every
+# cargo command of `make test` sets them alike, so none rebuilds what another built
+# (docs/testing.md §1). `make lint` is the plain `cargo clippy`, for use on its own.
+CLIPPY_DRIVER := $(shell rustc --print sysroot 2>/dev/null)/bin/clippy-driver
+LINTED := RUSTC_WORKSPACE_WRAPPER=$(CLIPPY_DRIVER) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+
 build:
-	$(CARGO) build --workspace --all-targets
+	$(LINTED) $(CARGO) build --workspace --all-targets
 
 demo:
 	$(CARGO) build -p natmeter-cli
 	$(NATMETER) report --nat-gateways @$(SAMPLE)/nat-gateways.json \
 	    --log-format "$$(cat $(SAMPLE)/log-format.txt)" --region us-east-1 $(SAMPLE)/events
 
-# The Python environments (LocalStack, moto, checkov, cargo-lambda) install in the background
-# while cargo builds: on a fresh clone that is minutes of downloads off the critical path.
+# Off the critical path, in the background: the Python environments (LocalStack, moto, checkov:
+# minutes of downloads on a fresh clone) while cargo builds, and the packaged x86_64 bootstrap
+# (a release build with fat LTO, ~8 minutes on 2 cores) at the lowest priority, on the CPU the
+# debug build, the tests and the emulators leave idle. Its log: target/test-package-build.log.
 test:
 	@mkdir -p target; set -e; \
-	( tests/e2e/run.sh --setup-only && tests/infra/run.sh --setup-only && $(MAKE) -s $(LAMBDA_VENV)/.stamp ) \
-	    > target/test-setup.log 2>&1 & setup=$$!; \
-	$(MAKE) lint test-rust || { wait $$setup || true; exit 1; }; \
-	wait $$setup || { echo "make test: installing the test environments failed:"; cat target/test-setup.log; exit 1; }; \
-	$(MAKE) test-infra test-e2e test-package
+	( tests/e2e/run.sh --setup-only && tests/infra/run.sh --setup-only ) > target/test-setup.log 2>&1 & setup=$$!; \
+	( $(MAKE) -s $(LAMBDA_VENV)/.stamp && nice -n 19 $(MAKE) -s package-x86_64 ) \
+	    > target/test-package-build.log 2>&1 & package=$$!; \
+	stop() { wait $$setup || true; wait $$package || true; exit 1; }; \
+	$(CARGO) fmt --all -- --check || stop; \
+	$(MAKE) test-rust || stop; \
+	wait $$setup || { echo "make test: installing the test environments failed:"; cat target/test-setup.log; wait $$package || true; exit 1; }; \
+	$(MAKE) test-infra test-e2e || stop; \
+	wait $$package || { echo "make test: building the package failed:"; tail -50 target/test-package-build.log; exit 1; }; \
+	$(MAKE) test-package
 	@echo "make test: all passed"
 
 lint:
@@ -43,7 +59,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test-rust: build
-	$(CARGO) test --workspace
+	$(LINTED) $(CARGO) test --workspace
 
 test-infra: build
 	NATMETER_BIN=$(CURDIR)/$(NATMETER) tests/infra/run.sh

@@ -13,7 +13,9 @@
 //!   `extractedFields` a space-delimited subscription filter adds; a ~1 MB non-NAT batch;
 //! - whole process (`natmeter report` as a child): a whole-VPC corpus (1 MB batches, 37% of the
 //!   bytes in non-NAT batches) and a NAT-heavy corpus (2,000 sources, many minutes, ~83 KB
-//!   batches, 80% of the bytes in NAT batches), as a directory and as one JSON-lines file;
+//!   batches, 80% of the bytes in NAT batches), as a directory and as one JSON-lines file; each
+//!   corpus also in process, its events from memory on one thread, which splits the gap to the
+//!   1 MB batch into the corpus's shape and the process's own costs;
 //! - whole process, one thread: the NAT-heavy corpus's NAT records as plain flow-log lines in
 //!   the 19-field format of `infra/examples/complete`;
 //! - in process, one thread: S3 delivery's objects of the NAT batch's records (a ~4 MB gzip text
@@ -444,11 +446,20 @@ fn corpus_rows(
         .map(|e| floor_once(e.json.as_bytes(), &mut decoder, &mut buf) as u64)
         .sum();
     let python = python_secs(a, dir, &files, 1)?;
+    let mut rows = vec![Row {
+        name: format!("{name}, in process (its events from memory)"),
+        threads: 1,
+        decoded,
+        nat_decoded,
+        records,
+        natmeter: in_process_corpus(sim, events, records, name)?,
+        floor: parallel_floor(&bodies, 1)?,
+        python: None,
+    }];
     let mut counts = vec![1];
     if threads > 1 {
         counts.push(threads);
     }
-    let mut rows = Vec::new();
     for &t in &counts {
         let floor = parallel_floor(&bodies, t)?;
         let natmeter = report_secs(
@@ -493,6 +504,40 @@ fn corpus_rows(
         });
     }
     Ok(rows)
+}
+
+/// A corpus's events ingested in process, in order, on one thread, into one set of results
+/// (as one worker of `natmeter report` does, without the files, the splitting, the merge and
+/// the report): median seconds of three runs. Against the whole-process row it separates what
+/// the process costs from what the corpus's shape (batch size, minutes, sources) costs.
+fn in_process_corpus(
+    sim: &Simulation,
+    events: &[&SimEvent],
+    records: u64,
+    name: &str,
+) -> anyhow::Result<f64> {
+    let topo = sim.topology();
+    let attributor = Attributor::new(&topo, sim.format());
+    let mut reader = Reader::default();
+    let mut read = 0;
+    let secs = median_of_three(|| {
+        let mut engine = attributor.results();
+        for e in events {
+            let input = Input::Event {
+                bytes: e.json.as_bytes(),
+                origin: "bench",
+            };
+            // A batch the engine refuses reads nothing, and the count below says so.
+            let _ = attributor.ingest(input, &mut reader, &mut engine);
+        }
+        read = std::hint::black_box(&engine).records().read;
+        Ok(())
+    })?;
+    anyhow::ensure!(
+        read == records,
+        "{name}, in process: the engine read {read} records, expected {records}"
+    );
+    Ok(secs)
 }
 
 /// The 19-field format of `infra/examples/complete`.
@@ -1128,7 +1173,11 @@ fn print_tables(
     println!();
     println!(
         "MB = 10^6 decoded payload bytes. The first three rows run in process, warm, on one thread \
-         (`Attributor::ingest` of a Lambda event; {ROUNDS} interleaved rounds over {}s per case, the fastest kept). The corpus rows are whole processes: \
+         (`Attributor::ingest` of a Lambda event; {ROUNDS} interleaved rounds over {}s per case, the fastest kept). A corpus's \
+         \"in process\" row ingests its events from memory, in order, on one thread, into one set of results \
+         (median of 3 runs): against it, the corpus's whole-process rows show what the process adds \
+         (files, splitting, merging, the report), and against the first row what the corpus's shape costs \
+         (batch size, minutes, sources). The other corpus rows are whole processes: \
          `natmeter report --threads N` over the event files (median of 3 runs), against the floor \
          (base64 + inflate + borrowed serde_json of the same events, in memory) on the same N \
          threads and the Python handler (`bench/handler.py`, one thread, so only on 1-thread rows). \
