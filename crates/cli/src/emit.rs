@@ -51,10 +51,27 @@ pub fn run(a: EmitArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let cfg = a.engine.settings_with(&extra)?;
-    let Some(engine) = crate::run_inputs(&a.inputs, &cfg, None, None, None, cfg.remote_prefixes)
+    let Some(ran) = crate::run_inputs(&a.inputs, &cfg, None, None, None, cfg.remote_prefixes)
     else {
         return Ok(ExitCode::from(1));
     };
+    // A report's bytes went to CloudWatch when it was made, or are history CloudWatch no longer
+    // takes (docs/s3.md §4): emit sends what flow records say, never a report's sums. Like any
+    // file emit cannot read, a document is named and left out, and the rest is published.
+    for d in &ran.documents {
+        eprintln!(
+            "natmeter: {}: a natmeter.report/v1 document: `natmeter emit` publishes the metrics of flow records, not of reports (`natmeter report` merges them); left out",
+            d.name
+        );
+    }
+    if ran.flow_inputs == 0 {
+        eprintln!(
+            "natmeter: no flow-log input to publish ({} report documents given)",
+            ran.documents.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let engine = ran.engine;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

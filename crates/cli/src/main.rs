@@ -313,7 +313,16 @@ pub(crate) fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Runs the engine over inputs, printing per-file errors; `None` when nothing could be read.
+/// What [`run_inputs`] read: the engine's results over the flow-log inputs, the report documents
+/// among the inputs (in order), and how many inputs were not documents.
+pub(crate) struct Ran {
+    pub engine: natmeter_core::engine::Results,
+    pub documents: Vec<input::Document>,
+    pub flow_inputs: usize,
+}
+
+/// Runs the engine over inputs, printing per-file errors; `None` when none of the inputs that are
+/// not report documents could be read (and there were some).
 pub(crate) fn run_inputs(
     inputs: &[PathBuf],
     cfg: &settings::Settings,
@@ -321,7 +330,7 @@ pub(crate) fn run_inputs(
     resolver: Option<&dyn natmeter_core::identity::Resolver>,
     ranges: Option<&natmeter_core::ipranges::IpRanges>,
     remote_prefixes: bool,
-) -> Option<natmeter_core::engine::Results> {
+) -> Option<Ran> {
     let files = input::expand(inputs);
     let threads =
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -346,22 +355,29 @@ pub(crate) fn run_inputs(
         attributor = attributor.with_ranges(r, cfg.region.as_deref());
     }
     attributor = attributor.with_remote_prefixes(remote_prefixes);
-    let (engine, errors, readable) = input::process_all(&files, &attributor, now(), threads, &tick);
+    let p = input::process_all(&files, &attributor, now(), threads, &tick);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    for e in &errors {
+    for e in &p.errors {
         eprintln!("natmeter: {e}");
     }
-    if readable == 0 {
-        eprintln!("natmeter: no input could be read ({} given)", files.len());
+    let flow_inputs = files.len() - p.documents.len();
+    if p.readable == 0 && (flow_inputs > 0 || p.documents.is_empty()) {
+        eprintln!("natmeter: no input could be read ({flow_inputs} given)");
         return None;
     }
-    Some(engine)
+    Some(Ran {
+        engine: p.results,
+        documents: p.documents,
+        flow_inputs,
+    })
 }
 
 /// The inputs that are `natmeter.report/v1` documents (the function's results objects, or a
-/// saved `--output json`), read and parsed, and the rest (docs/s3.md §4).
+/// saved `--output json`), read and parsed, and the rest (docs/s3.md §4). Only for when there
+/// are no settings (or no inventory for `--by`): every input is opened once more for this, and
+/// otherwise the workers recognise documents as they read them.
 fn report_documents(inputs: &[PathBuf]) -> anyhow::Result<(Vec<Report>, Vec<PathBuf>)> {
     let mut reports = Vec::new();
     let mut rest = Vec::new();
@@ -383,23 +399,29 @@ fn report_documents(inputs: &[PathBuf]) -> anyhow::Result<(Vec<Report>, Vec<Path
     Ok((reports, rest))
 }
 
+/// Results objects alone: their gateways and prices are in them, no settings needed.
+fn print_documents(a: &ReportArgs, documents: Vec<Report>) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "natmeter: {} report documents (results objects) merged",
+        documents.len()
+    );
+    let report = natmeter_core::merge::merge(documents)
+        .map_err(anyhow::Error::msg)?
+        .context("no report documents")?;
+    print_report(a, &report)
+}
+
 fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
-    let (documents, inputs) = report_documents(&a.inputs)?;
-    if !documents.is_empty() {
-        eprintln!(
-            "natmeter: {} report documents (results objects) merged",
-            documents.len()
-        );
+    let settings = a.engine.settings();
+    let no_inventory_for_by = a.inventory.is_empty() && a.by.is_some_and(|b| b != By::Ip);
+    if settings.is_err() || no_inventory_for_by {
+        // What results objects alone need neither: only then is every input looked at first.
+        let (documents, rest) = report_documents(&a.inputs)?;
+        if rest.is_empty() && !documents.is_empty() {
+            return print_documents(&a, documents);
+        }
     }
-    if inputs.is_empty() && !documents.is_empty() {
-        // Results objects alone: their gateways and prices are in them, no settings needed.
-        let Some(report) = natmeter_core::merge::merge(documents).map_err(anyhow::Error::msg)?
-        else {
-            unreachable!("documents is not empty")
-        };
-        return print_report(&a, &report);
-    }
-    let cfg = a.engine.settings()?;
+    let cfg = settings?;
     let ranges = match &a.ip_ranges {
         None => None,
         Some(p) => {
@@ -442,16 +464,30 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let resolver = loaded
         .as_ref()
         .map(|l| &l.inventory as &dyn natmeter_core::identity::Resolver);
-    let Some(engine) = run_inputs(
-        &inputs,
+    let Some(Ran {
+        engine,
+        documents,
+        flow_inputs,
+    }) = run_inputs(
+        &a.inputs,
         &cfg,
         a.threads,
         resolver,
         ranges.as_ref(),
         a.remote_prefixes,
-    ) else {
+    )
+    else {
         return Ok(ExitCode::from(1));
     };
+    // A report document that does not parse fails the run (docs/s3.md §4).
+    let documents = documents
+        .into_iter()
+        .map(|d| d.report)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    if flow_inputs == 0 {
+        return print_documents(&a, documents);
+    }
     let report = match loaded {
         Some(_) => Report::build_named(&engine, &cfg.topology, cfg.price_per_gb),
         None => Report::build(&engine, &cfg.topology, cfg.price_per_gb),
@@ -459,6 +495,10 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let report = if documents.is_empty() {
         report
     } else {
+        eprintln!(
+            "natmeter: {} report documents (results objects) merged",
+            documents.len()
+        );
         let mut all = vec![report];
         all.extend(documents);
         natmeter_core::merge::merge(all)

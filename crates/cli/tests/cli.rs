@@ -1202,3 +1202,79 @@ fn remote_prefixes_and_top_destinations_per_row() {
     let plain = report_named(&sim, &["--by", "workload"], &[&audit]);
     assert!(!String::from_utf8_lossy(&plain.stdout).contains(" to: "));
 }
+
+/// `natmeter report` over report documents (docs/s3.md §4): documents alone need no settings,
+/// documents and flow-log inputs together are merged (the workers find the documents as they
+/// read), and a document that does not parse fails the run, naming its file. Either way the
+/// merge of the halves' reports is the report of the whole, as the simulator's truth says.
+#[test]
+fn report_documents_merge_alone_or_with_flow_inputs() {
+    let sim = simulate(&["--seed", "17", "--pods", "40", "--minutes", "6"]);
+    let dir = sim.root.parent().unwrap().to_path_buf();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(sim.root.join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let (first, second) = files.split_at(files.len() / 2);
+    let half = |name: &str, part: &[PathBuf]| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in part {
+            std::fs::copy(f, d.join(f.file_name().unwrap())).unwrap();
+        }
+        d
+    };
+    let (a, b) = (half("a", first), half("b", second));
+    let format = std::fs::read_to_string(sim.root.join("log-format.txt")).unwrap();
+    let gateways = format!("@{}", sim.root.join("nat-gateways.json").display());
+    let run = |settings: bool, inputs: &[&Path]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["report", "--output", "json"]);
+        if settings {
+            cmd.args(["--nat-gateways", &gateways, "--log-format", &format]);
+        }
+        cmd.args(inputs)
+            .env_remove("AWS_REGION")
+            .env_remove("NATMETER_NAT_GATEWAYS")
+            .output()
+            .unwrap()
+    };
+    let document = |name: &str, input: &Path| {
+        let out = run(true, &[input]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let path = dir.join(name);
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    };
+    let (doc_a, doc_b) = (document("a.json", &a), document("b.json", &b));
+
+    let alone = run(false, &[&doc_a, &doc_b]);
+    assert!(alone.status.success(), "{}", stderr(&alone));
+    assert!(
+        stderr(&alone).contains("2 report documents"),
+        "{}",
+        stderr(&alone)
+    );
+    assert_matches_truth(&alone, &sim);
+
+    let mixed = run(true, &[&doc_a, &b]);
+    assert!(mixed.status.success(), "{}", stderr(&mixed));
+    assert!(
+        stderr(&mixed).contains("1 report documents"),
+        "{}",
+        stderr(&mixed)
+    );
+    assert_matches_truth(&mixed, &sim);
+
+    let broken = dir.join("broken.json");
+    let bytes = std::fs::read(&doc_b).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let out = run(true, &[&a, &broken]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("broken.json") && err.contains("natmeter.report/v1"),
+        "{err}"
+    );
+}
