@@ -1278,3 +1278,52 @@ fn report_documents_merge_alone_or_with_flow_inputs() {
         "{err}"
     );
 }
+
+/// `natmeter emit` over flow events and a report document: the document is named and left out
+/// (a report's sums are never published), the events are published (EMF on stdout, no network);
+/// a document alone is nothing to publish (exit 1).
+#[test]
+fn emit_leaves_report_documents_out_naming_them() {
+    let sim = simulate(&["--seed", "23", "--pods", "20", "--minutes", "3"]);
+    let format = std::fs::read_to_string(sim.root.join("log-format.txt")).unwrap();
+    let gateways = format!("@{}", sim.root.join("nat-gateways.json").display());
+    let events = sim.root.join("events");
+    let settings = ["--nat-gateways", &gateways, "--log-format", &format];
+    let out = Command::new(BIN)
+        .args(["report", "--output", "json"])
+        .args(settings)
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = sim.root.parent().unwrap().join("report.json");
+    std::fs::write(&doc, &out.stdout).unwrap();
+    let emit = |inputs: &[&Path]| {
+        Command::new(BIN)
+            .args(["emit", "--sink", "emf", "--namespace", "Test"])
+            .args(settings)
+            .args(inputs)
+            .env_remove("NATMETER_EMF_NAMESPACE")
+            .output()
+            .unwrap()
+    };
+    let both = emit(&[&events, &doc]);
+    assert!(both.status.success(), "{}", stderr(&both));
+    assert!(
+        stderr(&both).contains("report.json: a natmeter.report/v1 document")
+            && stderr(&both).contains("left out"),
+        "{}",
+        stderr(&both)
+    );
+    assert!(
+        String::from_utf8_lossy(&both.stdout).contains("\"_aws\""),
+        "EMF lines for the events"
+    );
+    let alone = emit(&[&doc]);
+    assert_eq!(alone.status.code(), Some(1), "{}", stderr(&alone));
+    assert!(
+        stderr(&alone).contains("no flow-log input to publish"),
+        "{}",
+        stderr(&alone)
+    );
+}
