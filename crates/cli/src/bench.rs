@@ -446,6 +446,8 @@ fn corpus_rows(
         .map(|e| floor_once(e.json.as_bytes(), &mut decoder, &mut buf) as u64)
         .sum();
     let python = python_secs(a, dir, &files, 1)?;
+    // The one-thread floor serves the in-process row and the one-thread whole-process row.
+    let floor_1 = parallel_floor(&bodies, 1)?;
     let mut rows = vec![Row {
         name: format!("{name}, in process (its events from memory)"),
         threads: 1,
@@ -453,7 +455,7 @@ fn corpus_rows(
         nat_decoded,
         records,
         natmeter: in_process_corpus(sim, events, records, name)?,
-        floor: parallel_floor(&bodies, 1)?,
+        floor: floor_1,
         python: None,
     }];
     let mut counts = vec![1];
@@ -461,7 +463,11 @@ fn corpus_rows(
         counts.push(threads);
     }
     for &t in &counts {
-        let floor = parallel_floor(&bodies, t)?;
+        let floor = if t == 1 {
+            floor_1
+        } else {
+            parallel_floor(&bodies, t)?
+        };
         let natmeter = report_secs(
             sim,
             dir,

@@ -399,16 +399,20 @@ fn report_documents(inputs: &[PathBuf]) -> anyhow::Result<(Vec<Report>, Vec<Path
     Ok((reports, rest))
 }
 
-/// Results objects alone: their gateways and prices are in them, no settings needed.
-fn print_documents(a: &ReportArgs, documents: Vec<Report>) -> anyhow::Result<ExitCode> {
+/// The report built from the flow-log inputs (`None` when there were none: results objects
+/// alone carry their gateways and prices, no settings needed) with the report documents summed
+/// into it (docs/s3.md §4).
+fn merged(built: Option<Report>, documents: Vec<Report>) -> anyhow::Result<Report> {
+    if documents.is_empty() {
+        return built.context("no input to report on");
+    }
     eprintln!(
         "natmeter: {} report documents (results objects) merged",
         documents.len()
     );
-    let report = natmeter_core::merge::merge(documents)
+    natmeter_core::merge::merge(built.into_iter().chain(documents).collect())
         .map_err(anyhow::Error::msg)?
-        .context("no report documents")?;
-    print_report(a, &report)
+        .context("no report documents")
 }
 
 fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -418,7 +422,7 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         // What results objects alone need neither: only then is every input looked at first.
         let (documents, rest) = report_documents(&a.inputs)?;
         if rest.is_empty() && !documents.is_empty() {
-            return print_documents(&a, documents);
+            return print_report(&a, &merged(None, documents)?);
         }
     }
     let cfg = settings?;
@@ -485,27 +489,11 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         .map(|d| d.report)
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    if flow_inputs == 0 {
-        return print_documents(&a, documents);
-    }
-    let report = match loaded {
+    let built = (flow_inputs > 0).then(|| match loaded {
         Some(_) => Report::build_named(&engine, &cfg.topology, cfg.price_per_gb),
         None => Report::build(&engine, &cfg.topology, cfg.price_per_gb),
-    };
-    let report = if documents.is_empty() {
-        report
-    } else {
-        eprintln!(
-            "natmeter: {} report documents (results objects) merged",
-            documents.len()
-        );
-        let mut all = vec![report];
-        all.extend(documents);
-        natmeter_core::merge::merge(all)
-            .map_err(anyhow::Error::msg)?
-            .expect("at least one report")
-    };
-    print_report(&a, &report)
+    });
+    print_report(&a, &merged(built, documents)?)
 }
 
 fn print_report(a: &ReportArgs, report: &Report) -> anyhow::Result<ExitCode> {

@@ -1249,23 +1249,16 @@ fn report_documents_merge_alone_or_with_flow_inputs() {
     };
     let (doc_a, doc_b) = (document("a.json", &a), document("b.json", &b));
 
-    let alone = run(false, &[&doc_a, &doc_b]);
-    assert!(alone.status.success(), "{}", stderr(&alone));
-    assert!(
-        stderr(&alone).contains("2 report documents"),
-        "{}",
-        stderr(&alone)
-    );
-    assert_matches_truth(&alone, &sim);
-
-    let mixed = run(true, &[&doc_a, &b]);
-    assert!(mixed.status.success(), "{}", stderr(&mixed));
-    assert!(
-        stderr(&mixed).contains("1 report documents"),
-        "{}",
-        stderr(&mixed)
-    );
-    assert_matches_truth(&mixed, &sim);
+    // Documents alone, without settings; a document with the other half's events, with them.
+    for (settings, inputs, said) in [
+        (false, [&doc_a, &doc_b], "2 report documents"),
+        (true, [&doc_a, &b], "1 report documents"),
+    ] {
+        let out = run(settings, &inputs.map(PathBuf::as_path));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+        assert_matches_truth(&out, &sim);
+    }
 
     let broken = dir.join("broken.json");
     let bytes = std::fs::read(&doc_b).unwrap();
