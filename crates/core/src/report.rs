@@ -247,10 +247,10 @@ impl Acc {
 }
 
 /// Destinations by bytes, then name (interned names are distinct, so the order is total).
-fn by_bytes(ledger: &Ledger, m: Vec<(u16, u64)>) -> Vec<DestinationBytes> {
+fn by_bytes(ledger: &Ledger, m: &[(u16, u64)]) -> Vec<DestinationBytes> {
     let mut v: Vec<_> = m
-        .into_iter()
-        .map(|(d, bytes)| DestinationBytes {
+        .iter()
+        .map(|&(d, bytes)| DestinationBytes {
             destination: ledger.destination(d).to_string(),
             region: ledger.destination_region(d).map(str::to_string),
             remote: ledger.destination_prefix(d).map(|p| p.to_string()),
@@ -322,14 +322,22 @@ fn named_row(mut row: SourceRow, who: &Identity) -> SourceRow {
 }
 
 /// Sources summed by workload, and the identity totals.
+/// The sources with ledger entries, by id.
+fn seen(sources: &[Option<Acc>]) -> impl Iterator<Item = (SourceId, &Acc)> {
+    sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| Some((SourceId::from_raw(i as u32), a.as_ref()?)))
+}
+
 fn workloads(
     ledger: &Ledger,
-    sources: &FxHashMap<SourceId, Acc>,
+    sources: &[Option<Acc>],
     price_per_gb_usd: f64,
 ) -> (Vec<WorkloadRow>, IdentityTotals) {
     let mut by: FxHashMap<WorkloadKey<'_>, (u64, u64, Vec<&str>)> = FxHashMap::default();
     let mut totals = IdentityTotals::default();
-    for (&id, a) in sources {
+    for (id, a) in seen(sources) {
         let who = ledger.source(id);
         totals.add(who, a.bytes());
         // Without a name (no inventory behind this source), the address stands as unresolved.
@@ -395,9 +403,10 @@ impl Report {
     ) -> Report {
         let ledger = results.ledger();
         let mut total = Acc::default();
-        // Hashed, not ordered: the rows are sorted below by a total order (bytes, then the
-        // source's distinct text).
-        let mut sources: FxHashMap<SourceId, Acc> = FxHashMap::default();
+        // By the source's interned index (dense), not hashed: the rows are sorted below by a
+        // total order (bytes, then the source's distinct text).
+        let mut sources: Vec<Option<Acc>> = Vec::new();
+        sources.resize_with(ledger.sources_len(), || None);
         let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
         // Each source's AZ, looked up once per source (not per ledger entry).
         let mut crosses_az = ledger.crosses_az(topo);
@@ -417,7 +426,7 @@ impl Report {
             total.add(k.direction, t.bytes, t.packets);
             total.add_destination(k.destination, t.bytes);
             let crossing = crosses_az(&k);
-            let s = sources.entry(k.source).or_default();
+            let s = sources[k.source.index()].get_or_insert_with(Acc::default);
             s.add(k.direction, t.bytes, t.packets);
             s.add_destination(k.destination, t.bytes);
             if crossing {
@@ -442,8 +451,7 @@ impl Report {
         } else {
             (None, None)
         };
-        let mut sources: Vec<(SourceRow, &Identity)> = sources
-            .into_iter()
+        let mut sources: Vec<(SourceRow, &Identity)> = seen(&sources)
             .map(|(src, a)| {
                 let who = ledger.source(src);
                 let row = SourceRow {
@@ -458,9 +466,9 @@ impl Report {
                     bytes: a.bytes(),
                     packets: a.packets,
                     cost_usd: cost(a.bytes(), price_per_gb_usd),
-                    cross_az_bytes: cross(&a),
-                    cross_az_cost_usd: cross_cost(&a),
-                    destinations: by_bytes(ledger, a.destinations),
+                    cross_az_bytes: cross(a),
+                    cross_az_cost_usd: cross_cost(a),
+                    destinations: by_bytes(ledger, &a.destinations),
                 };
                 (named_row(row, who), who)
             })
@@ -509,7 +517,7 @@ impl Report {
             workloads,
             identity,
             nat_gateways,
-            destinations: by_bytes(ledger, std::mem::take(&mut total.destinations)),
+            destinations: by_bytes(ledger, &total.destinations),
             diagnostics: diagnostics(results, topo),
         }
     }

@@ -78,32 +78,45 @@ pub fn count_newlines(b: &[u8]) -> u64 {
 /// document is not parsed again. Anything else goes through serde_json one document at a time
 /// (a stream restarted at a document boundary reads the same documents as one stream).
 pub fn split_json(body: &[u8], offset: usize) -> (Vec<Doc>, Option<String>) {
-    let raw_doc = |v: &RawValue| {
-        let start = v.get().as_ptr() as usize - body.as_ptr() as usize + offset;
-        Doc {
-            span: start..start + v.get().len(),
-            data: None,
-        }
-    };
-    if body[0] == b'[' {
+    if body.first() == Some(&b'[') {
         return match serde_json::from_slice::<Vec<&RawValue>>(body) {
-            Ok(v) => (v.into_iter().map(raw_doc).collect(), None),
+            Ok(v) => (
+                v.into_iter().map(|v| raw_doc(body, offset, v)).collect(),
+                None,
+            ),
             Err(e) => (Vec::new(), Some(format!("not valid JSON: {e}"))),
         };
     }
     let mut docs = Vec::new();
+    let error = split_stream(body, offset, |d| docs.push(d));
+    (docs, error)
+}
+
+/// A document serde_json found in `body`, as a span of the file.
+fn raw_doc(body: &[u8], offset: usize, v: &RawValue) -> Doc {
+    let start = v.get().as_ptr() as usize - body.as_ptr() as usize + offset;
+    Doc {
+        span: start..start + v.get().len(),
+        data: None,
+    }
+}
+
+/// [`split_json`] of a body that is not an array (a stream of documents: JSON lines), handing
+/// each document to `each` as soon as it is found, so that a big file's first documents can be
+/// processed while the rest is still being split. Returns the error that ended the stream.
+pub fn split_stream(body: &[u8], offset: usize, mut each: impl FnMut(Doc)) -> Option<String> {
     let mut p = 0;
     loop {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = body.get(p) {
             p += 1;
         }
         if p == body.len() {
-            return (docs, None);
+            return None;
         }
         let line_end = find_newline(&body[p..]).map_or(body.len(), |n| p + n);
         if let Some(data) = envelope_data(&body[p..line_end]) {
             let d = data.as_ptr() as usize - body.as_ptr() as usize;
-            docs.push(Doc {
+            each(Doc {
                 span: p + offset..line_end + offset,
                 data: Some(d + offset..d + data.len() + offset),
             });
@@ -113,11 +126,11 @@ pub fn split_json(body: &[u8], offset: usize) -> (Vec<Doc>, Option<String>) {
         let mut stream = serde_json::Deserializer::from_slice(&body[p..]).into_iter::<&RawValue>();
         match stream.next() {
             Some(Ok(v)) => {
-                docs.push(raw_doc(v));
+                each(raw_doc(body, offset, v));
                 p += stream.byte_offset();
             }
-            Some(Err(_)) => return (docs, Some(stream_error(body))),
-            None => return (docs, None),
+            Some(Err(_)) => return Some(stream_error(body)),
+            None => return None,
         }
     }
 }
