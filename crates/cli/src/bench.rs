@@ -299,20 +299,14 @@ struct ReportRecords {
     read: u64,
 }
 
-/// `natmeter report` as a child process: the median wall time of three runs on `threads`,
-/// after checking that it read `records` records and found the simulation's NAT bytes (a fast
-/// wrong answer must not make a row).
-fn report_secs(
-    sim: &Simulation,
+/// `natmeter report --output json` as a child process over `input` on `threads`.
+fn report_cmd(
     dir: &Path,
     log_format: &str,
     input: &Path,
     threads: usize,
-    records: u64,
-    check_bytes: bool,
-) -> anyhow::Result<f64> {
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
+) -> anyhow::Result<Command> {
+    let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("report")
         .arg("--output")
         .arg("json")
@@ -323,12 +317,18 @@ fn report_secs(
         .arg("--log-format")
         .arg(log_format)
         .arg(input);
-    let mut last = None;
-    let secs = median_of_three(|| {
-        last = Some(run_ok(&mut cmd, "natmeter report")?);
-        Ok(())
-    })?;
-    let out = last.context("no run")?;
+    Ok(cmd)
+}
+
+/// Checks that a `natmeter report` child read `records` records and, with `check_bytes`, found
+/// the simulation's NAT bytes: a fast wrong answer must not make a row.
+fn check_report(
+    sim: &Simulation,
+    input: &Path,
+    out: &std::process::Output,
+    records: u64,
+    check_bytes: bool,
+) -> anyhow::Result<()> {
     let r: ReportCheck = serde_json::from_slice(&out.stdout).context("natmeter report's JSON")?;
     anyhow::ensure!(
         r.records.read == records,
@@ -345,7 +345,63 @@ fn report_secs(
             sim.truth.totals.bytes
         );
     }
-    Ok(secs)
+    Ok(())
+}
+
+/// `natmeter report` as a child process: the median wall time of three runs on `threads`,
+/// each checked ([`check_report`]).
+fn report_secs(
+    sim: &Simulation,
+    dir: &Path,
+    log_format: &str,
+    input: &Path,
+    threads: usize,
+    records: u64,
+    check_bytes: bool,
+) -> anyhow::Result<f64> {
+    let mut cmd = report_cmd(dir, log_format, input, threads)?;
+    median_of_three(|| {
+        check_report(
+            sim,
+            input,
+            &run_ok(&mut cmd, "natmeter report")?,
+            records,
+            check_bytes,
+        )
+    })
+}
+
+/// Runs of each input in [`report_pair_secs`].
+const PAIR_RUNS: usize = 5;
+
+/// `natmeter report` over two inputs of the same records on `threads`, alternately, each run
+/// checked: the median wall time of each. Two rows measured one after the other compare the
+/// machine's speed at two moments as much as the inputs (the 1 MB batch ran at 600 and at 815
+/// MB/s in two runs of the same binary on one day); alternated, both meet the same moments.
+fn report_pair_secs(
+    sim: &Simulation,
+    dir: &Path,
+    inputs: [&Path; 2],
+    threads: usize,
+    records: u64,
+) -> anyhow::Result<[f64; 2]> {
+    let mut cmds = [
+        report_cmd(dir, &sim.log_format, inputs[0], threads)?,
+        report_cmd(dir, &sim.log_format, inputs[1], threads)?,
+    ];
+    let mut secs: [Vec<f64>; 2] = Default::default();
+    for _ in 0..PAIR_RUNS {
+        for ((cmd, input), times) in cmds.iter_mut().zip(inputs).zip(&mut secs) {
+            let start = Instant::now();
+            let out = run_ok(cmd, "natmeter report")?;
+            times.push(start.elapsed().as_secs_f64());
+            check_report(sim, input, &out, records, true)?;
+        }
+    }
+    Ok(secs.map(|mut s| {
+        s.sort_by(f64::total_cmp);
+        s[PAIR_RUNS / 2]
+    }))
 }
 
 /// One in-process case: a batch and the simulation it came from.
@@ -462,21 +518,32 @@ fn corpus_rows(
     if threads > 1 {
         counts.push(threads);
     }
+    // The same events as one JSON-lines file: one unit of work for `natmeter report`, measured
+    // against the directory on the same threads, alternately (`report_pair_secs`).
+    let events_dir = dir.join("events");
+    let jsonl_path = dir.join("events.jsonl");
+    if jsonl {
+        let mut all = Vec::with_capacity(bodies.iter().map(|b| b.len() + 1).sum());
+        for b in &bodies {
+            all.extend_from_slice(b);
+            all.push(b'\n');
+        }
+        write_synced(&jsonl_path, &all)?;
+    }
+    let mut jsonl_secs = None;
     for &t in &counts {
         let floor = if t == 1 {
             floor_1
         } else {
             parallel_floor(&bodies, t)?
         };
-        let natmeter = report_secs(
-            sim,
-            dir,
-            &sim.log_format,
-            &dir.join("events"),
-            t,
-            records,
-            true,
-        )?;
+        let natmeter = if jsonl && t == threads {
+            let [d, j] = report_pair_secs(sim, dir, [&events_dir, &jsonl_path], t, records)?;
+            jsonl_secs = Some(j);
+            d
+        } else {
+            report_secs(sim, dir, &sim.log_format, &events_dir, t, records, true)?
+        };
         rows.push(Row {
             name: format!("{name}, {} files", files.len()),
             threads: t,
@@ -488,16 +555,7 @@ fn corpus_rows(
             python: (t == 1).then_some(python),
         });
     }
-    if jsonl {
-        // The same events as one JSON-lines file: one unit of work for `natmeter report`.
-        let path = dir.join("events.jsonl");
-        let mut all = Vec::with_capacity(bodies.iter().map(|b| b.len() + 1).sum());
-        for b in &bodies {
-            all.extend_from_slice(b);
-            all.push(b'\n');
-        }
-        write_synced(&path, &all)?;
-        let natmeter = report_secs(sim, dir, &sim.log_format, &path, threads, records, true)?;
+    if let Some(natmeter) = jsonl_secs {
         rows.push(Row {
             name: format!("{name}, one JSON-lines file"),
             threads,
@@ -1184,7 +1242,8 @@ fn print_tables(
          (median of 3 runs): against it, the corpus's whole-process rows show what the process adds \
          (files, splitting, merging, the report), and against the first row what the corpus's shape costs \
          (batch size, minutes, sources). The other corpus rows are whole processes: \
-         `natmeter report --threads N` over the event files (median of 3 runs), against the floor \
+         `natmeter report --threads N` over the event files (median of 3 runs; the JSON-lines row and \
+         the directory row on its threads alternate, {PAIR_RUNS} runs each, medians), against the floor \
          (base64 + inflate + borrowed serde_json of the same events, in memory) on the same N \
          threads and the Python handler (`bench/handler.py`, one thread, so only on 1-thread rows). \
          Records read count the log events of NAT batches only: natmeter skips a non-NAT batch from \

@@ -558,9 +558,8 @@ fn read_file(path: &Path, mut bytes: Vec<u8>, split: Split) -> Result<Opened, Ve
             }));
         }
         // JSON, gzip, or no line end in the first chunk: the whole file, as always. `File`'s
-        // own `read_to_end` asks for the size and reserves the rest at once: grown by doubling,
-        // a 19 MB file was copied 28 MB more and faulted in 32 MB of fresh pages, serially,
-        // before any thread could start on it.
+        // own `read_to_end` asks for the size (two system calls, once per big file) and
+        // reserves the rest at once, rather than growing the buffer step by step.
         file.read_to_end(&mut bytes).map_err(cannot)?;
     }
     // Recognised by its first bytes as written (a gzip file is never one): what `natmeter
@@ -854,8 +853,8 @@ fn work_file(w: &mut Worker<'_>, shared: &Shared<'_>, f: usize, on_done: &(dyn F
 
 /// Splits a stream of JSON documents into runs exactly as [`runs`] cuts a file's documents,
 /// queueing each run as soon as it is cut, so that the other workers start on a big JSON-lines
-/// file while this one is still splitting it (split whole first, its 19 MB were 40 ms with one
-/// thread busy). Only the first run waits: whether origins read `file[i]` depends on the file
+/// file while this one is still splitting it (split whole first, the bench's 19 MB file kept one
+/// thread busy for about 40 ms while the other waited). Only the first run waits: whether origins read `file[i]` depends on the file
 /// having more than one document, known at the second.
 fn json_stream(shared: &Shared<'_>, f: usize, content: Content, on_done: &(dyn Fn() + Sync)) {
     let content = Arc::new(content);
