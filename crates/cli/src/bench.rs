@@ -93,14 +93,19 @@ fn time_per_run(min: Duration, mut f: impl FnMut()) -> f64 {
 /// The median wall time of three runs: one run is a fraction of a second, so a single scheduler
 /// hiccup would otherwise be the result.
 fn median_of_three(mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
-    let mut runs = [0.0; 3];
-    for r in &mut runs {
+    let mut runs = Vec::with_capacity(3);
+    for _ in 0..3 {
         let start = Instant::now();
         f()?;
-        *r = start.elapsed().as_secs_f64();
+        runs.push(start.elapsed().as_secs_f64());
     }
+    Ok(median(runs))
+}
+
+/// The middle of an odd number of times.
+fn median(mut runs: Vec<f64>) -> f64 {
     runs.sort_by(f64::total_cmp);
-    Ok(runs[1])
+    runs[runs.len() / 2]
 }
 
 /// The floor: what any handler must do to see the records. Returns the number of log events.
@@ -396,10 +401,7 @@ fn report_pair_secs(
             check_report(sim, input, &out, records, true)?;
         }
     }
-    Ok(secs.map(|mut s| {
-        s.sort_by(f64::total_cmp);
-        s[PAIR_RUNS / 2]
-    }))
+    Ok(secs.map(median))
 }
 
 /// One in-process case: a batch and the simulation it came from.

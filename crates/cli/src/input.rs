@@ -121,8 +121,8 @@ enum Kind {
         /// More than one document: origins are then `file[i]`.
         many: bool,
     },
-    /// A stream of JSON documents (JSON lines) bigger than a run, split as its runs are
-    /// processed ([`json_stream`]): its runs carry their own documents.
+    /// JSON bigger than a run (JSON lines, or an array), split as its runs are processed
+    /// ([`json_stream`]): its runs carry their own documents.
     JsonStream,
     Text {
         /// The S3 header's format, when the file has one.
@@ -590,9 +590,7 @@ fn read_file(path: &Path, mut bytes: Vec<u8>, split: Split) -> Result<Opened, Ve
             return Err(vec![format!("{name}: empty file: expected Lambda events, a CloudWatch Logs payload or flow-log lines")]);
         }
         // Split as its runs are processed, so that the other threads start on its first runs.
-        Shape::Json if body[0] != b'[' && body.len() > split.json_bytes => {
-            (Kind::JsonStream, start..bytes.len())
-        }
+        Shape::Json if body.len() > split.json_bytes => (Kind::JsonStream, start..bytes.len()),
         Shape::Json => {
             let (docs, error) = split_json(body, start);
             if let Some(e) = error {
@@ -661,22 +659,9 @@ fn stream_start(
 /// Splits a file's work into runs of about `split`'s size; one run when it is small.
 fn runs(c: &Content, split: Split) -> Vec<Run> {
     match &c.kind {
-        Kind::JsonStream => unreachable!("a JSON stream is split by json_stream"),
-        Kind::Json { docs, .. } => {
-            let mut out = Vec::new();
-            let (mut from, mut size) = (0, 0);
-            for (i, d) in docs.iter().enumerate() {
-                size += d.span.len();
-                if size >= split.json_bytes {
-                    out.push(Run::Docs(from..i + 1));
-                    (from, size) = (i + 1, 0);
-                }
-            }
-            if from < docs.len() || out.is_empty() {
-                out.push(Run::Docs(from..docs.len()));
-            }
-            out
-        }
+        Kind::JsonStream => unreachable!("JSON bigger than a run is split by json_stream"),
+        // At most a run's bytes: one run (json_stream cuts the bigger ones).
+        Kind::Json { docs, .. } => vec![Run::Docs(0..docs.len())],
         Kind::Text { first_line, .. } => {
             let mut out = Vec::new();
             let (mut from, mut line) = (c.body.start, *first_line);
@@ -851,11 +836,13 @@ fn work_file(w: &mut Worker<'_>, shared: &Shared<'_>, f: usize, on_done: &(dyn F
     shared.prepared(jobs);
 }
 
-/// Splits a stream of JSON documents into runs exactly as [`runs`] cuts a file's documents,
-/// queueing each run as soon as it is cut, so that the other workers start on a big JSON-lines
-/// file while this one is still splitting it (split whole first, the bench's 19 MB file kept one
-/// thread busy for about 40 ms while the other waited). Only the first run waits: whether origins read `file[i]` depends on the file
-/// having more than one document, known at the second.
+/// Cuts a JSON file bigger than a run into runs of about `json_bytes` of its documents (a run
+/// ends at the document that takes it to the size), queueing each run as soon as it is cut, so
+/// that the other workers start on a big JSON-lines file while this one is still splitting it
+/// (split whole first, the bench's 19 MB file kept one thread busy for about 40 ms while the
+/// other waited). An array is parsed whole by serde_json first; its documents are then cut the
+/// same way. Only the first run waits: whether origins read `file[i]` depends on the file having
+/// more than one document, known at the second.
 fn json_stream(shared: &Shared<'_>, f: usize, content: Content, on_done: &(dyn Fn() + Sync)) {
     let content = Arc::new(content);
     let json_bytes = shared.split.json_bytes;
@@ -872,7 +859,7 @@ fn json_stream(shared: &Shared<'_>, f: usize, content: Content, on_done: &(dyn F
     // The first run, cut while it was the file's only document.
     let mut held: Option<Vec<Doc>> = None;
     let body = &content.bytes[content.body.clone()];
-    let error = split_stream(body, content.body.start, |doc| {
+    let mut each = |doc: Doc| {
         seen += 1;
         if seen == 2 {
             if let Some(docs) = held.take() {
@@ -891,12 +878,20 @@ fn json_stream(shared: &Shared<'_>, f: usize, content: Content, on_done: &(dyn F
             }
             (index, first, size) = (index + 1, first + n, 0);
         }
-    });
+    };
+    let error = if body[0] == b'[' {
+        let (docs, error) = split_json(body, content.body.start);
+        docs.into_iter().for_each(&mut each);
+        error
+    } else {
+        split_stream(body, content.body.start, &mut each)
+    };
     let many = seen > 1;
     if let Some(docs) = held {
         queue(0, docs, 0, many);
     }
-    // The last run, or the only one: a file without documents is one empty run, as in `runs`.
+    // The last run, or the only one: a file without documents is one empty run, as a small
+    // file's is.
     if !run.is_empty() || index == 0 {
         queue(index, run, first, many);
     }
@@ -1117,7 +1112,11 @@ mod tests {
         std::fs::write(&one, &big).unwrap();
         let two = dir.path().join("two.jsonl");
         std::fs::write(&two, format!("{big}\n{big}\n")).unwrap();
-        let files = vec![tl, jl, broken, s3, one.clone(), two.clone()];
+        // The events as one JSON array: parsed whole, then cut into runs as a stream's are.
+        let events: Vec<&str> = sim.events.iter().map(|e| e.json.as_str()).collect();
+        let array = dir.path().join("array.json");
+        std::fs::write(&array, format!("[{}]", events.join(",\n"))).unwrap();
+        let files = vec![tl, jl, broken, s3, one.clone(), two.clone(), array];
         let whole = Split {
             json_bytes: usize::MAX,
             text_bytes: usize::MAX,

@@ -367,9 +367,6 @@ impl Ledger {
             .collect();
         for (slot, theirs) in &other.tables {
             let ours = self.table(*slot);
-            // Most of the other's tables are slots this ledger has not seen (each worker reads
-            // its own batches, a minute or two of one gateway each): sized once, not grown.
-            ours.reserve(theirs.len());
             for (c, t) in theirs {
                 let c = c.with(
                     sources[c.source() as usize],

@@ -321,7 +321,6 @@ fn named_row(mut row: SourceRow, who: &Identity) -> SourceRow {
     row
 }
 
-/// Sources summed by workload, and the identity totals.
 /// The sources with ledger entries, by id.
 fn seen(sources: &[Option<Acc>]) -> impl Iterator<Item = (SourceId, &Acc)> {
     sources
@@ -330,6 +329,7 @@ fn seen(sources: &[Option<Acc>]) -> impl Iterator<Item = (SourceId, &Acc)> {
         .filter_map(|(i, a)| Some((SourceId::from_raw(i as u32), a.as_ref()?)))
 }
 
+/// Sources summed by workload, and the identity totals.
 fn workloads(
     ledger: &Ledger,
     sources: &[Option<Acc>],
