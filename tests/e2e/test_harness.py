@@ -4,6 +4,7 @@ LocalStack round trip through the metrics reader."""
 import datetime as dt
 import http.client
 import json
+import os
 import sys
 import threading
 import time
@@ -147,3 +148,28 @@ def test_localstack_round_trip(localstack_instance, cw, namespace):
     assert r.with_window(start, start + 60).value("NatBytes") == 100  # end exclusive
     assert r.with_window(start + 60, start + 120).value("NatBytes") == 80
     assert r.with_window(int(time.time()) - 300, int(time.time()) + 300).value("NatBytes") == 0
+
+
+def test_localstack_keeps_its_metrics_in_its_own_tmpfs_database(localstack_instance, cw, namespace,
+                                                                record_measurement):
+    """LocalStack's CloudWatch commits once per datum to SQLite (localstack_proc._place_metrics_db):
+    the database is this instance's own, on tmpfs when /dev/shm has room, so a 1,000-datum request
+    costs no fsyncs and no run shares or inherits another's file."""
+    db = localstack_instance.metrics_dir / "metrics.db"
+    start = (int(time.time()) - 600) // 60 * 60
+    data = [{"MetricName": "Harness", "Unit": "Count", "Value": 1.0,
+             "Timestamp": dt.datetime.fromtimestamp(start + i % 60, dt.timezone.utc),
+             "Dimensions": [{"Name": "I", "Value": str(i)}]} for i in range(1000)]
+    before = db.stat().st_size if db.exists() else 0
+    t0 = time.monotonic()
+    cw.put_metric_data(Namespace=namespace, MetricData=data)
+    took = time.monotonic() - t0
+    assert db.is_file() and db.stat().st_size > before, f"the datums did not go to {db}"
+    on_tmpfs = localstack_instance._shm_dir is not None
+    assert db.parent.resolve() != Path("/tmp/localstack/state/cloudwatch").resolve(), "the machine-wide default"
+    st = os.statvfs("/dev/shm") if Path("/dev/shm").is_dir() else None
+    if st is not None and os.access("/dev/shm", os.W_OK) and st.f_bavail * st.f_frsize >= 1 << 30:
+        assert on_tmpfs and str(db.resolve()).startswith("/dev/shm/"), \
+            f"/dev/shm has room, yet the database is at {db.resolve()}"
+    record_measurement("localstack_put_1000_datums", {"seconds": round(took, 3), "database": str(db),
+                                                      "on_tmpfs": on_tmpfs})
