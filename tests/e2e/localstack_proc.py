@@ -125,15 +125,11 @@ class LocalStack:
         return self.url
 
     def _place_metrics_db(self, tmp_dir: Path, min_free: int = 256 << 20) -> None:
-        """LocalStack's CloudWatch stores every datum in SQLite ($TMPDIR/localstack/state/cloudwatch/
-        metrics.db), and opens, inserts and commits once per datum: a 1,000-datum PutMetricData is
-        1,000 fsyncs. In one CI run (a slower disk, the background release build of `make test`
-        writing beside it) a request of up to 1,000 datums outlasted an 8 s invocation deadline. A
-        commit takes ~0.1 ms on tmpfs and 0.85 ms on the development machine's disk: the directory
-        is a link into /dev/shm when that has room, else it stays on disk (docs/testing.md §3.1)."""
+        """LocalStack's CloudWatch commits its SQLite file once per datum: a 1,000-datum
+        PutMetricData is 1,000 fsyncs, which outlasted an 8 s deadline on a slow disk in CI. The
+        file's directory is a link into /dev/shm when that has room, else it stays on disk
+        (docs/testing.md §3.1)."""
         cw = tmp_dir / "localstack" / "state" / "cloudwatch"
-        if cw.is_symlink() or cw.exists():  # started before with this workdir
-            return
         cw.parent.mkdir(parents=True, exist_ok=True)
         shm = Path(os.environ.get("NATMETER_E2E_SHM", "/dev/shm"))
         try:
