@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use flowlog::{Field, Format, Record, RecordError};
+use flowlog::{Field, Format, Parser, RecordError};
 use serde::Serialize;
 
 use crate::attribution::{attribute, Capabilities, Context, Outcome, SkipReason};
@@ -439,10 +439,11 @@ impl<'t> Attributor<'t> {
                 ctx.stream_gateway =
                     stream_eni(stream).and_then(|e| self.topology.gateway_by_eni(e));
                 into.batches.read += 1;
+                let mut parser = format.parser();
                 for (index, ev) in events.iter().enumerate() {
                     ctx.fallback_time = ev.timestamp.div_euclid(1000);
                     let at = Location::Event { origin, index };
-                    self.record(format, &ctx, owner, &ev.message, at, into);
+                    self.record(&mut parser, &ctx, owner, &ev.message, at, into);
                 }
                 BatchKind::Data
             }
@@ -452,10 +453,11 @@ impl<'t> Attributor<'t> {
                 fallback_time,
             } => {
                 ctx.fallback_time = fallback_time;
+                let mut parser = format.parser();
                 each_line(text, first_line, |line, rec| {
                     let at = Location::Line { origin, line };
                     match rec {
-                        Ok(rec) => self.record(format, &ctx, owner, rec, at, into),
+                        Ok(rec) => self.record(&mut parser, &ctx, owner, rec, at, into),
                         Err(e) => {
                             into.records.read += 1;
                             into.parse_error(e, at);
@@ -468,12 +470,12 @@ impl<'t> Attributor<'t> {
     }
 
     #[inline]
-    fn record(
+    fn record<'a>(
         &self,
-        format: &Format,
+        parser: &mut Parser<'_, 'a>,
         ctx: &Context<'_>,
         owner: Option<&str>,
-        line: &str,
+        line: &'a str,
         at: Location<'_>,
         into: &mut Results,
     ) {
@@ -481,11 +483,11 @@ impl<'t> Attributor<'t> {
         if !ctx.caps.pkt_addrs {
             into.observed.records_without_pkt += 1;
         }
-        let mut rec = Record::blank(line);
-        if let Err(e) = format.parse_into(line, &mut rec) {
-            return into.parse_error(e, at);
-        }
-        match attribute(&rec, ctx) {
+        let rec = match parser.parse(line) {
+            Ok(rec) => rec,
+            Err(e) => return into.parse_error(e, at),
+        };
+        match attribute(rec, ctx) {
             Ok(Outcome::Counted(t)) => {
                 let mut t = match (self.ranges, t.remote) {
                     (Some(ranges), Some(remote)) => named_by_ranges(t, ranges, remote),

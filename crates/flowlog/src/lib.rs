@@ -13,5 +13,5 @@ mod format;
 mod record;
 
 pub use field::Field;
-pub use format::{Column, Format, FormatError};
+pub use format::{Column, Format, FormatError, Parser};
 pub use record::{Action, FlowDirection, LogStatus, Record, RecordError, RecordErrorKind};

@@ -166,6 +166,13 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// Points the record at another line, its spans unchanged: only for [`crate::Parser`], which
+    /// then writes every span of its format's fields.
+    #[inline(always)]
+    pub(crate) fn set_line(&mut self, line: &'a str) {
+        self.line = line;
+    }
+
     #[inline(always)]
     pub(crate) fn spans_mut(&mut self) -> &mut [Span; Field::COUNT] {
         &mut self.spans

@@ -212,7 +212,11 @@ fn payload<'a>(
 /// the bad ones. A loop calling `f` rather than an iterator: the iterator's state went through
 /// memory around every record (3% more instructions on a text file).
 #[inline]
-pub fn each_line(text: &[u8], first_line: u64, mut f: impl FnMut(u64, Result<&str, RecordError>)) {
+pub fn each_line<'t>(
+    text: &'t [u8],
+    first_line: u64,
+    mut f: impl FnMut(u64, Result<&'t str, RecordError>),
+) {
     if let Ok(text) = std::str::from_utf8(text) {
         let (mut at, mut n) = (0, first_line);
         loop {

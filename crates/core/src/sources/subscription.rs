@@ -11,7 +11,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::gzip::{gzip_error, gzip_header_len, inflate_members};
+use super::gzip::{gzip_error, gzip_header_len, inflate_members, Inflater};
 pub use super::payload::{DecodeError, LogEvent, MessageType, Payload};
 
 /// Largest decoded payload accepted. CloudWatch Logs batches are at most ~1 MB of log events
@@ -56,7 +56,7 @@ pub fn event_data_serde(event: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
 pub struct Decoder {
     max: usize,
     compressed: Vec<u8>,
-    inflate: flate2::Decompress,
+    inflate: Inflater,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -78,7 +78,7 @@ impl Decoder {
         Decoder {
             max: max_decoded_bytes,
             compressed: Vec::new(),
-            inflate: flate2::Decompress::new(false),
+            inflate: Inflater::default(),
         }
     }
 
@@ -119,9 +119,9 @@ impl Decoder {
             .is_ok()
         {
             gzip_header_len(&self.compressed).ok().map(|header| {
-                self.inflate.reset(false);
+                self.inflate.zlib.reset(false);
                 let (stream, consumed, end) =
-                    Self::head_of(&mut self.inflate, &self.compressed[header..], out);
+                    Self::head_of(&mut self.inflate.zlib, &self.compressed[header..], out);
                 (stream, header + consumed, end)
             })
         } else {
@@ -236,14 +236,17 @@ impl Decoder {
         input = &input[gzip_header_len(input).ok()?..];
         let mut head = [0u8; WANT];
         let mut filled = 0;
-        self.inflate.reset(false);
+        self.inflate.zlib.reset(false);
         while filled < WANT {
-            let (before_in, before_out) = (self.inflate.total_in(), self.inflate.total_out());
-            let status =
-                self.inflate
-                    .decompress(input, &mut head[filled..], flate2::FlushDecompress::None);
-            let consumed = (self.inflate.total_in() - before_in) as usize;
-            let produced = (self.inflate.total_out() - before_out) as usize;
+            let (before_in, before_out) =
+                (self.inflate.zlib.total_in(), self.inflate.zlib.total_out());
+            let status = self.inflate.zlib.decompress(
+                input,
+                &mut head[filled..],
+                flate2::FlushDecompress::None,
+            );
+            let consumed = (self.inflate.zlib.total_in() - before_in) as usize;
+            let produced = (self.inflate.zlib.total_out() - before_out) as usize;
             input = &input[consumed..];
             filled += produced;
             match status {
