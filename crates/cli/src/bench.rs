@@ -26,7 +26,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -76,6 +76,55 @@ struct Row {
     floor: f64,
     /// The Python handler is single-threaded: compared on one-thread rows only.
     python: Option<f64>,
+}
+
+/// The first case, the baseline of every "per thread" figure.
+const NAT_BATCH: &str = "1 MB NAT-ENI batch";
+
+/// The name of the [`NAT_BATCH`] row measured on `threads` threads at once.
+fn nat_batch_on(threads: usize) -> String {
+    format!("{NAT_BATCH}, on {threads} threads at once")
+}
+
+/// Seconds per run of `f` on each of `threads` threads at once, over about `slice`: every
+/// thread builds its own `f` (its own engine and buffers), runs it once to warm up, and then
+/// all start together at a barrier and stop at one flag. This is the per-thread rate a
+/// whole-process row on as many threads is compared with: on a shared machine two threads
+/// do not each run as fast as one alone (memory bandwidth, turbo, the neighbours' load).
+fn time_on_threads<F: FnMut()>(
+    threads: usize,
+    slice: Duration,
+    make: impl Fn() -> F + Sync,
+) -> f64 {
+    let stop = AtomicBool::new(false);
+    let start = std::sync::Barrier::new(threads + 1);
+    let (runs, wall) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut f = make();
+                    f();
+                    start.wait();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        f();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        start.wait();
+        let t = Instant::now();
+        std::thread::sleep(slice);
+        stop.store(true, Ordering::Relaxed);
+        let runs: u64 = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .sum();
+        (runs, t.elapsed().as_secs_f64())
+    });
+    wall * threads as f64 / runs.max(1) as f64
 }
 
 /// Runs `f` repeatedly for at least `min`, returning seconds per run.
@@ -418,14 +467,21 @@ struct InProcess<'s> {
 /// loads, and their ratio would measure the load.
 const ROUNDS: u32 = 5;
 
-fn in_process_rows(a: &BenchArgs, cases: &[InProcess<'_>]) -> anyhow::Result<Vec<Row>> {
+/// The in-process cases, one thread each, and the first (the [`NAT_BATCH`]) also on `threads`
+/// threads at once when that is more than one, in the same rounds.
+fn in_process_rows(
+    a: &BenchArgs,
+    cases: &[InProcess<'_>],
+    threads: usize,
+) -> anyhow::Result<Vec<Row>> {
     let slice = Duration::from_secs_f64(a.seconds / f64::from(ROUNDS));
     let topos: Vec<_> = cases.iter().map(|c| c.sim.topology()).collect();
     let mut best = vec![(f64::INFINITY, f64::INFINITY); cases.len()];
+    let mut best_on_threads = (f64::INFINITY, f64::INFINITY);
     let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
     let mut reader = Reader::default();
     for _ in 0..ROUNDS {
-        for ((c, topo), best) in cases.iter().zip(&topos).zip(&mut best) {
+        for (i, ((c, topo), best)) in cases.iter().zip(&topos).zip(&mut best).enumerate() {
             let bytes = c.event.json.as_bytes();
             let floor = time_per_run(slice, || {
                 std::hint::black_box(floor_once(bytes, &mut decoder, &mut buf));
@@ -441,6 +497,31 @@ fn in_process_rows(a: &BenchArgs, cases: &[InProcess<'_>]) -> anyhow::Result<Vec
                 let _ = std::hint::black_box(attributor.ingest(input, &mut reader, &mut engine));
             });
             *best = (best.0.min(floor), best.1.min(natmeter));
+            if i == 0 && threads > 1 {
+                let floor = time_on_threads(threads, slice, || {
+                    let (mut decoder, mut buf) = (Decoder::default(), Vec::new());
+                    move || {
+                        std::hint::black_box(floor_once(bytes, &mut decoder, &mut buf));
+                    }
+                });
+                let attributor = &attributor;
+                let natmeter = time_on_threads(threads, slice, || {
+                    let (mut engine, mut reader) = (attributor.results(), Reader::default());
+                    move || {
+                        attributor.reset(&mut engine);
+                        let input = Input::Event {
+                            bytes,
+                            origin: "bench",
+                        };
+                        let r = attributor.ingest(input, &mut reader, &mut engine);
+                        let _ = std::hint::black_box(r);
+                    }
+                });
+                best_on_threads = (
+                    best_on_threads.0.min(floor),
+                    best_on_threads.1.min(natmeter),
+                );
+            }
         }
     }
     let mut rows = Vec::new();
@@ -477,6 +558,23 @@ fn in_process_rows(a: &BenchArgs, cases: &[InProcess<'_>]) -> anyhow::Result<Vec
             floor,
             python: Some(python),
         });
+        if rows.len() == 1 && threads > 1 {
+            // One batch per thread, all at once: its MB/s is the threads' sum, and its per-thread
+            // figure is the baseline of the rows on as many threads.
+            let (floor, natmeter) = best_on_threads;
+            let first = &rows[0];
+            let row = Row {
+                name: nat_batch_on(threads),
+                threads,
+                decoded: first.decoded * threads,
+                nat_decoded: first.nat_decoded * threads,
+                records: first.records * threads as u64,
+                natmeter,
+                floor,
+                python: None,
+            };
+            rows.push(row);
+        }
     }
     Ok(rows)
 }
@@ -773,7 +871,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         &a,
         &[
             InProcess {
-                name: "1 MB NAT-ENI batch",
+                name: NAT_BATCH,
                 sim: &nat_sim,
                 event: nat_event,
                 dir: a.dir.join("nat"),
@@ -791,6 +889,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 dir: a.dir.join("non-nat"),
             },
         ],
+        threads,
     )?;
 
     // Whole-VPC corpus: ~0.4 MB of decoded events per simulated minute at 600 pods.
@@ -1185,15 +1284,22 @@ fn print_tables(
         command.join(" "),
         env!("CARGO_PKG_VERSION")
     );
-    // Every natmeter figure per thread is compared with the in-process NAT batch's.
-    let nat_batch = rows
-        .first()
-        .map_or(f64::NAN, |r| r.nat_decoded as f64 / 1e6 / r.natmeter);
+    // Every natmeter figure per thread is compared with the in-process NAT batch's on as many
+    // threads (the first row's on one).
+    let per_thread = |r: &Row| r.nat_decoded as f64 / 1e6 / r.natmeter / r.threads as f64;
+    let nat_batch = |threads: usize| {
+        rows.iter()
+            .find(|r| {
+                (threads == 1 && r.name == NAT_BATCH && r.threads == 1)
+                    || (threads > 1 && r.name == nat_batch_on(threads))
+            })
+            .map_or(f64::NAN, per_thread)
+    };
     println!("| case | threads | decoded MB | in NAT batches | records read | natmeter MB/s | M records/s | floor MB/s | vs floor | NAT MB/s per thread | vs NAT batch | Python MB/s | vs Python |");
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in rows {
         let mb = r.decoded as f64 / 1e6;
-        let nat_per_thread = r.nat_decoded as f64 / 1e6 / r.natmeter / r.threads as f64;
+        let nat_per_thread = per_thread(r);
         let (py, vs_py) = match r.python {
             Some(p) => (format!("{:.1}", mb / p), format!("{:.1}x", p / r.natmeter)),
             None => ("".into(), "".into()),
@@ -1201,7 +1307,7 @@ fn print_tables(
         let per_thread = if r.nat_decoded > 0 {
             (
                 format!("{nat_per_thread:.0}"),
-                format!("{:.2}x", nat_per_thread / nat_batch),
+                format!("{:.2}x", nat_per_thread / nat_batch(r.threads)),
             )
         } else {
             ("".into(), "".into())
@@ -1237,8 +1343,9 @@ fn print_tables(
     );
     println!();
     println!(
-        "MB = 10^6 decoded payload bytes. The first three rows run in process, warm, on one thread \
-         (`Attributor::ingest` of a Lambda event; {ROUNDS} interleaved rounds over {}s per case, the fastest kept). A corpus's \
+        "MB = 10^6 decoded payload bytes. The first rows run in process, warm, on one thread but for \
+         the one on N threads at once (`Attributor::ingest` of a Lambda event; {ROUNDS} interleaved \
+         rounds over {}s per case, the fastest kept). A corpus's \
          \"in process\" row ingests its events from memory, in order, on one thread, into one set of results \
          (median of 3 runs): against it, the corpus's whole-process rows show what the process adds \
          (files, splitting, merging, the report), and against the first row what the corpus's shape costs \
@@ -1249,7 +1356,10 @@ fn print_tables(
          threads and the Python handler (`bench/handler.py`, one thread, so only on 1-thread rows). \
          Records read count the log events of NAT batches only: natmeter skips a non-NAT batch from \
          its first kilobyte. NAT MB/s per thread counts the NAT batches' bytes alone, and vs NAT batch \
-         compares it with the first row. The NAT-heavy corpus's median batch is {heavy_median_kb:.0} KB. \
+         compares it with the 1 MB NAT batch's on as many threads: the first row's on one, and on \
+         N the row \"on N threads at once\" (N threads each ingesting the batch into results of \
+         their own, started together, in the same rounds as the first rows; its MB/s is theirs \
+         summed, its floor the same N threads decoding the batch). The NAT-heavy corpus's median batch is {heavy_median_kb:.0} KB. \
          The text row is `natmeter report --threads 1` over one file of plain flow-log lines; its \
          baseline splits each line on whitespace and parses its four addresses as `IpAddr`, in memory, \
          one thread.",
