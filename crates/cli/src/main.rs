@@ -319,6 +319,8 @@ pub(crate) struct Ran {
     pub engine: natmeter_core::engine::Results,
     pub documents: Vec<input::Document>,
     pub flow_inputs: usize,
+    /// The threads the inputs were read on (`--threads`, or every core).
+    pub threads: usize,
 }
 
 /// Runs the engine over inputs, printing per-file errors; `None` when none of the inputs that are
@@ -371,6 +373,7 @@ pub(crate) fn run_inputs(
         engine: p.results,
         documents: p.documents,
         flow_inputs,
+        threads,
     })
 }
 
@@ -472,6 +475,7 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         engine,
         documents,
         flow_inputs,
+        threads,
     }) = run_inputs(
         &a.inputs,
         &cfg,
@@ -489,9 +493,9 @@ fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         .map(|d| d.report)
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let built = (flow_inputs > 0).then(|| match loaded {
-        Some(_) => Report::build_named(&engine, &cfg.topology, cfg.price_per_gb),
-        None => Report::build(&engine, &cfg.topology, cfg.price_per_gb),
+    let built = (flow_inputs > 0).then(|| {
+        let named = loaded.is_some();
+        Report::build_on(&engine, &cfg.topology, cfg.price_per_gb, named, threads)
     });
     print_report(&a, &merged(built, documents)?)
 }

@@ -187,7 +187,13 @@ impl Results {
 
     /// Folds another run's results into these (same attributor), e.g. from another thread.
     pub fn merge(&mut self, other: &Results) {
-        self.ledger.merge(&other.ledger);
+        self.merge_on(other, 1);
+    }
+
+    /// [`Results::merge`], the ledgers merged on up to `threads` threads
+    /// ([`crate::ledger::Ledger::merge_on`]).
+    pub fn merge_on(&mut self, other: &Results, threads: usize) {
+        self.ledger.merge_on(&other.ledger, threads);
         if self.home_region.is_none() {
             self.home_region.clone_from(&other.home_region);
         }

@@ -247,6 +247,87 @@ impl Acc {
 }
 
 /// Destinations by bytes, then name (interned names are distinct, so the order is total).
+impl Acc {
+    /// Adds another part's sums for the same key.
+    fn merge(&mut self, o: &Acc) {
+        self.outbound = self.outbound.saturating_add(o.outbound);
+        self.inbound = self.inbound.saturating_add(o.inbound);
+        self.packets = self.packets.saturating_add(o.packets);
+        self.cross_az = self.cross_az.saturating_add(o.cross_az);
+        for &(d, bytes) in &o.destinations {
+            self.add_destination(d, bytes);
+        }
+    }
+}
+
+/// The ledger's entries (or a part of them) summed: in all, per source (by interned index,
+/// dense), per gateway, and the bytes a gateway endpoint would avoid.
+struct Sums {
+    total: Acc,
+    sources: Vec<Option<Acc>>,
+    gateways: Vec<Acc>,
+    avoidable: u64,
+}
+
+impl Sums {
+    fn of(
+        ledger: &Ledger,
+        topo: &Topology,
+        avoidable_dest: Option<&[bool]>,
+        part: Option<crate::ledger::Part<'_>>,
+    ) -> Sums {
+        let mut total = Acc::default();
+        // By the source's interned index (dense), not hashed: the rows are sorted later by a
+        // total order (bytes, then the source's distinct text).
+        let mut sources: Vec<Option<Acc>> = Vec::new();
+        sources.resize_with(ledger.sources_len(), || None);
+        let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
+        // Each source's AZ, looked up once per source (not per ledger entry).
+        let mut crosses_az = ledger.crosses_az(topo);
+        let mut avoidable = 0u64;
+        for (k, t) in part.into_iter().flat_map(|p| p.iter()) {
+            if avoidable_dest.is_some_and(|a| a[usize::from(k.destination)]) {
+                avoidable = avoidable.saturating_add(t.bytes);
+            }
+            total.add(k.direction, t.bytes, t.packets);
+            total.add_destination(k.destination, t.bytes);
+            let crossing = crosses_az(&k);
+            let s = sources[k.source.index()].get_or_insert_with(Acc::default);
+            s.add(k.direction, t.bytes, t.packets);
+            s.add_destination(k.destination, t.bytes);
+            if crossing {
+                total.cross_az = total.cross_az.saturating_add(t.bytes);
+                s.cross_az = s.cross_az.saturating_add(t.bytes);
+            }
+            if let Some(g) = gateways.get_mut(usize::from(k.gateway)) {
+                g.add(k.direction, t.bytes, t.packets);
+                if crossing {
+                    g.cross_az = g.cross_az.saturating_add(t.bytes);
+                }
+            }
+        }
+        Sums {
+            total,
+            sources,
+            gateways,
+            avoidable,
+        }
+    }
+
+    fn add(&mut self, o: &Sums) {
+        self.total.merge(&o.total);
+        for (a, b) in self.sources.iter_mut().zip(&o.sources) {
+            if let Some(b) = b {
+                a.get_or_insert_with(Acc::default).merge(b);
+            }
+        }
+        for (a, b) in self.gateways.iter_mut().zip(&o.gateways) {
+            a.merge(b);
+        }
+        self.avoidable = self.avoidable.saturating_add(o.avoidable);
+    }
+}
+
 fn by_bytes(ledger: &Ledger, m: &[(u16, u64)]) -> Vec<DestinationBytes> {
     let mut v: Vec<_> = m
         .iter()
@@ -382,17 +463,31 @@ fn workloads(
 impl Report {
     /// The report of sources as the attributor's resolver named them.
     pub fn build(results: &Results, topo: &Topology, price_per_gb_usd: f64) -> Report {
-        Report::build_with(results, topo, price_per_gb_usd, false)
+        Report::build_with(results, topo, price_per_gb_usd, false, 1)
     }
 
     /// The report with `workloads` and `identity` (for runs with an inventory: present even
     /// when no byte was counted).
     pub fn build_named(results: &Results, topo: &Topology, price_per_gb_usd: f64) -> Report {
-        Report::build_with(results, topo, price_per_gb_usd, true)
+        Report::build_with(results, topo, price_per_gb_usd, true, 1)
     }
 
     fn is_home(&self, d: &DestinationBytes) -> bool {
         d.region.is_some() && d.region == self.region
+    }
+
+    /// [`Report::build`] (or, `named`, [`Report::build_named`]) with the ledger's entries
+    /// summed on up to `threads` threads: the same report. Summing them was 7 ms of a 110 ms
+    /// `natmeter report --threads 2`, on one thread after the workers had finished, and it
+    /// grows with minutes x sources, not bytes.
+    pub fn build_on(
+        results: &Results,
+        topo: &Topology,
+        price_per_gb_usd: f64,
+        named: bool,
+        threads: usize,
+    ) -> Report {
+        Report::build_with(results, topo, price_per_gb_usd, named, threads)
     }
 
     fn build_with(
@@ -400,46 +495,40 @@ impl Report {
         topo: &Topology,
         price_per_gb_usd: f64,
         named: bool,
+        threads: usize,
     ) -> Report {
         let ledger = results.ledger();
-        let mut total = Acc::default();
-        // By the source's interned index (dense), not hashed: the rows are sorted below by a
-        // total order (bytes, then the source's distinct text).
-        let mut sources: Vec<Option<Acc>> = Vec::new();
-        sources.resize_with(ledger.sources_len(), || None);
-        let mut gateways: Vec<Acc> = topo.gateways().iter().map(|_| Acc::default()).collect();
-        // Each source's AZ, looked up once per source (not per ledger entry).
-        let mut crosses_az = ledger.crosses_az(topo);
         // With AWS's ranges and the gateways' region (Attributor::with_ranges): the bytes to
         // S3 and DynamoDB there, which gateway endpoints would take off the NAT gateways. S3 in
         // another region is not avoidable: a gateway endpoint serves its own region only.
         let home = results.home_region();
         let avoidable_dest = home.map(|h| ledger.avoidable_in(h));
-        let mut avoidable = 0u64;
-        for (k, t) in ledger.iter() {
-            if avoidable_dest
-                .as_ref()
-                .is_some_and(|a| a[usize::from(k.destination)])
-            {
-                avoidable = avoidable.saturating_add(t.bytes);
-            }
-            total.add(k.direction, t.bytes, t.packets);
-            total.add_destination(k.destination, t.bytes);
-            let crossing = crosses_az(&k);
-            let s = sources[k.source.index()].get_or_insert_with(Acc::default);
-            s.add(k.direction, t.bytes, t.packets);
-            s.add_destination(k.destination, t.bytes);
-            if crossing {
-                total.cross_az = total.cross_az.saturating_add(t.bytes);
-                s.cross_az = s.cross_az.saturating_add(t.bytes);
-            }
-            if let Some(g) = gateways.get_mut(usize::from(k.gateway)) {
-                g.add(k.direction, t.bytes, t.packets);
-                if crossing {
-                    g.cross_az = g.cross_az.saturating_add(t.bytes);
+        let sum = |part| Sums::of(ledger, topo, avoidable_dest.as_deref(), part);
+        let mut parts = ledger.parts(threads);
+        let Sums {
+            total,
+            sources,
+            gateways,
+            avoidable,
+        } = if parts.len() <= 1 {
+            sum(parts.pop())
+        } else {
+            // Sums of disjoint parts, added up: what one walk over the whole ledger gives.
+            std::thread::scope(|s| {
+                let handles: Vec<_> = parts
+                    .into_iter()
+                    .map(|part| s.spawn(move || sum(Some(part))))
+                    .collect();
+                let mut sums = handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                let mut all = sums.next().unwrap_or_else(|| sum(None));
+                for part in sums {
+                    all.add(&part);
                 }
-            }
-        }
+                all
+            })
+        };
         let cross = |a: &Acc| topo.has_subnets().then_some(a.cross_az);
         let cross_cost = |a: &Acc| {
             topo.has_subnets()

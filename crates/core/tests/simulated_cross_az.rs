@@ -10,6 +10,11 @@ use natmeter_core::sources::{Input, Reader};
 use natmeter_core::topology::Topology;
 use natmeter_sim::{simulate, Scope, SimConfig, Simulation, TruthCrossAz};
 use proptest::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The most parts a report's ledger was shared out in (`report`): a test of several threads
+/// means something only when there was more than one.
+static PARTS: AtomicUsize = AtomicUsize::new(0);
 
 fn cost(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64 * INTER_AZ_USD_PER_GB
@@ -28,7 +33,16 @@ fn report(sim: &Simulation) -> Report {
         };
         attributor.ingest(input, &mut reader, &mut engine).unwrap();
     }
-    Report::build(&engine, &topo, sim.truth.price_per_gb_usd)
+    let r = Report::build(&engine, &topo, sim.truth.price_per_gb_usd);
+    // Summed on several threads, the ledger gives the same report, cross-AZ figures included.
+    let one = serde_json::to_value(&r).unwrap();
+    PARTS.fetch_max(engine.ledger().parts(3).len(), Ordering::Relaxed);
+    for threads in [2, 3, 5] {
+        let price = sim.truth.price_per_gb_usd;
+        let on = Report::build_on(&engine, &topo, price, false, threads);
+        assert_eq!(serde_json::to_value(&on).unwrap(), one, "{threads} threads");
+    }
+    r
 }
 
 /// The report's cross-AZ figures equal the truth's; returns the truth.
@@ -111,6 +125,10 @@ fn three_azs_two_gateways_some_bytes_cross() {
             ..SimConfig::default()
         };
         let want = check(&cfg);
+        assert!(
+            PARTS.load(Ordering::Relaxed) > 1,
+            "one part only: nothing shared out"
+        );
         let total = simulate(&cfg).truth.totals.bytes;
         assert!(want.bytes > 0, "no cross-AZ bytes: {cfg:?}");
         assert!(want.bytes < total, "every byte crossed: {cfg:?}");
