@@ -463,13 +463,13 @@ fn workloads(
 impl Report {
     /// The report of sources as the attributor's resolver named them.
     pub fn build(results: &Results, topo: &Topology, price_per_gb_usd: f64) -> Report {
-        Report::build_with(results, topo, price_per_gb_usd, false, 1)
+        Report::build_on(results, topo, price_per_gb_usd, false, 1)
     }
 
     /// The report with `workloads` and `identity` (for runs with an inventory: present even
     /// when no byte was counted).
     pub fn build_named(results: &Results, topo: &Topology, price_per_gb_usd: f64) -> Report {
-        Report::build_with(results, topo, price_per_gb_usd, true, 1)
+        Report::build_on(results, topo, price_per_gb_usd, true, 1)
     }
 
     fn is_home(&self, d: &DestinationBytes) -> bool {
@@ -481,16 +481,6 @@ impl Report {
     /// `natmeter report --threads 2`, on one thread after the workers had finished, and it
     /// grows with minutes x sources, not bytes.
     pub fn build_on(
-        results: &Results,
-        topo: &Topology,
-        price_per_gb_usd: f64,
-        named: bool,
-        threads: usize,
-    ) -> Report {
-        Report::build_with(results, topo, price_per_gb_usd, named, threads)
-    }
-
-    fn build_with(
         results: &Results,
         topo: &Topology,
         price_per_gb_usd: f64,

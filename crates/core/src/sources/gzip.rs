@@ -302,15 +302,21 @@ pub fn gunzip(compressed: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
+/// `data` as one gzip member at `level` (flate2's encoder), for tests.
+#[cfg(test)]
+pub(crate) fn gzip_at(data: &[u8], level: flate2::Compression) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
+        gzip_at(data, flate2::Compression::default())
     }
 
     /// Text that compresses like flow-log lines do (many blocks, varied symbols).

@@ -333,9 +333,7 @@ mod tests {
     use std::io::Write;
 
     fn gz(b: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(b).unwrap();
-        e.finish().unwrap()
+        crate::sources::gzip::gzip_at(b, flate2::Compression::fast())
     }
 
     /// Every handed-over text, concatenated, the line numbers each started at, its format.
