@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use natmeter_core::engine::Attributor;
+use natmeter_core::engine::{Attributor, Results};
 use natmeter_core::sources::object::ObjectText;
 use natmeter_core::sources::subscription::{event_data_serde, Decoder, Payload};
 use natmeter_core::sources::{gzip, Input, Reader, Text};
@@ -89,8 +89,8 @@ fn nat_batch_on(threads: usize) -> String {
 /// Seconds per run of `f` on each of `threads` threads at once, over about `slice`: every
 /// thread builds its own `f` (its own engine and buffers), runs it once to warm up, and then
 /// all start together at a barrier and stop at one flag. This is the per-thread rate a
-/// whole-process row on as many threads is compared with: on a shared machine two threads
-/// do not each run as fast as one alone (memory bandwidth, turbo, the neighbours' load).
+/// whole-process row on as many threads is compared with: two threads need not each run as
+/// fast as one alone (memory bandwidth, turbo, the neighbours' load on a shared machine).
 fn time_on_threads<F: FnMut()>(
     threads: usize,
     slice: Duration,
@@ -487,15 +487,16 @@ fn in_process_rows(
                 std::hint::black_box(floor_once(bytes, &mut decoder, &mut buf));
             });
             let attributor = Attributor::new(topo, c.sim.format());
-            let mut engine = attributor.results();
-            let natmeter = time_per_run(slice, || {
-                attributor.reset(&mut engine);
+            let ingest = |engine: &mut Results, reader: &mut Reader| {
+                attributor.reset(engine);
                 let input = Input::Event {
                     bytes,
                     origin: "bench",
                 };
-                let _ = std::hint::black_box(attributor.ingest(input, &mut reader, &mut engine));
-            });
+                let _ = std::hint::black_box(attributor.ingest(input, reader, engine));
+            };
+            let mut engine = attributor.results();
+            let natmeter = time_per_run(slice, || ingest(&mut engine, &mut reader));
             *best = (best.0.min(floor), best.1.min(natmeter));
             if i == 0 && threads > 1 {
                 let floor = time_on_threads(threads, slice, || {
@@ -504,18 +505,9 @@ fn in_process_rows(
                         std::hint::black_box(floor_once(bytes, &mut decoder, &mut buf));
                     }
                 });
-                let attributor = &attributor;
                 let natmeter = time_on_threads(threads, slice, || {
                     let (mut engine, mut reader) = (attributor.results(), Reader::default());
-                    move || {
-                        attributor.reset(&mut engine);
-                        let input = Input::Event {
-                            bytes,
-                            origin: "bench",
-                        };
-                        let r = attributor.ingest(input, &mut reader, &mut engine);
-                        let _ = std::hint::black_box(r);
-                    }
+                    move || ingest(&mut engine, &mut reader)
                 });
                 best_on_threads = (
                     best_on_threads.0.min(floor),
@@ -1288,11 +1280,12 @@ fn print_tables(
     // threads (the first row's on one).
     let per_thread = |r: &Row| r.nat_decoded as f64 / 1e6 / r.natmeter / r.threads as f64;
     let nat_batch = |threads: usize| {
+        let name = match threads {
+            1 => NAT_BATCH.to_string(),
+            t => nat_batch_on(t),
+        };
         rows.iter()
-            .find(|r| {
-                (threads == 1 && r.name == NAT_BATCH && r.threads == 1)
-                    || (threads > 1 && r.name == nat_batch_on(threads))
-            })
+            .find(|r| r.name == name)
             .map_or(f64::NAN, per_thread)
     };
     println!("| case | threads | decoded MB | in NAT batches | records read | natmeter MB/s | M records/s | floor MB/s | vs floor | NAT MB/s per thread | vs NAT batch | Python MB/s | vs Python |");

@@ -754,7 +754,7 @@ fn process_all_split(
     // Sums first (any order), then everything that depends on order, file by file.
     let mut total = engines.pop().unwrap_or_else(|| attributor.results());
     for e in &engines {
-        total.merge_on(e, threads.max(1));
+        total.merge_on(e, threads);
     }
     // The workers' observations left with their runs: start from a fresh run's (the format's
     // unknown fields), then each run's in input order.

@@ -23,8 +23,8 @@ pub struct Key {
     pub destination: u16,
 }
 
-/// Some of a ledger's slots ([`Ledger::parts`]).
-#[derive(Debug, Clone, Copy)]
+/// Some of a ledger's slots ([`Ledger::parts`]); the default is none.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Part<'a>(&'a [(Slot, Table)]);
 
 impl<'a> Part<'a> {
@@ -389,7 +389,6 @@ impl Ledger {
             .iter()
             .map(|(slot, t)| (self.table_index(*slot), t))
             .collect();
-        pairs.sort_unstable_by_key(|p| p.0);
         let fill = |ours: &mut [(Slot, Table)], base: usize, run: &[(usize, &Table)]| {
             for &(i, theirs) in run {
                 let ours = &mut ours[i - base].1;
@@ -406,6 +405,8 @@ impl Ledger {
         if threads <= 1 || pairs.len() < 2 || entries < 4096 {
             return fill(&mut self.tables, 0, &pairs);
         }
+        // In table order, so that each run's tables are one range of ours.
+        pairs.sort_unstable_by_key(|p| p.0);
         std::thread::scope(|s| {
             let mut rest: &mut [(Slot, Table)] = &mut self.tables;
             let mut base = 0;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::attribution::Direction;
 use crate::engine::{BatchStats, RecordStats, Results};
 use crate::identity::{Identity, SourceId, WorkloadKey};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Part};
 use crate::price::cost;
 use crate::topology::Topology;
 
@@ -241,13 +241,6 @@ impl Acc {
             None => self.destinations.push((destination, bytes)),
         }
     }
-    fn bytes(&self) -> u64 {
-        self.outbound.saturating_add(self.inbound)
-    }
-}
-
-/// Destinations by bytes, then name (interned names are distinct, so the order is total).
-impl Acc {
     /// Adds another part's sums for the same key.
     fn merge(&mut self, o: &Acc) {
         self.outbound = self.outbound.saturating_add(o.outbound);
@@ -257,6 +250,9 @@ impl Acc {
         for &(d, bytes) in &o.destinations {
             self.add_destination(d, bytes);
         }
+    }
+    fn bytes(&self) -> u64 {
+        self.outbound.saturating_add(self.inbound)
     }
 }
 
@@ -274,7 +270,7 @@ impl Sums {
         ledger: &Ledger,
         topo: &Topology,
         avoidable_dest: Option<&[bool]>,
-        part: Option<crate::ledger::Part<'_>>,
+        part: Part<'_>,
     ) -> Sums {
         let mut total = Acc::default();
         // By the source's interned index (dense), not hashed: the rows are sorted later by a
@@ -285,7 +281,7 @@ impl Sums {
         // Each source's AZ, looked up once per source (not per ledger entry).
         let mut crosses_az = ledger.crosses_az(topo);
         let mut avoidable = 0u64;
-        for (k, t) in part.into_iter().flat_map(|p| p.iter()) {
+        for (k, t) in part.iter() {
             if avoidable_dest.is_some_and(|a| a[usize::from(k.destination)]) {
                 avoidable = avoidable.saturating_add(t.bytes);
             }
@@ -314,7 +310,7 @@ impl Sums {
         }
     }
 
-    fn add(&mut self, o: &Sums) {
+    fn add(mut self, o: Sums) -> Sums {
         self.total.merge(&o.total);
         for (a, b) in self.sources.iter_mut().zip(&o.sources) {
             if let Some(b) = b {
@@ -325,9 +321,11 @@ impl Sums {
             a.merge(b);
         }
         self.avoidable = self.avoidable.saturating_add(o.avoidable);
+        self
     }
 }
 
+/// Destinations by bytes, then name (interned names are distinct, so the order is total).
 fn by_bytes(ledger: &Ledger, m: &[(u16, u64)]) -> Vec<DestinationBytes> {
     let mut v: Vec<_> = m
         .iter()
@@ -494,30 +492,27 @@ impl Report {
         let home = results.home_region();
         let avoidable_dest = home.map(|h| ledger.avoidable_in(h));
         let sum = |part| Sums::of(ledger, topo, avoidable_dest.as_deref(), part);
-        let mut parts = ledger.parts(threads);
+        let parts = ledger.parts(threads);
         let Sums {
             total,
             sources,
             gateways,
             avoidable,
-        } = if parts.len() <= 1 {
-            sum(parts.pop())
-        } else {
+        } = match parts[..] {
+            [] => sum(Part::default()),
+            [part] => sum(part),
             // Sums of disjoint parts, added up: what one walk over the whole ledger gives.
-            std::thread::scope(|s| {
+            _ => std::thread::scope(|s| {
                 let handles: Vec<_> = parts
                     .into_iter()
-                    .map(|part| s.spawn(move || sum(Some(part))))
+                    .map(|part| s.spawn(move || sum(part)))
                     .collect();
-                let mut sums = handles
+                handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-                let mut all = sums.next().unwrap_or_else(|| sum(None));
-                for part in sums {
-                    all.add(&part);
-                }
-                all
-            })
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .reduce(Sums::add)
+                    .expect("two parts or more")
+            }),
         };
         let cross = |a: &Acc| topo.has_subnets().then_some(a.cross_az);
         let cross_cost = |a: &Acc| {

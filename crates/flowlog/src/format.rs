@@ -279,10 +279,18 @@ impl Format {
     /// than moved out of the call (profiling showed two copies of it per line otherwise).
     #[inline]
     pub fn parse_into<'a>(&self, line: &'a str, rec: &mut Record<'a>) -> Result<(), RecordError> {
+        *rec = Record::blank(line);
+        self.fill(line, rec)
+    }
+
+    /// `line`'s values into `rec`, whose spans other than this format's fields are blank: the
+    /// tokenizers write only those fields' spans, and all of them when the line parses.
+    #[inline]
+    fn fill<'a>(&self, line: &'a str, rec: &mut Record<'a>) -> Result<(), RecordError> {
         if line.len() > Span::MAX_LINE {
             return Err(RecordError::too_long(line.len()));
         }
-        *rec = Record::blank(line);
+        rec.set_line(line);
         let n = match self.split_fast(line, rec.spans_mut()) {
             Some(n) => n,
             None => self.split_scalar(line, rec.spans_mut()),
@@ -319,18 +327,7 @@ impl<'a> Parser<'_, 'a> {
     /// [`Format::parse_line`], into the parser's record.
     #[inline]
     pub fn parse(&mut self, line: &'a str) -> Result<&Record<'a>, RecordError> {
-        let f = self.format;
-        if line.len() > Span::MAX_LINE {
-            return Err(RecordError::too_long(line.len()));
-        }
-        self.rec.set_line(line);
-        let n = match f.split_fast(line, self.rec.spans_mut()) {
-            Some(n) => n,
-            None => f.split_scalar(line, self.rec.spans_mut()),
-        };
-        if n != f.columns.len() {
-            return Err(RecordError::field_count(f.columns.len(), n));
-        }
+        self.format.fill(line, &mut self.rec)?;
         Ok(&self.rec)
     }
 }

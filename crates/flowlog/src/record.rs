@@ -166,7 +166,7 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Points the record at another line, its spans unchanged: only for [`crate::Parser`], which
+    /// Points the record at another line, its spans unchanged: only for `Format::fill`, which
     /// then writes every span of its format's fields.
     #[inline(always)]
     pub(crate) fn set_line(&mut self, line: &'a str) {

@@ -166,16 +166,15 @@ impl Drop for Whole {
     }
 }
 
-/// Inflates every member into `out`. With `resume`, `(consumed, ended)`, the first member
-/// was started by `Decoder::decode_or_skip`'s head: `out` holds what it inflated from the
-/// first `consumed` compressed bytes (its header included), and `ended` says whether that
-/// was the whole member.
+/// Inflates every member into `out`. With `resume`, `Some(consumed)`, the whole first member
+/// was inflated by `Decoder::decode_or_skip`'s head from the first `consumed` compressed bytes
+/// (its header included) and is what `out` holds: only its trailer is checked.
 pub fn inflate_members(
     inflate: &mut Inflater,
     compressed: &[u8],
     max: usize,
     out: &mut Vec<u8>,
-    mut resume: Option<(usize, bool)>,
+    mut resume: Option<usize>,
 ) -> Result<(), DecodeError> {
     // The trailer's ISIZE is the decoded size (mod 2^32, of the last member): reserve it
     // exactly so the buffer is allocated once. Only a hint: the limit below is what binds.
@@ -185,22 +184,13 @@ pub fn inflate_members(
     let mut rest: &[u8] = compressed;
     loop {
         let start;
-        match resume.take() {
-            // The head was the whole member: it is in `out` already.
-            Some((consumed, true)) => {
-                start = 0;
-                rest = &rest[consumed..];
-            }
-            // A head is a kilobyte of zlib-rs's: libdeflate inflates the member again from its
-            // start, which costs less than streaming the rest through zlib-rs.
-            head => {
-                if head.is_some() {
-                    out.clear();
-                }
-                start = out.len();
-                rest = &rest[gzip_header_len(rest)?..];
-                rest = &rest[whole_member(inflate, rest, max, out)?..];
-            }
+        if let Some(consumed) = resume.take() {
+            start = 0;
+            rest = &rest[consumed..];
+        } else {
+            start = out.len();
+            rest = &rest[gzip_header_len(rest)?..];
+            rest = &rest[whole_member(inflate, rest, max, out)?..];
         }
         if out.len() > max {
             return Err(DecodeError::TooLarge { max });
@@ -239,24 +229,22 @@ fn whole_member(
     let limit = max.saturating_add(1);
     let start = out.len();
     loop {
-        if out.capacity() == out.len() {
-            out.reserve_exact((64 * 1024).min(limit.saturating_sub(out.len())));
-        }
         let room = (out.capacity() - out.len()).min(limit.saturating_sub(out.len()));
-        match inflate.whole.member(rest, out, room) {
-            Ok(Some(consumed)) => return Ok(consumed),
-            Ok(None) if out.len() + room >= limit => return Err(DecodeError::TooLarge { max }),
-            // Not enough room: double it (up to the limit) and inflate the stream again. Only a
-            // member that is not the last (the hint was another's ISIZE) or a lying trailer pays.
-            Ok(None) => {
-                let want = (out.capacity() * 2).max(out.len() + 64 * 1024).min(limit);
-                out.reserve_exact(want - out.len());
-            }
-            Err(()) => {
-                out.truncate(start);
-                return zlib_member(&mut inflate.zlib, rest, max, out);
+        if room > 0 {
+            match inflate.whole.member(rest, out, room) {
+                Ok(Some(consumed)) => return Ok(consumed),
+                Ok(None) if out.len() + room >= limit => return Err(DecodeError::TooLarge { max }),
+                Ok(None) => {}
+                Err(()) => {
+                    out.truncate(start);
+                    return zlib_member(&mut inflate.zlib, rest, max, out);
+                }
             }
         }
+        // Not enough room: double it (up to the limit) and inflate the stream again. Only a
+        // member that is not the last (the hint was another's ISIZE) or a lying trailer pays.
+        let want = (out.capacity() * 2).max(out.len() + 64 * 1024).min(limit);
+        out.reserve_exact(want - out.len());
     }
 }
 

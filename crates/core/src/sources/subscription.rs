@@ -142,17 +142,21 @@ impl Decoder {
             }
         }
         let res = match head {
-            Some((_, consumed, end)) if rest.is_ok() => match end {
-                Ok(ended) => inflate_members(
-                    &mut self.inflate,
-                    &self.compressed,
-                    self.max,
-                    out,
-                    Some((consumed, ended)),
-                ),
-                Err(e) => Err(e),
-            },
-            _ => inflate_members(&mut self.inflate, &self.compressed, self.max, out, None),
+            Some((_, _, Err(e))) if rest.is_ok() => Err(e),
+            // The head was the whole member: only its trailer (and any further member) is left.
+            Some((_, consumed, Ok(true))) if rest.is_ok() => inflate_members(
+                &mut self.inflate,
+                &self.compressed,
+                self.max,
+                out,
+                Some(consumed),
+            ),
+            // Otherwise libdeflate inflates the member from its start, which costs less than
+            // streaming the rest of it through zlib-rs: the head's kilobyte goes.
+            _ => {
+                out.clear();
+                inflate_members(&mut self.inflate, &self.compressed, self.max, out, None)
+            }
         };
         self.release(res.is_err(), out);
         res.map(|()| None)
