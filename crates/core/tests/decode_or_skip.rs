@@ -59,3 +59,90 @@ fn decode_or_skip_is_the_peek_then_decode() {
         }
     }
 }
+
+/// A reader that has stopped peeking (after a run of kept batches) reads every input as one
+/// that peeks at each: kept batches, foreign ones whole or broken past their head, control
+/// messages of a foreign stream and of a kept one, broken kept batches; and it peeks again
+/// after a foreign batch.
+#[test]
+fn a_reader_past_a_run_of_kept_batches_reads_as_one_that_always_peeks() {
+    use flate2::write::GzEncoder;
+    use natmeter_core::sources::{Input, Reader};
+    use std::io::Write as _;
+
+    let sim = natmeter_sim::simulate(&natmeter_sim::SimConfig {
+        pods: 60,
+        max_batch_bytes: 30_000,
+        ..Default::default()
+    });
+    let nat = sim.gateways[0].eni.clone();
+    let foreign = |s: &str| !s.starts_with(nat.as_str());
+    let data = |e: &natmeter_sim::SimEvent| event_data(e.json.as_bytes()).unwrap().into_owned();
+    let (kept, other): (Vec<String>, Vec<String>) = sim
+        .events
+        .iter()
+        .map(data)
+        .partition(|d| !foreign(&Decoder::default().log_stream(d).unwrap()));
+    assert!(
+        kept.len() >= 3 && !other.is_empty(),
+        "{} {}",
+        kept.len(),
+        other.len()
+    );
+    let control = |stream: &str| {
+        let json = format!(
+            r#"{{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"{stream}","subscriptionFilters":[],"logEvents":[{{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination."}}]}}"#
+        );
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(json.as_bytes()).unwrap();
+        STANDARD.encode(gz.finish().unwrap())
+    };
+    let broken = |d: &str, at: usize| {
+        let mut raw = STANDARD.decode(d).unwrap();
+        let at = at.min(raw.len() - 6);
+        raw[at] ^= 0x5a;
+        STANDARD.encode(&raw)
+    };
+    // Each case after a run long enough to stop peeking.
+    let cases = [
+        other[0].clone(),
+        broken(&other[0], 4000),
+        broken(&other[0], 12),
+        control(""),
+        control(&format!("{nat}-all")),
+        broken(&kept[0], 4000),
+        broken(&kept[0], 200),
+        format!(" {}\n", kept[1]),
+        kept[2][..kept[2].len() - 8].to_string(),
+    ];
+    let mut inputs = Vec::new();
+    for case in &cases {
+        inputs.extend(kept.iter().cycle().take(20).cloned());
+        inputs.push(case.clone());
+    }
+    let (mut direct, mut peeking) = (Reader::default(), Reader::default().always_peeking());
+    let (mut skipped_peeks, mut peeks_again) = (0, 0);
+    for (i, d) in inputs.iter().enumerate() {
+        let was_direct = direct.skips_peek();
+        skipped_peeks += usize::from(was_direct);
+        let read = |r: &mut Reader| {
+            let input = Input::Data {
+                data: d,
+                origin: "x",
+            };
+            format!("{:?}", r.read(input, &mut |s| foreign(s)))
+        };
+        let (a, b) = (read(&mut direct), read(&mut peeking));
+        assert_eq!(a, b, "input {i}");
+        assert!(!peeking.skips_peek());
+        if was_direct && a.contains("Foreign") {
+            assert!(
+                !direct.skips_peek(),
+                "input {i}: a foreign batch ends the run"
+            );
+            peeks_again += 1;
+        }
+    }
+    assert!(skipped_peeks >= 9 * 4, "{skipped_peeks}");
+    assert!(peeks_again >= 3, "{peeks_again}");
+}
