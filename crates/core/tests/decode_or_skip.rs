@@ -6,17 +6,25 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use natmeter_core::sources::subscription::{event_data, Decoder};
 
-/// `decode_or_skip` decides, decodes and fails exactly as the peek then `decode` it
-/// replaces, on good batches and on batches corrupted anywhere (base64, deflate, trailer),
-/// before and after the head.
-#[test]
-fn decode_or_skip_is_the_peek_then_decode() {
+/// Small batches of one simulation (several per ENI), and its first NAT ENI: the stream the
+/// tests keep.
+fn simulated() -> (natmeter_sim::Simulation, String) {
     let sim = natmeter_sim::simulate(&natmeter_sim::SimConfig {
         pods: 60,
         max_batch_bytes: 30_000,
         ..Default::default()
     });
-    let foreign = |s: &str| !s.starts_with(sim.gateways[0].eni.as_str());
+    let nat = sim.gateways[0].eni.clone();
+    (sim, nat)
+}
+
+/// `decode_or_skip` decides, decodes and fails exactly as the peek then `decode` it
+/// replaces, on good batches and on batches corrupted anywhere (base64, deflate, trailer),
+/// before and after the head.
+#[test]
+fn decode_or_skip_is_the_peek_then_decode() {
+    let (sim, nat) = simulated();
+    let foreign = |s: &str| !s.starts_with(nat.as_str());
     let mut datas: Vec<String> = Vec::new();
     for e in sim.events.iter().take(12) {
         let data = event_data(e.json.as_bytes()).unwrap().into_owned();
@@ -70,12 +78,7 @@ fn a_reader_past_a_run_of_kept_batches_reads_as_one_that_always_peeks() {
     use natmeter_core::sources::{Input, Reader};
     use std::io::Write as _;
 
-    let sim = natmeter_sim::simulate(&natmeter_sim::SimConfig {
-        pods: 60,
-        max_batch_bytes: 30_000,
-        ..Default::default()
-    });
-    let nat = sim.gateways[0].eni.clone();
+    let (sim, nat) = simulated();
     let foreign = |s: &str| !s.starts_with(nat.as_str());
     let data = |e: &natmeter_sim::SimEvent| event_data(e.json.as_bytes()).unwrap().into_owned();
     let (kept, other): (Vec<String>, Vec<String>) = sim

@@ -181,7 +181,7 @@ impl Reader {
             Input::Event { bytes, origin } => (subscription::event_data(bytes)?, origin),
             Input::Data { data, origin } => (Cow::Borrowed(data), origin),
         };
-        if self.kept >= self.direct_after && self.decoder.decode(&data, &mut self.buf).is_ok() {
+        if self.skips_peek() && self.decoder.decode(&data, &mut self.buf).is_ok() {
             // Decoded whole without the peek. Its result stands only where the peek's path
             // would have decoded the batch whole too: its stream is not foreign (a peek sure of
             // a foreign stream skips the batch, even a control message or one whose rest is
